@@ -1,0 +1,116 @@
+"""Command line: run, demo, check-config and db subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, load_config
+from monitor.logging import configure_logging
+
+
+def _load_or_exit(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(f"{path}: {len(err.problems)} problem(s) in the config:", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(1) from err
+
+
+def serve(config: Config) -> None:
+    """Run the service until SIGINT/SIGTERM: the code path of both `run` and `demo`."""
+    from monitor.app import create_app
+
+    configure_logging(level=config.log.level, fmt=config.log.format, secrets=config.secrets())
+    web.run_app(
+        create_app(config),
+        host=config.http.host,
+        port=config.http.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=10,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`run -c CONFIG`: the service."""
+    serve(_load_or_exit(args.config))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """`check-config -c CONFIG`: validate and list every problem."""
+    config = _load_or_exit(args.config)
+    names = ", ".join(s.name for s in config.sources)
+    print(f"{args.config}: OK ({len(config.sources)} source(s): {names})")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """`db upgrade -c CONFIG`: apply migrations."""
+    from monitor.store import create_engine, upgrade
+
+    config = _load_or_exit(args.config)
+
+    async def run() -> None:
+        engine = create_engine(config.database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`demo [--port N]`: fake platforms + the real service on a generated config."""
+    from monitor.demo import run_demo
+
+    run_demo(port=args.port, workdir=args.workdir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="webcare-monitor",
+        description="Measures how fast brands answer consumers on Facebook pages and forums.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service")
+    run.add_argument("-c", "--config", required=True, help="TOML config file")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run against built-in fake Facebook servers")
+    demo.add_argument("--port", type=int, default=9464, help="HTTP port (default 9464)")
+    demo.add_argument("--workdir", default=None, help="where to write config and database")
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("-c", "--config", required=True)
+    check.set_defaults(func=cmd_check_config)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_up = db_sub.add_parser("upgrade", help="apply migrations")
+    db_up.add_argument("-c", "--config", required=True)
+    db_up.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `webcare-monitor` console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,276 @@
+"""Load and validate the TOML config; ConfigError lists every problem with its key path."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from monitor.durations import parse_duration
+from monitor.sla.calendar import ALWAYS, WeeklyCalendar, WeeklyInterval, parse_hours
+
+DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
+# Keys that may instead be given as `<key>_file` (systemd LoadCredential= friendly).
+SECRET_KEYS = frozenset({"access_token", "app_secret", "verify_token", "api_key", "password"})
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class ConfigError(Exception):
+    """The config is unusable; `problems` holds one "key.path: message" line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Model):
+    """Where the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class LogConfig(_Model):
+    """Log level and format (auto = JSON unless stderr is a terminal)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class CalendarConfig(_Model):
+    """An office calendar: IANA time zone and weekly hours such as "mon-fri 09:00-17:00"."""
+
+    timezone: str = "Europe/Amsterdam"
+    hours: list[str] = Field(default_factory=lambda: ["mon-fri 09:00-17:00"])
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown IANA time zone {value!r}") from err
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_hours(spec)
+        return value
+
+    def build(self, name: str) -> WeeklyCalendar:
+        """Turn the validated settings into a calendar."""
+        intervals: list[WeeklyInterval] = []
+        for spec in self.hours:
+            intervals.extend(parse_hours(spec))
+        return WeeklyCalendar(name=name, timezone=ZoneInfo(self.timezone), intervals=tuple(intervals))
+
+
+class PolicyConfig(_Model):
+    """SLA targets per period and how a reply is matched to an item."""
+
+    office_hours: Seconds = 3600.0
+    after_hours: Seconds = 1800.0
+    warn_at: float = Field(default=0.75, gt=0, lt=1)
+    reply_match: Literal["thread", "direct"] = "thread"
+
+    def target(self, period: str) -> float:
+        """Target in seconds for `office_hours` or `after_hours`."""
+        return self.office_hours if period == "office_hours" else self.after_hours
+
+
+class _SourceCommon(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    brand: str = Field(min_length=1)
+    policy: str = "default"
+    calendar: str = "office"
+    poll_interval: Seconds = 60.0
+    backfill_days: float = Field(default=14, ge=0)
+    active_days: float = Field(default=14, gt=0)
+    ignore_authors: list[str] = Field(default_factory=list)
+    request_timeout: Seconds = 20.0
+
+
+class FacebookPageConfig(_SourceCommon):
+    """A Facebook Page polled through the Graph API."""
+
+    type: Literal["facebook_page"]
+    page_id: str = Field(min_length=1, pattern=r"^[0-9A-Za-z_.-]+$")
+    access_token: SecretStr
+    api_base_url: str = DEFAULT_GRAPH_API
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+SourceConfig = Annotated[FacebookPageConfig, Field(discriminator="type")]
+
+
+class Config(_Model):
+    """The whole validated configuration."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(min_length=1)
+
+    def calendar(self, name: str) -> WeeklyCalendar:
+        """The named calendar; `always` and `office` exist unless overridden."""
+        if name == "always":
+            return ALWAYS
+        return self.calendars.get(name, CalendarConfig()).build(name)
+
+    def policy(self, name: str) -> PolicyConfig:
+        """The named policy; `default` exists unless overridden."""
+        return self.policies.get(name, PolicyConfig())
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so the logger can redact them wherever they appear."""
+        return [s.access_token.get_secret_value() for s in self.sources]
+
+
+def _interpolate(value: Any, path: str, problems: list[str]) -> Any:
+    """Replace ${VAR} in every string; a missing variable is a problem at that path."""
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, _join(path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _read_secret_files(value: Any, path: str, problems: list[str], base: Path) -> Any:
+    """Resolve `<secret>_file` keys into `<secret>` by reading the file."""
+    if isinstance(value, list):
+        return [_read_secret_files(v, f"{path}[{i}]", problems, base) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        secret = key.removesuffix("_file")
+        if key.endswith("_file") and secret in SECRET_KEYS:
+            key_path = _join(path, key)
+            if secret in value:
+                problems.append(f"{key_path}: give either {secret} or {key}, not both")
+                continue
+            file_path = base / str(item)
+            try:
+                out[secret] = file_path.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                problems.append(f"{key_path}: cannot read {file_path}: {err.strerror}")
+            continue
+        out[key] = _read_secret_files(item, _join(path, key), problems, base)
+    return out
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    """('sources', 1, 'facebook_page', 'page_id') -> 'sources[1].page_id'."""
+    path = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif i > 0 and isinstance(loc[i - 1], int) and part in _TAGS:
+            continue  # the discriminator tag pydantic inserts for tagged unions
+        else:
+            path = _join(path, part)
+    return path
+
+
+_TAGS = frozenset({"facebook_page"})
+
+
+def _reference_problems(data: dict[str, Any]) -> Iterator[str]:
+    """Cross-references pydantic cannot see: unknown policy/calendar names, duplicate names."""
+    calendars = set(data.get("calendars", {}) or {}) | {"always", "office"}
+    policies = set(data.get("policies", {}) or {}) | {"default"}
+    seen: dict[str, int] = {}
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return
+    for i, source in enumerate(sources):
+        if not isinstance(source, dict):
+            continue
+        policy = source.get("policy", "default")
+        if isinstance(policy, str) and policy not in policies:
+            yield f"sources[{i}].policy: unknown policy {policy!r} (defined: {sorted(policies)})"
+        calendar = source.get("calendar", "office")
+        if isinstance(calendar, str) and calendar not in calendars:
+            yield f"sources[{i}].calendar: unknown calendar {calendar!r} (defined: {sorted(calendars)})"
+        name = source.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                yield f"sources[{i}].name: duplicate source name {name!r} (also sources[{seen[name]}])"
+            seen.setdefault(name, i)
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate already-parsed TOML data; raise ConfigError with every problem."""
+    problems: list[str] = []
+    data = _interpolate(data, "", problems)
+    data = _read_secret_files(data, "", problems, base_dir or Path.cwd())
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{_loc_to_path(error['loc']) or '(top level)'}: {message}")
+    problems.extend(_reference_problems(data))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, interpolate and validate a TOML config file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read config: {err.strerror}"]) from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError([f"{path}: invalid TOML: {err}"]) from err
+    return parse_config(data, base_dir=path.parent)

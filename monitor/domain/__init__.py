@@ -1,0 +1,23 @@
+"""Frozen domain objects shared by every layer."""
+
+from monitor.domain.models import (
+    Batch,
+    Item,
+    ItemState,
+    Message,
+    Outcome,
+    Period,
+    SourceRef,
+    StoredMessage,
+)
+
+__all__ = [
+    "Batch",
+    "Item",
+    "ItemState",
+    "Message",
+    "Outcome",
+    "Period",
+    "SourceRef",
+    "StoredMessage",
+]

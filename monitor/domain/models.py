@@ -1,0 +1,117 @@
+"""Messages as the platforms give them, and the batches a source returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Period(StrEnum):
+    """Whether an item arrived inside the source's office calendar."""
+
+    OFFICE_HOURS = "office_hours"
+    AFTER_HOURS = "after_hours"
+
+
+class ItemState(StrEnum):
+    """Lifecycle of an item (DESIGN.md section 2)."""
+
+    OPEN = "open"
+    WARNING = "warning"
+    BREACHED = "breached"
+    ANSWERED_IN_TIME = "answered_in_time"
+    ANSWERED_LATE = "answered_late"
+    DISMISSED = "dismissed"
+
+    @property
+    def is_unanswered(self) -> bool:
+        """True while the item still waits for a reply."""
+        return self in (ItemState.OPEN, ItemState.WARNING, ItemState.BREACHED)
+
+
+class Outcome(StrEnum):
+    """Outcome label of an answered item."""
+
+    IN_TIME = "in_time"
+    LATE = "late"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRef:
+    """The labels that identify a configured source."""
+
+    name: str
+    brand: str
+    platform: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """One post or comment, normalised from a platform's wire format."""
+
+    platform_id: str
+    thread_id: str
+    parent_id: str | None
+    author_id: str | None
+    author_name: str | None
+    text: str
+    created_at: datetime  # platform time, timezone-aware UTC
+    # Order inside the thread for messages with equal created_at (1-second resolution).
+    seq: int
+    is_brand: bool
+    hidden: bool = False
+    deleted: bool = False
+    permalink: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """What one fetch returned: messages plus what the source learned about deletions."""
+
+    messages: tuple[Message, ...]
+    # Opaque source state to hand back on the next fetch (e.g. the feed's `since`).
+    cursor: Mapping[str, Any]
+    # Threads whose full message list was fetched: stored messages missing from it were deleted.
+    complete_threads: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Threads the platform says no longer exist.
+    deleted_threads: frozenset[str] = frozenset()
+    # Highest API usage fraction the platform reported (0..1), if any.
+    api_usage_ratio: float | None = None
+    requests: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMessage:
+    """A message as kept in the store, with our own id and detection time."""
+
+    id: int
+    source: str
+    message: Message
+    detected_at: datetime
+    edited: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """A consumer message we measure: its period, deadlines, state and response."""
+
+    message_id: int
+    source: str
+    brand: str
+    thread_id: str
+    created_at: datetime
+    period: Period
+    weekend: bool
+    state: ItemState
+    target_seconds: float
+    warning_at: datetime
+    due_at: datetime
+    dismissed_reason: str | None = None
+    response_message_id: int | None = None
+    responder: str | None = None
+    responded_at: datetime | None = None
+    response_seconds: float | None = None
+    response_sla_seconds: float | None = None

@@ -1,0 +1,36 @@
+"""Parse human durations such as "90s", "60m" or "1h30m" into seconds."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Return seconds for a number (already seconds) or a string like "1h30m"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30m', not a boolean")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().replace(" ", "")
+        parts = _PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"invalid duration {value!r}; use e.g. '45s', '30m', '1h30m', '2d'")
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError("duration must be positive")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds compactly, e.g. 5400 -> '1h30m'."""
+    remaining = int(round(seconds))
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if remaining >= size:
+            out.append(f"{remaining // size}{unit}")
+            remaining %= size
+    return "".join(out) or "0s"

@@ -1,0 +1,199 @@
+"""handle_batch: upsert messages, match responses, update item states, emit events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.domain import Batch, Item, ItemState, Message, Period, SourceRef, StoredMessage
+from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
+from monitor.sla.calendar import WeeklyCalendar
+from monitor.sla.evaluate import ReplyMatch, evaluate, new_item
+from monitor.store.repository import Store, Tx
+
+# Fields a platform may change after the fact; created_at is deliberately not among them.
+_MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """Everything the pipeline needs to know about one source."""
+
+    ref: SourceRef
+    calendar: WeeklyCalendar
+    targets: Mapping[Period, float]
+    warn_at: float
+    reply_match: ReplyMatch
+    ignore_authors: frozenset[str]
+    active_days: float
+
+    @property
+    def max_target(self) -> float:
+        """The largest target: items older than tracking start minus this are historic."""
+        return max(self.targets.values())
+
+    def is_item(self, message: Message) -> bool:
+        """Consumer messages are items, except authors on the ignore list."""
+        if message.is_brand:
+            return False
+        return not (
+            (message.author_id and message.author_id in self.ignore_authors)
+            or (message.author_name and message.author_name in self.ignore_authors)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchResult:
+    """What storing a batch did."""
+
+    events: list[Event]
+    new_messages: int
+    changed_messages: int
+    tracking_start: datetime
+
+
+def _row(source: str, message: Message, now: datetime) -> dict[str, Any]:
+    return {
+        "source": source,
+        "platform_id": message.platform_id,
+        "thread_id": message.thread_id,
+        "parent_id": message.parent_id,
+        "seq": message.seq,
+        "author_id": message.author_id,
+        "author_name": message.author_name,
+        "text": message.text,
+        "permalink": message.permalink,
+        "created_at": message.created_at,
+        "detected_at": now,
+        "updated_at": now,
+        "is_brand": message.is_brand,
+        "hidden": message.hidden,
+        "deleted": message.deleted,
+        "edited": False,
+    }
+
+
+def _changes(stored: StoredMessage, incoming: Message) -> dict[str, Any]:
+    """Column updates needed to bring a stored message in line with the platform."""
+    values: dict[str, Any] = {}
+    for name in _MUTABLE:
+        new = getattr(incoming, name)
+        if name == "deleted":
+            new = False  # the platform returned it, so it exists (again)
+        if getattr(stored.message, name) != new:
+            values[name] = new
+    if "text" in values:
+        values["edited"] = True
+    return values
+
+
+async def _upsert(
+    tx: Tx, source: str, batch: Batch, now: datetime
+) -> tuple[set[str], set[str], set[str]]:
+    """Insert new messages, update changed ones, tombstone vanished ones.
+
+    Returns (new platform ids, changed platform ids, affected thread ids).
+    """
+    incoming = {m.platform_id: m for m in batch.messages}
+    existing = await tx.messages_by_platform_id(source, incoming.keys())
+    new_ids = set(incoming) - set(existing)
+    await tx.insert_messages([_row(source, incoming[pid], now) for pid in sorted(new_ids)])
+    changed: set[str] = set()
+    threads = {incoming[pid].thread_id for pid in new_ids}
+    for pid, stored in existing.items():
+        values = _changes(stored, incoming[pid])
+        if values:
+            await tx.update_message(stored.id, {**values, "updated_at": now})
+            changed.add(pid)
+            threads.add(stored.message.thread_id)
+    # Tombstones: kept forever, only flagged (DESIGN.md section 2).
+    checked = set(batch.complete_threads) | set(batch.deleted_threads)
+    if checked:
+        stored_threads = await tx.thread_messages(source, checked)
+        for thread_id, stored_list in stored_threads.items():
+            alive = batch.complete_threads.get(thread_id, frozenset())
+            for stored in stored_list:
+                if stored.message.platform_id not in alive and not stored.message.deleted:
+                    await tx.update_message(stored.id, {"deleted": True, "updated_at": now})
+                    changed.add(stored.message.platform_id)
+                    threads.add(thread_id)
+    return new_ids, changed, threads
+
+
+def _events_for(settings: SourceSettings, before: Item | None, after: Item) -> list[Event]:
+    """Transitions between two versions of an item (before is None for a new item)."""
+    ref = settings.ref
+    events: list[Event] = []
+    was_dismissed = before is not None and before.state is ItemState.DISMISSED
+    if was_dismissed and after.state is not ItemState.DISMISSED:
+        events.append(ItemReopened(source=ref, item=after))
+    if after.state is ItemState.DISMISSED and not was_dismissed:
+        events.append(ItemDismissed(source=ref, item=after, previous=before))
+    if (
+        after.response_message_id is not None
+        and (before is None or before.response_message_id is None)
+        and after.state is not ItemState.DISMISSED
+    ):
+        events.append(ItemAnswered(source=ref, item=after, responder_name=after.responder))
+    return events
+
+
+async def handle_batch(
+    store: Store, settings: SourceSettings, batch: Batch, now: datetime
+) -> BatchResult:
+    """Store one batch atomically (with its cursor) and return the resulting events."""
+    source = settings.ref.name
+    events: list[Event] = []
+    async with store.transaction() as tx:
+        state = await tx.ensure_source(settings.ref)
+        tracking_start = state.tracking_start or now
+        historic_before = tracking_start - timedelta(seconds=settings.max_target)
+        new_ids, changed, threads = await _upsert(tx, source, batch, now)
+        thread_msgs = await tx.thread_messages(source, threads)
+        items = await tx.thread_items(source, threads)
+        created: list[Item] = []
+        for thread in thread_msgs.values():
+            for stored in thread:
+                message = stored.message
+                if stored.id in items or not settings.is_item(message):
+                    continue
+                item = new_item(
+                    stored,
+                    brand=settings.ref.brand,
+                    calendar=settings.calendar,
+                    targets=dict(settings.targets),
+                    warn_at=settings.warn_at,
+                )
+                evaluated = evaluate(item, message, thread, settings.reply_match)
+                created.append(evaluated)
+                historic = message.created_at < historic_before
+                events.append(
+                    ItemCreated(
+                        source=settings.ref,
+                        item=evaluated,
+                        historic=historic,
+                        detection_lag_seconds=(stored.detected_at - message.created_at).total_seconds(),
+                    )
+                )
+                events.extend(_events_for(settings, None, evaluated))
+        await tx.insert_items(created)
+        for thread in thread_msgs.values():
+            for stored in thread:
+                before = items.get(stored.id)
+                if before is None:
+                    continue
+                after = evaluate(before, stored.message, thread, settings.reply_match)
+                if after != before:
+                    await tx.update_item(after)
+                    events.extend(_events_for(settings, before, after))
+        await tx.save_source(
+            source, cursor=batch.cursor, tracking_start=tracking_start, success_at=now
+        )
+    return BatchResult(
+        events=events,
+        new_messages=len(new_ids),
+        changed_messages=len(changed),
+        tracking_start=tracking_start,
+    )

@@ -1,0 +1,177 @@
+"""Coordinator: polls every source on its interval, never overlapping, backing off on errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.clock import Clock
+from monitor.domain.events import Event
+from monitor.logging import get_logger
+from monitor.metrics import Metrics
+from monitor.pipeline import SourceSettings, handle_batch
+from monitor.poller.backoff import backoff_delay, jittered
+from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
+from monitor.store import Store
+
+log = get_logger("monitor.poller")
+
+# Backoff never waits longer than this, whatever the interval, so recovery is noticed.
+MAX_BACKOFF_SECONDS = 900.0
+
+
+@dataclass(kw_only=True)
+class PolledSource:
+    """A source with its settings and the coordinator's running state for it."""
+
+    settings: SourceSettings
+    source: Source
+    interval: float
+    cursor: dict[str, Any] = field(default_factory=dict)
+    last_success: datetime | None = None
+    failures: int = 0
+    up: bool | None = None
+    polls: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def name(self) -> str:
+        """The source's name (its `source` label)."""
+        return self.settings.ref.name
+
+
+class Coordinator:
+    """Runs one loop per source; a run is re-armed only after it finished, so none overlap."""
+
+    def __init__(
+        self,
+        *,
+        sources: list[PolledSource],
+        store: Store,
+        metrics: Metrics,
+        on_events: Callable[[list[Event]], None],
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sources = {s.name: s for s in sources}
+        self._store = store
+        self._metrics = metrics
+        self._on_events = on_events
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.paused = False
+
+    async def load_state(self) -> None:
+        """Resume cursors and last-success times from the store."""
+        states = await self._store.source_states()
+        for entry in self.sources.values():
+            state = states.get(entry.name)
+            if state is not None:
+                entry.cursor = dict(state.cursor)
+                entry.last_success = state.last_success_at
+                if state.last_success_at is not None:
+                    gauge = self._metrics.last_success.labels(entry.name)
+                    gauge.set(state.last_success_at.timestamp())
+
+    def start(self) -> None:
+        """Start one polling task per source."""
+        for entry in self.sources.values():
+            self._tasks.append(asyncio.create_task(self._loop(entry), name=f"poll:{entry.name}"))
+
+    async def stop(self) -> None:
+        """Cancel the loops and wait for them to end."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _loop(self, entry: PolledSource) -> None:
+        while True:
+            delay = entry.interval if self.paused else await self.poll_once(entry.name)
+            await self._clock.sleep(delay)
+
+    async def poll_once(self, name: str) -> float:
+        """Poll one source now; return the delay until its next run."""
+        entry = self.sources[name]
+        async with entry.lock:
+            return await self._poll(entry)
+
+    async def _poll(self, entry: PolledSource) -> float:
+        settings = entry.settings
+        started = time.perf_counter()
+        now = self._clock.now()
+        retry_after: float | None = None
+        try:
+            active = await self._store.active_threads(
+                entry.name, active_since=now - timedelta(days=settings.active_days)
+            )
+            batch = await entry.source.fetch(FetchRequest(cursor=entry.cursor, active_threads=active))
+            result = await handle_batch(self._store, settings, batch, self._clock.now())
+        except SourceError as err:
+            retry_after = err.retry_after if isinstance(err, RateLimited) else None
+            self._failed(entry, err.reason, err, started)
+        except (SQLAlchemyError, OSError) as err:
+            self._failed(entry, "store", err, started)
+        except Exception as err:  # a bug must not stop the loop for every other poll
+            log.exception("poll crashed", source=entry.name)
+            self._failed(entry, "error", err, started)
+        else:
+            duration = time.perf_counter() - started
+            entry.cursor = dict(batch.cursor)
+            entry.last_success = self._clock.now()
+            entry.failures = 0
+            entry.polls += 1
+            self._on_events(result.events)
+            self._mark_up(entry)
+            m = self._metrics
+            m.poll_duration.labels(entry.name).observe(duration)
+            m.last_success.labels(entry.name).set(entry.last_success.timestamp())
+            if batch.api_usage_ratio is not None:
+                m.api_usage.labels(entry.name).set(batch.api_usage_ratio)
+            log.info(
+                "poll",
+                source=entry.name,
+                messages=len(batch.messages),
+                new=result.new_messages,
+                changed=result.changed_messages,
+                events=len(result.events),
+                requests=batch.requests,
+                active_threads=len(active),
+                duration_s=round(duration, 3),
+            )
+            return jittered(entry.interval, self._rng)
+        return backoff_delay(
+            entry.failures,
+            base=min(entry.interval, 10.0),
+            cap=max(entry.interval, min(MAX_BACKOFF_SECONDS, entry.interval * 16)),
+            rng=self._rng,
+            retry_after=retry_after,
+        )
+
+    def _failed(self, entry: PolledSource, reason: str, err: BaseException, started: float) -> None:
+        entry.failures += 1
+        self._metrics.poll_errors.labels(entry.name, reason).inc()
+        self._metrics.poll_duration.labels(entry.name).observe(time.perf_counter() - started)
+        ref = entry.settings.ref
+        self._metrics.source_up.labels(ref.brand, ref.name, ref.platform).set(0)
+        if entry.up is not False:
+            # Logged once per outage; further failures only show in the metrics.
+            log.warning("source down", source=entry.name, reason=reason, error=str(err))
+        else:
+            log.debug("poll failed", source=entry.name, reason=reason, error=str(err))
+        entry.up = False
+
+    def _mark_up(self, entry: PolledSource) -> None:
+        ref = entry.settings.ref
+        self._metrics.source_up.labels(ref.brand, ref.name, ref.platform).set(1)
+        if entry.up is False:
+            log.info("source recovered", source=entry.name)
+        entry.up = True

@@ -1,0 +1,1 @@
+"""Pure business-time arithmetic and SLA evaluation; `now` is always a parameter."""

@@ -1,0 +1,265 @@
+"""The repository: every query the service runs, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from monitor.domain import Item, ItemState, Message, Period, SourceRef, StoredMessage
+from monitor.store.tables import items, messages, sources
+
+UNANSWERED = [s.value for s in ItemState if s.is_unanswered]
+# Keep IN (...) lists well below PostgreSQL's 32,767 bind-parameter limit.
+_CHUNK = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceState:
+    """What the store remembers about a source between polls and restarts."""
+
+    name: str
+    cursor: Mapping[str, Any]
+    tracking_start: datetime | None
+    last_success_at: datetime | None
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _message_row(row: Row[Any]) -> StoredMessage:
+    m = row._mapping
+    return StoredMessage(
+        id=m["id"],
+        source=m["source"],
+        detected_at=m["detected_at"],
+        edited=m["edited"],
+        message=Message(
+            platform_id=m["platform_id"],
+            thread_id=m["thread_id"],
+            parent_id=m["parent_id"],
+            author_id=m["author_id"],
+            author_name=m["author_name"],
+            text=m["text"],
+            created_at=m["created_at"],
+            seq=m["seq"],
+            is_brand=m["is_brand"],
+            hidden=m["hidden"],
+            deleted=m["deleted"],
+            permalink=m["permalink"],
+        ),
+    )
+
+
+def _item_row(row: Row[Any]) -> Item:
+    m = dict(row._mapping)
+    m["period"] = Period(m["period"])
+    m["state"] = ItemState(m["state"])
+    return Item(**{k: m[k] for k in Item.__dataclass_fields__})
+
+
+def item_values(item: Item) -> dict[str, Any]:
+    """Column values of an item, enums as their string values."""
+    values = asdict(item)
+    values["period"] = item.period.value
+    values["state"] = item.state.value
+    return values
+
+
+class Tx:
+    """Queries and writes inside one transaction (one batch is stored atomically)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def ensure_source(self, ref: SourceRef) -> SourceState:
+        """Load a source's state, creating its row on first sight."""
+        row = (
+            await self.conn.execute(select(sources).where(sources.c.name == ref.name))
+        ).first()
+        if row is None:
+            await self.conn.execute(
+                sources.insert().values(
+                    name=ref.name, platform=ref.platform, brand=ref.brand, cursor={}
+                )
+            )
+            return SourceState(name=ref.name, cursor={}, tracking_start=None, last_success_at=None)
+        if row.brand != ref.brand or row.platform != ref.platform:
+            await self.conn.execute(
+                update(sources)
+                .where(sources.c.name == ref.name)
+                .values(brand=ref.brand, platform=ref.platform)
+            )
+        return SourceState(
+            name=row.name,
+            cursor=row.cursor or {},
+            tracking_start=row.tracking_start,
+            last_success_at=row.last_success_at,
+        )
+
+    async def save_source(
+        self, name: str, *, cursor: Mapping[str, Any], tracking_start: datetime, success_at: datetime
+    ) -> None:
+        """Persist the cursor together with the batch it belongs to."""
+        await self.conn.execute(
+            update(sources)
+            .where(sources.c.name == name)
+            .values(cursor=dict(cursor), tracking_start=tracking_start, last_success_at=success_at)
+        )
+
+    async def messages_by_platform_id(
+        self, source: str, platform_ids: Collection[str]
+    ) -> dict[str, StoredMessage]:
+        """Stored messages of a source with the given platform ids."""
+        found: dict[str, StoredMessage] = {}
+        for chunk in _chunks(sorted(platform_ids)):
+            result = await self.conn.execute(
+                select(messages).where(
+                    messages.c.source == source, messages.c.platform_id.in_(chunk)
+                )
+            )
+            for row in result:
+                stored = _message_row(row)
+                found[stored.message.platform_id] = stored
+        return found
+
+    async def thread_messages(
+        self, source: str, thread_ids: Collection[str]
+    ) -> dict[str, list[StoredMessage]]:
+        """All stored messages of the given threads, in platform order."""
+        threads: dict[str, list[StoredMessage]] = {t: [] for t in thread_ids}
+        for chunk in _chunks(sorted(thread_ids)):
+            result = await self.conn.execute(
+                select(messages)
+                .where(messages.c.source == source, messages.c.thread_id.in_(chunk))
+                .order_by(messages.c.created_at, messages.c.seq, messages.c.id)
+            )
+            for row in result:
+                stored = _message_row(row)
+                threads[stored.message.thread_id].append(stored)
+        return threads
+
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        """Bulk insert (executemany: the fast path on both databases)."""
+        if rows:
+            await self.conn.execute(messages.insert(), rows)
+
+    async def update_message(self, message_id: int, values: Mapping[str, Any]) -> None:
+        """Update mutable fields of one message (never created_at)."""
+        await self.conn.execute(
+            update(messages).where(messages.c.id == message_id).values(**values)
+        )
+
+    async def thread_items(self, source: str, thread_ids: Collection[str]) -> dict[int, Item]:
+        """Items of the given threads, keyed by message id."""
+        found: dict[int, Item] = {}
+        for chunk in _chunks(sorted(thread_ids)):
+            result = await self.conn.execute(
+                select(items).where(items.c.source == source, items.c.thread_id.in_(chunk))
+            )
+            for row in result:
+                item = _item_row(row)
+                found[item.message_id] = item
+        return found
+
+    async def insert_items(self, new_items: list[Item]) -> None:
+        """Bulk insert new items."""
+        if new_items:
+            await self.conn.execute(items.insert(), [item_values(i) for i in new_items])
+
+    async def update_item(self, item: Item) -> None:
+        """Write an item's current state and response."""
+        values = item_values(item)
+        message_id = values.pop("message_id")
+        await self.conn.execute(update(items).where(items.c.message_id == message_id).values(**values))
+
+
+class Store:
+    """Opens transactions and runs the read-only queries of the service."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One atomic unit of work: committed on success, rolled back on any error."""
+        async with self.engine.begin() as conn:
+            yield Tx(conn)
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def source_states(self) -> dict[str, SourceState]:
+        """State of every known source."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(sources))
+            return {
+                row.name: SourceState(
+                    name=row.name,
+                    cursor=row.cursor or {},
+                    tracking_start=row.tracking_start,
+                    last_success_at=row.last_success_at,
+                )
+                for row in result
+            }
+
+    async def unanswered_items(self) -> list[Item]:
+        """Every item still waiting for a reply (rebuilds the in-memory snapshot at start)."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(items).where(items.c.state.in_(UNANSWERED)))
+            return [_item_row(row) for row in result]
+
+    async def active_threads(self, source: str, *, active_since: datetime) -> frozenset[str]:
+        """Threads to keep re-polling: an unanswered item, or any message since `active_since`."""
+        async with self.engine.connect() as conn:
+            recent = select(messages.c.thread_id).where(
+                messages.c.source == source, messages.c.created_at >= active_since
+            )
+            waiting = select(items.c.thread_id).where(
+                items.c.source == source, items.c.state.in_(UNANSWERED)
+            )
+            result = await conn.execute(recent.union(waiting))
+            return frozenset(row[0] for row in result)
+
+    async def items_between(
+        self, since: datetime, until: datetime, *, source: str | None = None
+    ) -> list[Item]:
+        """Items created in [since, until), optionally of one source."""
+        conditions = [items.c.created_at >= since, items.c.created_at < until]
+        if source is not None:
+            conditions.append(items.c.source == source)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(items).where(and_(*conditions)).order_by(items.c.created_at)
+            )
+            return [_item_row(row) for row in result]
+
+    async def all_messages(self, source: str) -> list[StoredMessage]:
+        """Every stored message of a source (tests and reports)."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(messages)
+                .where(messages.c.source == source)
+                .order_by(messages.c.created_at, messages.c.seq, messages.c.id)
+            )
+            return [_message_row(row) for row in result]
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts, for health output and tests."""
+        async with self.engine.connect() as conn:
+            n_messages = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
+            n_items = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
+        return {"messages": int(n_messages), "items": int(n_items)}
+
+
+__all__ = ["SourceState", "Store", "Tx", "item_values"]

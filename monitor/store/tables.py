@@ -1,0 +1,85 @@
+"""Table definitions (SQLAlchemy Core); Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from monitor.store.types import UTCDateTime
+
+metadata = MetaData()
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("platform", String(50), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("cursor", JSON, nullable=False, default=dict),
+    # First successful poll: the moment from which counting starts (DESIGN.md section 2).
+    Column("tracking_start", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("platform_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False),
+    Column("parent_id", String(200), nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("author_id", String(200), nullable=True),
+    Column("author_name", String(500), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("permalink", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("is_brand", Boolean, nullable=False),
+    Column("hidden", Boolean, nullable=False, default=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("edited", Boolean, nullable=False, default=False),
+    UniqueConstraint("source", "platform_id", name="uq_messages_source_platform_id"),
+    Index("ix_messages_source_thread", "source", "thread_id"),
+    Index("ix_messages_source_created", "source", "created_at"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("message_id", Integer, ForeignKey("messages.id"), primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("period", String(20), nullable=False),
+    Column("weekend", Boolean, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("dismissed_reason", String(50), nullable=True),
+    Column("target_seconds", Float, nullable=False),
+    Column("warning_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("response_message_id", Integer, ForeignKey("messages.id"), nullable=True),
+    Column("responder", String(500), nullable=True),
+    Column("responded_at", UTCDateTime, nullable=True),
+    Column("response_seconds", Float, nullable=True),
+    Column("response_sla_seconds", Float, nullable=True),
+    Index("ix_items_source_state", "source", "state"),
+    Index("ix_items_source_thread", "source", "thread_id"),
+    Index("ix_items_created", "created_at"),
+)

@@ -1,0 +1,1 @@
+"""HTTP endpoints: metrics, health, and (later) the API and queue page."""

@@ -1,0 +1,50 @@
+"""/metrics, /healthz and /readyz."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.web.keys import CLOCK, COORDINATOR, METRICS, STORE
+
+# A source counts as recently polled within this many intervals of its last success.
+READY_INTERVALS = 3
+READY_MIN_SECONDS = 60.0
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition, rendered from memory (no database access)."""
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process is serving requests."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and every source was polled successfully of late."""
+    problems: list[str] = []
+    try:
+        await request.app[STORE].ping()
+    except Exception as err:  # any failure means "not ready", with the reason shown
+        problems.append(f"store: {type(err).__name__}")
+    now = request.app[CLOCK].now()
+    for entry in request.app[COORDINATOR].sources.values():
+        limit = timedelta(seconds=max(READY_MIN_SECONDS, READY_INTERVALS * entry.interval))
+        if entry.last_success is None:
+            problems.append(f"{entry.name}: not polled successfully yet")
+        elif now - entry.last_success > limit:
+            problems.append(f"{entry.name}: last successful poll {entry.last_success.isoformat()}")
+    status = 200 if not problems else 503
+    return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the operational endpoints."""
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

@@ -1,0 +1,19 @@
+"""Typed application keys: the app's shared state, declared once."""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession, web
+
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.metrics import Metrics, OpenItems
+from monitor.poller import Coordinator
+from monitor.store import Store
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+OPEN_ITEMS = web.AppKey("open_items", OpenItems)
+STORE = web.AppKey("store", Store)
+HTTP_SESSION = web.AppKey("http_session", ClientSession)
+COORDINATOR = web.AppKey("coordinator", Coordinator)

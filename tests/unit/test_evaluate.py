@@ -1,0 +1,111 @@
+"""Response matching and item state transitions (pure code)."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from monitor.domain import ItemState, Message, Period, StoredMessage
+from monitor.sla.calendar import WeeklyCalendar, parse_hours
+from monitor.sla.evaluate import evaluate, find_response, new_item
+
+T0 = datetime(2026, 11, 16, 20, 0, tzinfo=UTC)
+OFFICE = WeeklyCalendar(
+    name="office",
+    timezone=ZoneInfo("Europe/Amsterdam"),
+    intervals=tuple(parse_hours("mon-fri 09:00-17:00")),
+)
+TARGETS = {Period.OFFICE_HOURS: 3600.0, Period.AFTER_HOURS: 1800.0}
+
+
+def msg(
+    pid: str,
+    minutes: float,
+    *,
+    brand: bool = False,
+    parent: str | None = "post",
+    seq: int = 0,
+    **kw: object,
+) -> StoredMessage:
+    return StoredMessage(
+        id=int(pid.strip("abcdefghijklmnopqrstuvwxyz_") or 0),
+        source="s",
+        detected_at=T0,
+        message=Message(
+            platform_id=pid,
+            thread_id="post",
+            parent_id=parent,
+            author_id="page" if brand else "u1",
+            author_name="Page" if brand else "Ann",
+            text="x",
+            created_at=T0 + timedelta(minutes=minutes),
+            seq=seq,
+            is_brand=brand,
+            **kw,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def item_for(stored: StoredMessage):  # type: ignore[no-untyped-def]
+    return new_item(stored, brand="b", calendar=OFFICE, targets=TARGETS, warn_at=0.75)
+
+
+def test_thread_mode_takes_first_later_brand_message() -> None:
+    c1, c2 = msg("c1", 0, seq=1), msg("c2", 5, seq=2)
+    reply = msg("r3", 20, brand=True, parent="c2", seq=3)
+    later = msg("r4", 30, brand=True, seq=4)
+    thread = [c1, c2, reply, later]
+    # One brand message answers both earlier open items.
+    assert find_response(c1.message, thread, "thread") is reply
+    assert find_response(c2.message, thread, "thread") is reply
+
+
+def test_direct_mode_needs_a_reply_to_the_item() -> None:
+    c1, c2 = msg("c1", 0, seq=1), msg("c2", 5, seq=2)
+    reply_to_c2 = msg("r3", 20, brand=True, parent="c2", seq=3)
+    thread = [c1, c2, reply_to_c2]
+    assert find_response(c1.message, thread, "direct") is None
+    assert find_response(c2.message, thread, "direct") is reply_to_c2
+
+
+def test_same_second_uses_platform_order() -> None:
+    before = msg("r1", 0, brand=True, seq=1)
+    item = msg("c2", 0, seq=2)
+    after = msg("r3", 0, brand=True, seq=3)
+    assert find_response(item.message, [before, item, after], "thread") is after
+    assert find_response(item.message, [before, item], "thread") is None
+
+
+def test_answered_in_time_is_inclusive_and_late_beyond() -> None:
+    item_msg = msg("c1", 0, seq=1)
+    item = item_for(item_msg)  # after hours: 1800 s
+    assert item.period is Period.AFTER_HOURS
+    on_time = evaluate(
+        item, item_msg.message, [item_msg, msg("r2", 30, brand=True, seq=2)], "thread"
+    )
+    assert on_time.state is ItemState.ANSWERED_IN_TIME
+    assert on_time.response_seconds == 1800.0
+    late = evaluate(
+        item, item_msg.message, [item_msg, msg("r2", 30.02, brand=True, seq=2)], "thread"
+    )
+    assert late.state is ItemState.ANSWERED_LATE
+    assert late.responder == "Page"
+
+
+def test_hidden_item_is_dismissed_and_unhiding_reopens_with_original_clock() -> None:
+    item_msg = msg("c1", 0, seq=1)
+    item = item_for(item_msg)
+    hidden = replace(item_msg.message, hidden=True)
+    dismissed = evaluate(item, hidden, [item_msg], "thread")
+    assert (dismissed.state, dismissed.dismissed_reason) == (ItemState.DISMISSED, "hidden")
+    reply = msg("r2", 90, brand=True, seq=2)
+    reopened = evaluate(dismissed, item_msg.message, [item_msg, reply], "thread")
+    assert reopened.state is ItemState.ANSWERED_LATE
+    assert reopened.response_seconds == 90 * 60
+    assert reopened.due_at == item.due_at
+
+
+def test_hidden_brand_reply_still_counts() -> None:
+    item_msg = msg("c1", 0, seq=1)
+    reply = msg("r2", 10, brand=True, seq=2, hidden=True, deleted=True)
+    answered = evaluate(item_for(item_msg), item_msg.message, [item_msg, reply], "thread")
+    assert answered.state is ItemState.ANSWERED_IN_TIME
