@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -24,19 +25,22 @@ def _load_or_exit(path: str) -> Config:
         raise SystemExit(1) from err
 
 
+def configure_from(config: Config) -> None:
+    """Set up logging as the config says, with its secrets redacted."""
+    configure_logging(level=config.log.level, fmt=config.log.format, secrets=config.secrets())
+
+
+def run_app_options(host: str, port: int) -> dict[str, Any]:
+    """web.run_app options shared by `run` and `demo`."""
+    return {"host": host, "port": port, "print": None, "access_log": None, "shutdown_timeout": 10}
+
+
 def serve(config: Config) -> None:
-    """Run the service until SIGINT/SIGTERM: the code path of both `run` and `demo`."""
+    """Run the service until SIGINT/SIGTERM."""
     from monitor.app import create_app
 
-    configure_logging(level=config.log.level, fmt=config.log.format, secrets=config.secrets())
-    web.run_app(
-        create_app(config),
-        host=config.http.host,
-        port=config.http.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10,
-    )
+    configure_from(config)
+    web.run_app(create_app(config), **run_app_options(config.http.host, config.http.port))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

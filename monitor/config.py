@@ -195,6 +195,7 @@ def _read_secret_files(value: Any, path: str, problems: list[str], base: Path) -
                 out[secret] = file_path.read_text(encoding="utf-8").strip()
             except OSError as err:
                 problems.append(f"{key_path}: cannot read {file_path}: {err.strerror}")
+                out[secret] = ""  # already reported; don't add "field required" on top
             continue
         out[key] = _read_secret_files(item, _join(path, key), problems, base)
     return out

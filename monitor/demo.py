@@ -1,0 +1,121 @@
+"""`webcare-monitor demo`: fake platforms on loopback and the real service pointed at them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from monitor.clock import SystemClock
+from monitor.config import load_config
+from monitor.simulator.graph_api import FakeGraphApi
+from monitor.simulator.scenario import live_traffic, seed_history
+
+PAGE_ID = "104729384756123"
+PAGE_NAME = "Acme Webshop"
+TOKEN = "demo-page-token-not-secret"
+
+CONFIG_TEMPLATE = """\
+# Written by `webcare-monitor demo`: the service reads it exactly as `run -c` would.
+database_url = "sqlite+aiosqlite:///{db}"
+
+[http]
+host = "127.0.0.1"
+port = {port}
+
+[calendars.office]
+timezone = "Europe/Amsterdam"
+hours = ["mon-fri 09:00-17:00"]
+
+[policies.default]
+office_hours = "60m"
+after_hours = "30m"
+reply_match = "thread"
+
+[[sources]]
+type = "facebook_page"
+name = "acme-facebook"
+brand = "acme"
+page_id = "{page_id}"
+access_token_file = "page-token.txt"
+api_base_url = "{api}"
+policy = "default"
+calendar = "office"
+poll_interval = "5s"
+backfill_days = 8
+"""
+
+
+def write_demo_config(workdir: Path, *, api_base_url: str, port: int) -> Path:
+    """Write the demo's config (and its token file) into `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "page-token.txt").write_text(TOKEN + "\n", encoding="utf-8")
+    path = workdir / "webcare-monitor.toml"
+    path.write_text(
+        CONFIG_TEMPLATE.format(
+            db=(workdir / "webcare-monitor.db").as_posix(),
+            port=port,
+            page_id=PAGE_ID,
+            api=api_base_url,
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _banner(port: int, workdir: Path, api: str) -> str:
+    base = f"http://127.0.0.1:{port}"
+    return (
+        "\nwebcare-monitor demo is running (Ctrl-C to stop)\n"
+        f"  metrics      {base}/metrics\n"
+        f"  health       {base}/healthz   {base}/readyz\n"
+        f"  fake Facebook Graph API  {api}\n"
+        f"  config and database      {workdir}\n"
+    )
+
+
+async def _demo_app(port: int, workdir: Path) -> web.Application:
+    """Start the fake page with history and live traffic, then build the real service on it."""
+    from monitor.app import create_app
+    from monitor.cli import configure_from
+
+    clock = SystemClock()
+    api = FakeGraphApi(page_id=PAGE_ID, page_name=PAGE_NAME, access_token=TOKEN)
+    stats = seed_history(api, now=clock.now())
+    await api.start()
+    config = load_config(write_demo_config(workdir, api_base_url=api.base_url, port=port))
+    configure_from(config)
+    app = create_app(config)
+
+    async def platform(app: web.Application) -> AsyncIterator[None]:
+        traffic = asyncio.create_task(live_traffic(api, clock))
+        print(_banner(port, workdir, api.base_url), file=sys.stderr, flush=True)
+        print(
+            f"  history: {stats.posts} page posts, {stats.comments} consumer messages, "
+            f"{stats.replies} replies over 7 days\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        yield
+        traffic.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await traffic
+        await api.stop()
+
+    # The fake platform lives beside the service in the same event loop; the service itself
+    # is exactly what `run` builds from the config file.
+    app.cleanup_ctx.insert(0, platform)
+    return app
+
+
+def run_demo(*, port: int, workdir: str | None) -> None:
+    """Run the demo until Ctrl-C."""
+    from monitor.cli import run_app_options
+
+    path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="webcare-demo-"))
+    web.run_app(_demo_app(port, path), **run_app_options("127.0.0.1", port))

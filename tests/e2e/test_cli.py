@@ -1,0 +1,68 @@
+"""The command line as an operator uses it: exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BROKEN = """
+database_url = "sqlite+aiosqlite:///x.db"
+[calendars.office]
+timezone = "Europe/Amstredam"
+[[sources]]
+type = "facebook_page"
+name = "ok"
+brand = "acme"
+page_id = "1"
+access_token = "t"
+[[sources]]
+type = "facebook_page"
+name = "second"
+brand = "acme"
+access_token = "t"
+poll_interval = "soon"
+"""
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_config_reports_all_three_mistakes_with_key_paths(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN, encoding="utf-8")
+    result = run_cli("check-config", "-c", str(path))
+    assert result.returncode == 1
+    assert "3 problem(s)" in result.stderr
+    assert "calendars.office.timezone: unknown IANA time zone 'Europe/Amstredam'" in result.stderr
+    assert "sources[1].page_id: Field required" in result.stderr
+    assert "sources[1].poll_interval: invalid duration 'soon'" in result.stderr
+
+
+def test_run_refuses_a_broken_config_with_exit_1(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN, encoding="utf-8")
+    result = run_cli("run", "-c", str(path))
+    assert result.returncode == 1
+    assert "sources[1].page_id" in result.stderr
+
+
+def test_check_config_accepts_a_good_config_and_db_upgrade_creates_the_schema(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(
+        f'database_url = "sqlite+aiosqlite:///{tmp_path}/w.db"\n'
+        '[[sources]]\ntype = "facebook_page"\nname = "ok"\nbrand = "acme"\n'
+        'page_id = "1"\naccess_token = "t"\n',
+        encoding="utf-8",
+    )
+    result = run_cli("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "OK (1 source(s): ok)" in result.stdout
+    upgrade = run_cli("db", "upgrade", "-c", str(path))
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert (tmp_path / "w.db").exists()
