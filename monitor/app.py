@@ -90,7 +90,9 @@ def create_app(
         await engine.dispose()
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession(headers={"User-Agent": f"webcare-monitor/{__version__}"}) as s:
+        async with aiohttp.ClientSession(
+            headers={"User-Agent": f"webcare-monitor/{__version__}"}
+        ) as s:
             app[HTTP_SESSION] = s
             yield
 

@@ -85,7 +85,9 @@ class CalendarConfig(_Model):
         intervals: list[WeeklyInterval] = []
         for spec in self.hours:
             intervals.extend(parse_hours(spec))
-        return WeeklyCalendar(name=name, timezone=ZoneInfo(self.timezone), intervals=tuple(intervals))
+        return WeeklyCalendar(
+            name=name, timezone=ZoneInfo(self.timezone), intervals=tuple(intervals)
+        )
 
 
 class PolicyConfig(_Model):
@@ -237,11 +239,13 @@ def _reference_problems(data: dict[str, Any]) -> Iterator[str]:
             yield f"sources[{i}].policy: unknown policy {policy!r} (defined: {sorted(policies)})"
         calendar = source.get("calendar", "office")
         if isinstance(calendar, str) and calendar not in calendars:
-            yield f"sources[{i}].calendar: unknown calendar {calendar!r} (defined: {sorted(calendars)})"
+            defined = sorted(calendars)
+            yield f"sources[{i}].calendar: unknown calendar {calendar!r} (defined: {defined})"
         name = source.get("name")
         if isinstance(name, str):
             if name in seen:
-                yield f"sources[{i}].name: duplicate source name {name!r} (also sources[{seen[name]}])"
+                first = seen[name]
+                yield f"sources[{i}].name: duplicate source name {name!r} (also sources[{first}])"
             seen.setdefault(name, i)
 
 

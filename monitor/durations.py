@@ -23,14 +23,3 @@ def parse_duration(value: str | int | float) -> float:
     if seconds <= 0:
         raise ValueError("duration must be positive")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """Render seconds compactly, e.g. 5400 -> '1h30m'."""
-    remaining = int(round(seconds))
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if remaining >= size:
-            out.append(f"{remaining // size}{unit}")
-            remaining %= size
-    return "".join(out) or "0s"

@@ -174,7 +174,9 @@ async def handle_batch(
                         source=settings.ref,
                         item=evaluated,
                         historic=historic,
-                        detection_lag_seconds=(stored.detected_at - message.created_at).total_seconds(),
+                        detection_lag_seconds=(
+                            stored.detected_at - message.created_at
+                        ).total_seconds(),
                     )
                 )
                 events.extend(_events_for(settings, None, evaluated))

@@ -113,7 +113,9 @@ class Coordinator:
             active = await self._store.active_threads(
                 entry.name, active_since=now - timedelta(days=settings.active_days)
             )
-            batch = await entry.source.fetch(FetchRequest(cursor=entry.cursor, active_threads=active))
+            batch = await entry.source.fetch(
+                FetchRequest(cursor=entry.cursor, active_threads=active)
+            )
             result = await handle_batch(self._store, settings, batch, self._clock.now())
         except SourceError as err:
             retry_after = err.retry_after if isinstance(err, RateLimited) else None

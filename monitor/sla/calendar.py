@@ -16,7 +16,7 @@ _SPEC = re.compile(
 
 @dataclass(frozen=True, kw_only=True)
 class WeeklyInterval:
-    """Open from `start` to `end` local time on `weekday` (0=Monday); end <= start runs past midnight."""
+    """Open `start`-`end` local time on `weekday` (0=Monday); end <= start runs past midnight."""
 
     weekday: int
     start: time
@@ -89,7 +89,9 @@ class WeeklyCalendar:
                 return True
         return False
 
-    def is_weekend(self, instant: datetime, weekend_days: frozenset[int] = frozenset({5, 6})) -> bool:
+    def is_weekend(
+        self, instant: datetime, weekend_days: frozenset[int] = frozenset({5, 6})
+    ) -> bool:
         """True if the local weekday of `instant` is a weekend day."""
         return instant.astimezone(self.timezone).weekday() in weekend_days
 

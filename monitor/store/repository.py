@@ -82,9 +82,7 @@ class Tx:
 
     async def ensure_source(self, ref: SourceRef) -> SourceState:
         """Load a source's state, creating its row on first sight."""
-        row = (
-            await self.conn.execute(select(sources).where(sources.c.name == ref.name))
-        ).first()
+        row = (await self.conn.execute(select(sources).where(sources.c.name == ref.name))).first()
         if row is None:
             await self.conn.execute(
                 sources.insert().values(
@@ -106,7 +104,12 @@ class Tx:
         )
 
     async def save_source(
-        self, name: str, *, cursor: Mapping[str, Any], tracking_start: datetime, success_at: datetime
+        self,
+        name: str,
+        *,
+        cursor: Mapping[str, Any],
+        tracking_start: datetime,
+        success_at: datetime,
     ) -> None:
         """Persist the cursor together with the batch it belongs to."""
         await self.conn.execute(
@@ -179,7 +182,9 @@ class Tx:
         """Write an item's current state and response."""
         values = item_values(item)
         message_id = values.pop("message_id")
-        await self.conn.execute(update(items).where(items.c.message_id == message_id).values(**values))
+        await self.conn.execute(
+            update(items).where(items.c.message_id == message_id).values(**values)
+        )
 
 
 class Store:
@@ -257,7 +262,9 @@ class Store:
     async def counts(self) -> dict[str, int]:
         """Row counts, for health output and tests."""
         async with self.engine.connect() as conn:
-            n_messages = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
+            n_messages = (
+                await conn.execute(select(func.count()).select_from(messages))
+            ).scalar_one()
             n_items = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
         return {"messages": int(n_messages), "items": int(n_items)}
 

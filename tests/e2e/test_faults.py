@@ -46,7 +46,9 @@ async def test_every_fault_marks_the_source_down_once_and_it_recovers(
     logs = io.StringIO()
     configure_logging(level="debug", fmt="json", secrets=[TOKEN], stream=logs)
     post = graph.add_post(created_time=NOW - timedelta(hours=1), message="Hi")
-    graph.add_comment(post_id=post, created_time=NOW - timedelta(minutes=50), message="?", author=("1", "A"))
+    graph.add_comment(
+        post_id=post, created_time=NOW - timedelta(minutes=50), message="?", author=("1", "A")
+    )
     config = load_config(
         write_config(
             tmp_path / "c.toml",
@@ -66,14 +68,18 @@ async def test_every_fault_marks_the_source_down_once_and_it_recovers(
     for number, (fault, reason) in enumerate(FAULTS):
         # Traffic keeps arriving during the outage; it must be there after recovery.
         graph.add_comment(
-            post_id=post, created_time=NOW + timedelta(minutes=number), message=f"#{number}",
+            post_id=post,
+            created_time=NOW + timedelta(minutes=number),
+            message=f"#{number}",
             author=("2", "B"),
         )
         graph.inject(fault, times=None)  # broken for the whole poll (aiohttp retries resets once)
         errors_before = metrics.poll_errors.labels("acme-fb", reason)._value.get()
         delays.append(await coordinator.poll_once("acme-fb"))
         assert up._value.get() == 0, fault
-        assert metrics.poll_errors.labels("acme-fb", reason)._value.get() == errors_before + 1, fault
+        assert metrics.poll_errors.labels("acme-fb", reason)._value.get() == errors_before + 1, (
+            fault
+        )
         graph.clear_faults()
 
     # Backoff grows with consecutive failures (equal jitter: at least half the nominal delay).

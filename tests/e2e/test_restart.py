@@ -60,8 +60,8 @@ async def scrape(port: int) -> dict[str, float]:
     return totals
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -73,8 +73,12 @@ async def test_sigkill_mid_poll_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     now = datetime.now(UTC)
     post = graph.add_post(created_time=now - timedelta(hours=2), message="Winter sale")
-    graph.add_comment(post_id=post, created_time=now - timedelta(minutes=100), message="?", author=ANN)
-    graph.add_comment(post_id=post, created_time=now - timedelta(minutes=90), message="!", author=BOB)
+    graph.add_comment(
+        post_id=post, created_time=now - timedelta(minutes=100), message="?", author=ANN
+    )
+    graph.add_comment(
+        post_id=post, created_time=now - timedelta(minutes=90), message="!", author=BOB
+    )
     graph.add_comment(post_id=post, created_time=now - timedelta(minutes=80), message="Answer")
     port = free_port()
     db_url = f"sqlite+aiosqlite:///{tmp_path}/restart.db"

@@ -97,7 +97,9 @@ async def test_batch_creates_items_and_matches_one_reply_to_two_items(store: Sto
 
 async def test_same_batch_twice_changes_nothing(store: Store) -> None:
     await handle_batch(store, SETTINGS, batch(POST, C1, C2, REPLY), NOW)
-    again = await handle_batch(store, SETTINGS, batch(POST, C1, C2, REPLY), NOW + timedelta(minutes=1))
+    again = await handle_batch(
+        store, SETTINGS, batch(POST, C1, C2, REPLY), NOW + timedelta(minutes=1)
+    )
     assert again.events == []
     assert (again.new_messages, again.changed_messages) == (0, 0)
     assert await store.counts() == {"messages": 4, "items": 2}

@@ -1,0 +1,168 @@
+"""Shared HTTP helper for platform adapters: one GET/POST, JSON decoding, failure mapping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from monitor.clock import Clock
+from monitor.sources.base import (
+    AuthError,
+    FatalError,
+    RateLimited,
+    SourceError,
+    TransientError,
+)
+
+# Anything that looks like a URL with a query string inside an exception text: the query may
+# carry a credential (e.g. a Graph `paging.next` built by a client that sent `access_token=`).
+_URL_QUERY = re.compile(r"(https?://[^\s'\"<>?#]+)[?#][^\s'\"<>]*")
+
+QueryParams = Mapping[str, str | int | float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonResponse:
+    """A response whose body was decoded as JSON; 4xx bodies are returned, not raised."""
+
+    status: int
+    body: Any
+    headers: CIMultiDictProxy[str]
+    # The URL without query string or user info, safe to put into messages and logs.
+    url: str
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL without query string, fragment or user info, for messages and logs."""
+    try:
+        parsed = url if isinstance(url, URL) else URL(url)
+        return str(parsed.with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "<unparseable url>"
+
+
+def scrub(text: str) -> str:
+    """Strip query strings from every URL inside a free text (e.g. an aiohttp error)."""
+    return _URL_QUERY.sub(r"\1", text)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds == seconds else None  # reject NaN
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 HTTP-dates are always GMT; parsedate gives naive for "-0000".
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+async def request_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    params: QueryParams | None = None,
+    headers: Mapping[str, str] | None = None,
+    # Handed to aiohttp's ClientTimeout so it also bounds reading the body.
+    timeout: float,  # noqa: ASYNC109
+    method: str = "GET",
+    data: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    accept_5xx_json: bool = False,
+) -> JsonResponse:
+    """Make one request and decode its JSON body; map transport failures to SourceError.
+
+    2xx-4xx JSON bodies are returned so the adapter can decode the platform's error format.
+    429 raises RateLimited (Retry-After honoured), 5xx TransientError unless `accept_5xx_json`
+    and the body is JSON (some platforms, e.g. the Graph API, put error codes in 5xx bodies).
+    """
+    where = f"{method} {safe_url(url)}"
+    try:
+        async with session.request(
+            method,
+            # encoded=True: follow server-built links (Graph `paging.next`) byte for byte.
+            URL(url, encoded=True),
+            params=_stringify(params),
+            headers=headers,
+            data=data,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=True,
+        ) as resp:
+            raw = await resp.read()
+            status = resp.status
+            resp_headers = CIMultiDictProxy(CIMultiDict(resp.headers))
+    except aiohttp.InvalidURL as err:
+        raise FatalError(f"{where}: invalid URL") from err
+    except TimeoutError as err:
+        # Includes aiohttp's ServerTimeoutError and the total ClientTimeout.
+        raise TransientError(f"{where}: timed out after {timeout:g} s") from err
+    except aiohttp.ClientPayloadError as err:
+        raise TransientError(
+            f"{where}: response body truncated or corrupt: {_describe(err)}"
+        ) from err
+    except aiohttp.ClientError as err:
+        raise TransientError(f"{where}: request failed: {_describe(err)}") from err
+    except OSError as err:
+        raise TransientError(f"{where}: network error: {_describe(err)}") from err
+
+    now = clock.now() if clock is not None else datetime.now(UTC)
+    if status == 429:
+        raise RateLimited(
+            f"{where}: HTTP 429 Too Many Requests",
+            retry_after=parse_retry_after(resp_headers.get("Retry-After"), now),
+        )
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        if status >= 500:
+            raise TransientError(f"{where}: server error HTTP {status}") from err
+        raise _undecodable(where, status, len(raw), err) from err
+    if status >= 500 and not accept_5xx_json:
+        raise TransientError(f"{where}: server error HTTP {status}")
+    return JsonResponse(status=status, body=body, headers=resp_headers, url=safe_url(url))
+
+
+def _stringify(params: QueryParams | None) -> dict[str, str] | None:
+    if params is None:
+        return None
+    return {key: str(value) for key, value in params.items()}
+
+
+def _undecodable(where: str, status: int, size: int, err: orjson.JSONDecodeError) -> SourceError:
+    """A body that is not JSON: a proxy page, a cut-off response, or a plain-text error."""
+    detail = f"HTTP {status}, {size} bytes: {err}"
+    if status < 400:
+        return TransientError(
+            f"{where}: response body is not valid JSON (malformed or truncated; {detail})"
+        )
+    if status in (401, 403):
+        return AuthError(f"{where}: access denied with a non-JSON body ({detail})")
+    if status in (408, 425):
+        return TransientError(f"{where}: HTTP {status} with a non-JSON body ({detail})")
+    return FatalError(f"{where}: HTTP {status} with a non-JSON body ({detail})")
+
+
+def _describe(err: BaseException) -> str:
+    text = scrub(str(err)) or "no details"
+    return f"{type(err).__name__}: {text}"
