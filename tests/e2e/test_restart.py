@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.store import Store, create_engine
-from tests.e2e.conftest import write_config
+from tests.e2e.conftest import TOKEN, write_config
 
 ANN = ("9001", "Ann")
 BOB = ("9002", "Bob")
@@ -143,3 +143,4 @@ async def test_sigkill_mid_poll_loses_nothing_and_counts_nothing_twice(
     finally:
         await engine.dispose()
     assert second.returncode == 0, log.read_text()[-2000:]
+    assert TOKEN not in log.read_text()  # the access token never reaches the logs
