@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -15,15 +17,31 @@ from monitor.domain import Period, SourceRef
 from monitor.domain.events import Event
 from monitor.logging import get_logger
 from monitor.metrics import Metrics, OpenItems
+from monitor.metrics.compliance import RollingCompliance
 from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
+from monitor.sla.evaluate import SlaPolicy
+from monitor.sla.scheduler import DeadlineScheduler
 from monitor.sources.base import Source
 from monitor.sources.facebook import FacebookPageSource
 from monitor.store import Store, create_engine, upgrade
+from monitor.web.api import add_api_routes
 from monitor.web.health import add_routes
-from monitor.web.keys import CLOCK, CONFIG, COORDINATOR, HTTP_SESSION, METRICS, OPEN_ITEMS, STORE
+from monitor.web.keys import (
+    CLOCK,
+    CONFIG,
+    COORDINATOR,
+    HTTP_SESSION,
+    METRICS,
+    OPEN_ITEMS,
+    SCHEDULER,
+    STORE,
+)
 
 log = get_logger("monitor.app")
+
+# Rolling compliance is a trend figure: once a minute is plenty and keeps the store quiet.
+COMPLIANCE_REFRESH_SECONDS = 60.0
 
 
 def source_settings(config: Config) -> list[SourceSettings]:
@@ -34,13 +52,16 @@ def source_settings(config: Config) -> list[SourceSettings]:
         settings.append(
             SourceSettings(
                 ref=SourceRef(name=source.name, brand=source.brand, platform=source.type),
-                calendar=config.calendar(source.calendar),
-                targets={
-                    Period.OFFICE_HOURS: policy.office_hours,
-                    Period.AFTER_HOURS: policy.after_hours,
-                },
-                warn_at=policy.warn_at,
-                reply_match=policy.reply_match,
+                policy=SlaPolicy(
+                    office=config.calendar(source.calendar),
+                    coverage=config.calendar(policy.coverage),
+                    targets={
+                        Period.OFFICE_HOURS: policy.office_hours,
+                        Period.AFTER_HOURS: policy.after_hours,
+                    },
+                    warn_at=policy.warn_at,
+                    reply_match=policy.reply_match,
+                ),
                 ignore_authors=frozenset(source.ignore_authors),
                 active_days=source.active_days,
             )
@@ -69,7 +90,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     settings = source_settings(config)
     metrics = Metrics(
-        version=__version__, targets={t for s in settings for t in s.targets.values()}
+        version=__version__, targets={t for s in settings for t in s.policy.targets.values()}
     )
     open_items = OpenItems([s.ref for s in settings], now=app[CLOCK].now)
     metrics.registry.register(open_items)
@@ -96,10 +117,15 @@ def create_app(
             app[HTTP_SESSION] = s
             yield
 
+    compliance = RollingCompliance([s.ref for s in settings])
+    metrics.registry.register(compliance)
+    # Every event goes to each subscriber in order; the scheduler joins once it exists.
+    subscribers: list[Callable[[Event], None]] = [metrics.apply, open_items.apply]
+
     def on_events(events: list[Event]) -> None:
         for event in events:
-            metrics.apply(event)
-            open_items.apply(event)
+            for subscriber in subscribers:
+                subscriber(event)
 
     async def poller(app: web.Application) -> AsyncIterator[None]:
         by_name = {s.name: s for s in config.sources}
@@ -119,16 +145,53 @@ def create_app(
             rng=rng,
         )
         await coordinator.load_state()
-        open_items.load(await app[STORE].unanswered_items())
         app[COORDINATOR] = coordinator
-        if start_polling:
-            coordinator.start()
-        log.info("started", sources=[s.ref.name for s in settings], version=__version__)
         yield
         await coordinator.stop()
 
-    app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(http_session)
-    app.cleanup_ctx.append(poller)
+    async def deadlines(app: web.Application) -> AsyncIterator[None]:
+        scheduler = DeadlineScheduler(
+            store=app[STORE],
+            clock=app[CLOCK],
+            sources={s.ref.name: s.ref for s in settings},
+            refetch=app[COORDINATOR].refetch,
+            on_events=on_events,
+        )
+        unanswered = await app[STORE].unanswered_items()
+        open_items.load(unanswered)
+        scheduler.load(unanswered)
+        subscribers.append(scheduler.apply)
+        app[SCHEDULER] = scheduler
+        task = asyncio.create_task(scheduler.run(), name="deadlines")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def rolling_compliance(app: web.Application) -> AsyncIterator[None]:
+        async def refresh_forever() -> None:
+            while True:
+                try:
+                    await compliance.refresh(app[STORE], app[CLOCK].now())
+                except Exception:  # the next round may succeed; the old values stay served
+                    log.exception("compliance refresh failed")
+                await app[CLOCK].sleep(COMPLIANCE_REFRESH_SECONDS)
+
+        await compliance.refresh(app[STORE], app[CLOCK].now())
+        task = asyncio.create_task(refresh_forever(), name="compliance")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def polling(app: web.Application) -> AsyncIterator[None]:
+        if start_polling:
+            app[COORDINATOR].start()
+        log.info("started", sources=[s.ref.name for s in settings], version=__version__)
+        yield
+
+    for ctx in (database, http_session, poller, deadlines, rolling_compliance, polling):
+        app.cleanup_ctx.append(ctx)
     add_routes(app)
+    add_api_routes(app)
     return app

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from aiohttp import web
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging
+from monitor.report_cli import add_report_parser
 
 
 def _load_or_exit(path: str) -> Config:
@@ -75,6 +77,40 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_recompute(args: argparse.Namespace) -> int:
+    """`db recompute -c CONFIG --since ISO`: re-derive items after a calendar/policy change."""
+    from monitor.app import source_settings
+    from monitor.recompute import recompute
+    from monitor.store import Store, create_engine, upgrade
+
+    config = _load_or_exit(args.config)
+    since = _parse_instant(args.since, "--since")
+
+    async def run() -> None:
+        engine = create_engine(config.database_url)
+        try:
+            await upgrade(engine)
+            result = await recompute(Store(engine), source_settings(config), since=since)
+        finally:
+            await engine.dispose()
+        print(
+            f"recomputed {result.examined} item(s) since {since.isoformat()}: "
+            f"{result.changed} changed"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
+def _parse_instant(text: str, flag: str) -> datetime:
+    """ISO 8601; a time without offset is UTC (DESIGN.md section 2)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise SystemExit(f"{flag}: not an ISO 8601 date or time: {text!r}") from err
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """`demo [--port N]`: fake platforms + the real service on a generated config."""
     from monitor.demo import run_demo
@@ -104,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(func=cmd_check_config)
+    add_report_parser(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_up = db_sub.add_parser("upgrade", help="apply migrations")
     db_up.add_argument("-c", "--config", required=True)
     db_up.set_defaults(func=cmd_db_upgrade)
+    db_re = db_sub.add_parser("recompute", help="re-derive items after a calendar/policy change")
+    db_re.add_argument("-c", "--config", required=True)
+    db_re.add_argument("--since", required=True, help="ISO date/time (UTC unless an offset)")
+    db_re.set_defaults(func=cmd_db_recompute)
     return parser
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,15 +19,26 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from monitor.durations import parse_duration
-from monitor.sla.calendar import ALWAYS, WeeklyCalendar, WeeklyInterval, parse_hours
+from monitor.sla.calendar import (
+    ALWAYS,
+    WEEKDAYS,
+    WeeklyCalendar,
+    build_calendar,
+    check_holidays,
+    parse_day_hours,
+    parse_hours,
+)
 
 DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
 # Keys that may instead be given as `<key>_file` (systemd LoadCredential= friendly).
-SECRET_KEYS = frozenset({"access_token", "app_secret", "verify_token", "api_key", "password"})
+SECRET_KEYS = frozenset(
+    {"access_token", "app_secret", "verify_token", "api_key", "password", "token"}
+)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -44,11 +56,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ApiToken(_Model):
+    """A bearer token for /api/v1/* and the queue page, limited to some brands ("*" = all)."""
+
+    token: SecretStr
+    brands: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
 class HttpConfig(_Model):
-    """Where the HTTP server listens."""
+    """Where the HTTP server listens, and who may read consumers' messages through it."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
+    api_tokens: list[ApiToken] = Field(default_factory=list)
 
 
 class LogConfig(_Model):
@@ -59,10 +79,18 @@ class LogConfig(_Model):
 
 
 class CalendarConfig(_Model):
-    """An office calendar: IANA time zone and weekly hours such as "mon-fri 09:00-17:00"."""
+    """An office or coverage calendar: time zone, weekly hours, holidays, closed and half days."""
 
     timezone: str = "Europe/Amsterdam"
+    # Weekly intervals in local wall time, e.g. "mon-fri 09:00-12:30", "fri 18:00-02:00".
     hours: list[str] = Field(default_factory=lambda: ["mon-fri 09:00-17:00"])
+    # Closed on public holidays only when a country is listed (ISO code, e.g. "NL").
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+    # Dates with shorter hours: {"2026-12-24" = "09:00-13:00"} (several: a list).
+    half_days: dict[date, str | list[str]] = Field(default_factory=dict)
+    weekend_days: list[str] = Field(default_factory=lambda: ["sat", "sun"])
 
     @field_validator("timezone")
     @classmethod
@@ -76,17 +104,39 @@ class CalendarConfig(_Model):
     @field_validator("hours")
     @classmethod
     def _valid_hours(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one interval is needed (use calendar \"always\" for 24/7)")
         for spec in value:
             parse_hours(spec)
         return value
 
+    @field_validator("weekend_days")
+    @classmethod
+    def _valid_weekend(cls, value: list[str]) -> list[str]:
+        for day in value:
+            if day.lower() not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_holidays_and_half_days(self) -> CalendarConfig:
+        check_holidays(self.holidays_country, self.holidays_subdivision)
+        for day, spec in self.half_days.items():
+            for part in [spec] if isinstance(spec, str) else spec:
+                parse_day_hours(part, f"half day {day}")
+        return self
+
     def build(self, name: str) -> WeeklyCalendar:
         """Turn the validated settings into a calendar."""
-        intervals: list[WeeklyInterval] = []
-        for spec in self.hours:
-            intervals.extend(parse_hours(spec))
-        return WeeklyCalendar(
-            name=name, timezone=ZoneInfo(self.timezone), intervals=tuple(intervals)
+        return build_calendar(
+            name,
+            timezone=self.timezone,
+            hours=self.hours,
+            holidays_country=self.holidays_country,
+            holidays_subdivision=self.holidays_subdivision,
+            closed_dates=self.closed_dates,
+            half_days=self.half_days,
+            weekend_days=self.weekend_days,
         )
 
 
@@ -97,6 +147,8 @@ class PolicyConfig(_Model):
     after_hours: Seconds = 1800.0
     warn_at: float = Field(default=0.75, gt=0, lt=1)
     reply_match: Literal["thread", "direct"] = "thread"
+    # When the SLA clock runs; consumers expect answers when offices are closed.
+    coverage: str = "always"
 
     def target(self, period: str) -> float:
         """Target in seconds for `office_hours` or `after_hours`."""
@@ -145,10 +197,11 @@ class Config(_Model):
     sources: list[SourceConfig] = Field(min_length=1)
 
     def calendar(self, name: str) -> WeeklyCalendar:
-        """The named calendar; `always` and `office` exist unless overridden."""
+        """The named calendar; `always` and `office` (NL hours and holidays) are built in."""
         if name == "always":
             return ALWAYS
-        return self.calendars.get(name, CalendarConfig()).build(name)
+        default = CalendarConfig(holidays_country="NL")
+        return self.calendars.get(name, default).build(name)
 
     def policy(self, name: str) -> PolicyConfig:
         """The named policy; `default` exists unless overridden."""
@@ -156,7 +209,8 @@ class Config(_Model):
 
     def secrets(self) -> list[str]:
         """Every secret value, so the logger can redact them wherever they appear."""
-        return [s.access_token.get_secret_value() for s in self.sources]
+        tokens = [t.token.get_secret_value() for t in self.http.api_tokens]
+        return [s.access_token.get_secret_value() for s in self.sources] + tokens
 
 
 def _interpolate(value: Any, path: str, problems: list[str]) -> Any:
@@ -227,6 +281,11 @@ def _reference_problems(data: dict[str, Any]) -> Iterator[str]:
     """Cross-references pydantic cannot see: unknown policy/calendar names, duplicate names."""
     calendars = set(data.get("calendars", {}) or {}) | {"always", "office"}
     policies = set(data.get("policies", {}) or {}) | {"default"}
+    for name, policy in (data.get("policies") or {}).items():
+        coverage = policy.get("coverage", "always") if isinstance(policy, dict) else "always"
+        if isinstance(coverage, str) and coverage not in calendars:
+            defined = sorted(calendars)
+            yield f"policies.{name}.coverage: unknown calendar {coverage!r} (defined: {defined})"
     seen: dict[str, int] = {}
     sources = data.get("sources")
     if not isinstance(sources, list):

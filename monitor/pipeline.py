@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.domain import Batch, Item, ItemState, Message, Period, SourceRef, StoredMessage
+from monitor.domain import Batch, Item, ItemState, Message, SourceRef, StoredMessage
 from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
-from monitor.sla.calendar import WeeklyCalendar
-from monitor.sla.evaluate import ReplyMatch, evaluate, new_item
+from monitor.sla.evaluate import SlaPolicy
 from monitor.store.repository import Store, Tx
 
 # Fields a platform may change after the fact; created_at is deliberately not among them.
@@ -22,17 +20,14 @@ class SourceSettings:
     """Everything the pipeline needs to know about one source."""
 
     ref: SourceRef
-    calendar: WeeklyCalendar
-    targets: Mapping[Period, float]
-    warn_at: float
-    reply_match: ReplyMatch
+    policy: SlaPolicy
     ignore_authors: frozenset[str]
     active_days: float
 
     @property
     def max_target(self) -> float:
         """The largest target: items older than tracking start minus this are historic."""
-        return max(self.targets.values())
+        return max(self.policy.targets.values())
 
     def is_item(self, message: Message) -> bool:
         """Consumer messages are items, except authors on the ignore list."""
@@ -159,14 +154,10 @@ async def handle_batch(
                 message = stored.message
                 if stored.id in items or not settings.is_item(message):
                     continue
-                item = new_item(
-                    stored,
-                    brand=settings.ref.brand,
-                    calendar=settings.calendar,
-                    targets=dict(settings.targets),
-                    warn_at=settings.warn_at,
+                item = settings.policy.new_item(
+                    message_id=stored.id, source=source, message=message, brand=settings.ref.brand
                 )
-                evaluated = evaluate(item, message, thread, settings.reply_match)
+                evaluated = settings.policy.evaluate(item, message, thread)
                 created.append(evaluated)
                 historic = message.created_at < historic_before
                 events.append(
@@ -186,7 +177,7 @@ async def handle_batch(
                 before = items.get(stored.id)
                 if before is None:
                     continue
-                after = evaluate(before, stored.message, thread, settings.reply_match)
+                after = settings.policy.evaluate(before, stored.message, thread)
                 if after != before:
                     await tx.update_item(after)
                     events.extend(_events_for(settings, before, after))

@@ -44,4 +44,20 @@ class ItemReopened:
     item: Item
 
 
-Event = ItemCreated | ItemAnswered | ItemDismissed | ItemReopened
+@dataclass(frozen=True, kw_only=True)
+class ItemWarned:
+    """An unanswered item reached its warning time (warn_at × target of SLA time)."""
+
+    source: SourceRef
+    item: Item
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemBreached:
+    """An item was still unanswered, as known after a re-fetch, at its due time."""
+
+    source: SourceRef
+    item: Item
+
+
+Event = ItemCreated | ItemAnswered | ItemDismissed | ItemReopened | ItemWarned | ItemBreached

@@ -107,6 +107,7 @@ class Item:
     weekend: bool
     state: ItemState
     target_seconds: float
+    holiday: str | None = None
     warning_at: datetime
     due_at: datetime
     dismissed_reason: str | None = None

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from monitor.domain import ItemState, Outcome, Period, SourceRef
-from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed
+from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated, ItemDismissed
 
 # Response-time buckets (seconds): 1 min .. 2 days; configured targets are added so that
 # "share answered within target" is an exact bucket, not an interpolation.
@@ -58,6 +58,12 @@ class Metrics:
             "webcare_responses",
             "First responses by outcome against the SLA target.",
             [*item_labels, "outcome"],
+            registry=r,
+        )
+        self.breaches = Counter(
+            "webcare_sla_breaches",
+            "Items still unanswered (as known after a re-fetch) at their due time.",
+            item_labels,
             registry=r,
         )
         self.moderator_responses = Counter(
@@ -111,6 +117,7 @@ class Metrics:
             self.items.labels(*labels)
             self.first_response.labels(*labels)
             self.first_response_sla.labels(*labels)
+            self.breaches.labels(*labels)
             for outcome in Outcome:
                 self.responses.labels(*labels, outcome.value)
         for reason in DISMISS_REASONS:
@@ -143,5 +150,7 @@ class Metrics:
             self.moderator_responses.labels(
                 ref.brand, ref.name, event.responder_name or "unknown"
             ).inc()
+        elif isinstance(event, ItemBreached):
+            self.breaches.labels(*labels).inc()
         elif isinstance(event, ItemDismissed):
             self.dismissed.labels(ref.brand, ref.name, item.dismissed_reason or "other").inc()

@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.domain import Item, ItemState, Period, SourceRef
-from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
+from monitor.domain.events import Event
 
 OPEN_STATES = (ItemState.OPEN, ItemState.WARNING, ItemState.BREACHED)
 
@@ -36,11 +36,10 @@ class OpenItems(Collector):
         key = (item.source, item.message_id)
         if item.source not in self._sources:
             return
-        if isinstance(event, ItemCreated | ItemReopened | ItemAnswered | ItemDismissed):
-            if item.state.is_unanswered:
-                self._items[key] = item
-            else:
-                self._items.pop(key, None)
+        if item.state.is_unanswered:
+            self._items[key] = item
+        else:
+            self._items.pop(key, None)
 
     def items(self) -> list[Item]:
         """A copy of the current unanswered items."""

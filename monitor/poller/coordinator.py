@@ -104,6 +104,18 @@ class Coordinator:
         async with entry.lock:
             return await self._poll(entry)
 
+    async def refetch(self, name: str, thread_ids: frozenset[str]) -> None:
+        """Re-read some threads of a source now (before a breach) and store what changed."""
+        entry = self.sources[name]
+        async with entry.lock:
+            request = FetchRequest(
+                cursor=entry.cursor, active_threads=thread_ids, include_feed=False
+            )
+            batch = await entry.source.fetch(request)
+            result = await handle_batch(self._store, entry.settings, batch, self._clock.now())
+        self._on_events(result.events)
+        log.info("re-fetched", source=name, threads=len(thread_ids), events=len(result.events))
+
     async def _poll(self, entry: PolledSource) -> float:
         settings = entry.settings
         started = time.perf_counter()

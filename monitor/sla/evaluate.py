@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from monitor.domain import Item, ItemState, Message, Period, StoredMessage
 from monitor.sla.calendar import WeeklyCalendar
 
 ReplyMatch = Literal["thread", "direct"]
-
-
-def classify(created_at: datetime, calendar: WeeklyCalendar) -> Period:
-    """Office hours if the instant lies inside the office calendar, else after hours."""
-    return Period.OFFICE_HOURS if calendar.is_open(created_at) else Period.AFTER_HOURS
 
 
 def _after(candidate: Message, item: Message) -> bool:
@@ -44,51 +38,6 @@ def find_response(
     return min(candidates, key=lambda s: (s.message.created_at, s.message.seq, s.id))
 
 
-def answer(item: Item, response: StoredMessage) -> Item:
-    """The item with its response recorded and its outcome decided (≤ target is in time)."""
-    seconds = (response.message.created_at - item.created_at).total_seconds()
-    # The SLA clock runs `always` until coverage calendars arrive: SLA time = wall-clock.
-    sla_seconds = seconds
-    in_time = sla_seconds <= item.target_seconds
-    return replace(
-        item,
-        state=ItemState.ANSWERED_IN_TIME if in_time else ItemState.ANSWERED_LATE,
-        dismissed_reason=None,
-        response_message_id=response.id,
-        responder=response.message.author_name,
-        responded_at=response.message.created_at,
-        response_seconds=seconds,
-        response_sla_seconds=sla_seconds,
-    )
-
-
-def new_item(
-    stored: StoredMessage,
-    *,
-    brand: str,
-    calendar: WeeklyCalendar,
-    targets: dict[Period, float],
-    warn_at: float,
-) -> Item:
-    """A fresh open item for a consumer message."""
-    created = stored.message.created_at
-    period = classify(created, calendar)
-    target = targets[period]
-    return Item(
-        message_id=stored.id,
-        source=stored.source,
-        brand=brand,
-        thread_id=stored.message.thread_id,
-        created_at=created,
-        period=period,
-        weekend=calendar.is_weekend(created),
-        state=ItemState.OPEN,
-        target_seconds=target,
-        warning_at=created + timedelta(seconds=target * warn_at),
-        due_at=created + timedelta(seconds=target),
-    )
-
-
 def dismissal_reason(message: Message) -> str | None:
     """Why a message's item leaves the figures, if it does."""
     if message.deleted:
@@ -98,28 +47,83 @@ def dismissal_reason(message: Message) -> str | None:
     return None
 
 
-def evaluate(
-    item: Item, message: Message, thread: Sequence[StoredMessage], reply_match: ReplyMatch
-) -> Item:
-    """The item's state given the current thread: dismissed, reopened, answered or unchanged."""
-    reason = dismissal_reason(message)
-    if reason is not None:
-        if item.state is ItemState.DISMISSED and item.dismissed_reason == reason:
+@dataclass(frozen=True, kw_only=True)
+class SlaPolicy:
+    """Office calendar (period), coverage calendar (SLA clock), targets and matching rule."""
+
+    office: WeeklyCalendar
+    coverage: WeeklyCalendar
+    targets: Mapping[Period, float]
+    warn_at: float
+    reply_match: ReplyMatch
+
+    def period(self, message: Message) -> Period:
+        """Office hours if created inside the office calendar, else after hours."""
+        is_open = self.office.is_open(message.created_at)
+        return Period.OFFICE_HOURS if is_open else Period.AFTER_HOURS
+
+    def new_item(self, *, message_id: int, source: str, message: Message, brand: str) -> Item:
+        """A fresh open item for a consumer message, with its deadlines."""
+        created = message.created_at
+        period = self.period(message)
+        target = self.targets[period]
+        return Item(
+            message_id=message_id,
+            source=source,
+            brand=brand,
+            thread_id=message.thread_id,
+            created_at=created,
+            period=period,
+            weekend=self.office.is_weekend(created),
+            holiday=self.office.holiday_name(created),
+            state=ItemState.OPEN,
+            target_seconds=target,
+            warning_at=self.coverage.add_covered(created, target * self.warn_at),
+            due_at=self.coverage.add_covered(created, target),
+        )
+
+    def answer(self, item: Item, response: StoredMessage) -> Item:
+        """The item with its response recorded; in time iff SLA time ≤ target (inclusive)."""
+        responded = response.message.created_at
+        sla_seconds = self.coverage.covered_seconds(item.created_at, responded)
+        in_time = sla_seconds <= item.target_seconds
+        return replace(
+            item,
+            state=ItemState.ANSWERED_IN_TIME if in_time else ItemState.ANSWERED_LATE,
+            dismissed_reason=None,
+            response_message_id=response.id,
+            responder=response.message.author_name,
+            responded_at=responded,
+            response_seconds=(responded - item.created_at).total_seconds(),
+            response_sla_seconds=sla_seconds,
+        )
+
+    def evaluate(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
+        """The item's state given the current thread: dismissed, reopened, answered or as is."""
+        reason = dismissal_reason(message)
+        if reason is not None:
+            if item.state is ItemState.DISMISSED and item.dismissed_reason == reason:
+                return item
+            return replace(item, state=ItemState.DISMISSED, dismissed_reason=reason)
+        if item.state is ItemState.DISMISSED:
+            if item.dismissed_reason not in ("hidden", "deleted"):
+                return item  # dismissed by a moderator: stays dismissed
+            # Un-hidden: back with its original clock; the scheduler re-judges its deadlines.
+            item = replace(item, state=ItemState.OPEN, dismissed_reason=None)
+        if not item.state.is_unanswered:
             return item
-        return replace(item, state=ItemState.DISMISSED, dismissed_reason=reason)
-    if item.state is ItemState.DISMISSED:
-        if item.dismissed_reason not in ("hidden", "deleted"):
-            return item  # dismissed by a moderator: stays dismissed
-        # Un-hidden: back with its original clock and whatever response it already has.
-        item = replace(item, state=ItemState.OPEN, dismissed_reason=None)
-        if item.response_message_id is not None:
-            return replace(
-                item,
-                state=ItemState.ANSWERED_IN_TIME
-                if (item.response_sla_seconds or 0) <= item.target_seconds
-                else ItemState.ANSWERED_LATE,
-            )
-    if not item.state.is_unanswered:
-        return item
-    response = find_response(message, thread, reply_match)
-    return answer(item, response) if response is not None else item
+        response = find_response(message, thread, self.reply_match)
+        return self.answer(item, response) if response is not None else item
+
+    def rederive(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
+        """Recompute period, deadlines and outcome from the raw messages (after a config change)."""
+        fresh = self.new_item(
+            message_id=item.message_id, source=item.source, message=message, brand=item.brand
+        )
+        if item.state is ItemState.DISMISSED and item.dismissed_reason not in ("hidden", "deleted"):
+            return replace(fresh, state=ItemState.DISMISSED, dismissed_reason=item.dismissed_reason)
+        evaluated = self.evaluate(fresh, message, thread)
+        if evaluated.state.is_unanswered and item.state.is_unanswered:
+            # Warning/breach are events that happened; the scheduler re-judges from here.
+            return replace(evaluated, state=item.state)
+        return evaluated

@@ -49,6 +49,8 @@ class FetchRequest:
 
     cursor: Mapping[str, Any]
     active_threads: frozenset[str]
+    # False: only re-read `active_threads` (e.g. just before a breach); cursor stays as it is.
+    include_feed: bool = True
 
 
 class Source(Protocol):

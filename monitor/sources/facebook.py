@@ -102,7 +102,8 @@ class FacebookPageSource:
         state = _FetchState()
         page_id = await self._numeric_page_id(state)
         since = self._since(request.cursor)
-        raw_posts = await self._fetch_feed(state, since)
+        # A thread-only re-fetch (before declaring a breach) skips the feed.
+        raw_posts = await self._fetch_feed(state, since) if request.include_feed else []
         messages: list[Message] = []
         newest = since
         thread_ids: list[str] = []
@@ -132,7 +133,7 @@ class FacebookPageSource:
             complete[post_id] = frozenset({post_id, *(c.platform_id for c in comments)})
         return Batch(
             messages=tuple(messages),
-            cursor={"feed_since": newest},
+            cursor={"feed_since": newest} if request.include_feed else request.cursor,
             complete_threads=complete,
             deleted_threads=frozenset(deleted),
             api_usage_ratio=state.usage_ratio,

@@ -44,6 +44,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
 
 
+def head_revision() -> str | None:
+    """The newest migration shipped with this version."""
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None before the first migration."""
     from alembic.runtime.migration import MigrationContext

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, case, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -224,6 +224,40 @@ class Store:
             result = await conn.execute(select(items).where(items.c.state.in_(UNANSWERED)))
             return [_item_row(row) for row in result]
 
+    async def items_by_id(self, message_ids: Collection[int]) -> dict[int, Item]:
+        """Current rows of the given items."""
+        found: dict[int, Item] = {}
+        ids = sorted(message_ids)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                result = await conn.execute(
+                    select(items).where(items.c.message_id.in_(ids[start : start + _CHUNK]))
+                )
+                found.update((row.message_id, _item_row(row)) for row in result)
+        return found
+
+    async def transition(
+        self, message_id: int, *, from_states: Collection[ItemState], to: ItemState
+    ) -> Item | None:
+        """Move an item to `to` only if it is still in one of `from_states`.
+
+        The conditional update makes warning and breach fire exactly once, even across
+        restarts and against a poll that answers the item at the same moment.
+        """
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(items)
+                .where(
+                    items.c.message_id == message_id,
+                    items.c.state.in_([s.value for s in from_states]),
+                )
+                .values(state=to.value)
+            )
+            if result.rowcount != 1:
+                return None
+            row = (await conn.execute(select(items).where(items.c.message_id == message_id))).one()
+            return _item_row(row)
+
     async def active_threads(self, source: str, *, active_since: datetime) -> frozenset[str]:
         """Threads to keep re-polling: an unanswered item, or any message since `active_since`."""
         async with self.engine.connect() as conn:
@@ -235,6 +269,29 @@ class Store:
             )
             result = await conn.execute(recent.union(waiting))
             return frozenset(row[0] for row in result)
+
+    async def compliance_counts(
+        self, since: datetime, now: datetime
+    ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(in_time, late, breached_open) per (source, period) for items created since `since`."""
+        unanswered = items.c.state.in_(UNANSWERED)
+        query = (
+            select(
+                items.c.source,
+                items.c.period,
+                func.sum(case((items.c.state == ItemState.ANSWERED_IN_TIME.value, 1), else_=0)),
+                func.sum(case((items.c.state == ItemState.ANSWERED_LATE.value, 1), else_=0)),
+                func.sum(case((and_(unanswered, items.c.due_at <= now), 1), else_=0)),
+            )
+            .where(items.c.created_at >= since, items.c.created_at < now)
+            .group_by(items.c.source, items.c.period)
+        )
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return {
+                (row[0], row[1]): (int(row[2] or 0), int(row[3] or 0), int(row[4] or 0))
+                for row in result
+            }
 
     async def items_between(
         self, since: datetime, until: datetime, *, source: str | None = None

@@ -69,6 +69,7 @@ items = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("period", String(20), nullable=False),
     Column("weekend", Boolean, nullable=False),
+    Column("holiday", String(200), nullable=True),
     Column("state", String(20), nullable=False),
     Column("dismissed_reason", String(50), nullable=True),
     Column("target_seconds", Float, nullable=False),

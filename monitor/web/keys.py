@@ -8,6 +8,7 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.metrics import Metrics, OpenItems
 from monitor.poller import Coordinator
+from monitor.sla.scheduler import DeadlineScheduler
 from monitor.store import Store
 
 CONFIG = web.AppKey("config", Config)
@@ -17,3 +18,4 @@ OPEN_ITEMS = web.AppKey("open_items", OpenItems)
 STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", ClientSession)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
+SCHEDULER = web.AppKey("scheduler", DeadlineScheduler)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,12 @@ request_timeout = "2s"
         encoding="utf-8",
     )
     return path
+
+
+async def settle(condition: Callable[[], bool], what: str) -> None:
+    """Let background work with real I/O (scheduler, store) finish while fake time stands."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")

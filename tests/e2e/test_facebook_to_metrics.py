@@ -14,8 +14,8 @@ from monitor.config import load_config
 from monitor.domain import ItemState
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.store import Store
-from monitor.web.keys import COORDINATOR, STORE
-from tests.e2e.conftest import write_config
+from monitor.web.keys import COORDINATOR, SCHEDULER, STORE
+from tests.e2e.conftest import settle, write_config
 
 ANN = ("9001", "Ann Consumer")
 BOB = ("9002", "Bob Consumer")
@@ -109,6 +109,8 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     client = await aiohttp_client(app)
     coordinator = app[COORDINATOR]
     await coordinator.poll_once("acme-fb")
+    # The unanswered visitor post is long past due: the scheduler breaches it at once.
+    await settle(lambda: app[SCHEDULER].fired == 1, "the breach of the visitor post")
 
     # A late comment on the old Monday post: `feed?since=` no longer returns that post.
     graph.add_comment(
@@ -129,7 +131,7 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
         ("16 10:00", "office_hours", "answered_in_time", 1500.0),
         ("16 19:00", "after_hours", "answered_late", 2700.0),
         ("16 19:10", "after_hours", "answered_late", 2100.0),
-        ("20 15:00", "office_hours", "open", None),
+        ("20 15:00", "office_hours", "breached", None),
         ("21 11:00", "after_hours", "answered_in_time", 1200.0),
         ("21 11:10", "after_hours", "answered_in_time", 600.0),
         ("21 12:00", "after_hours", "dismissed", None),
@@ -153,7 +155,11 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     # Buckets include the targets: 3 of 5 after-hours answers within 1800 s.
     assert value(scrape, "webcare_first_response_seconds_bucket", **after, le="1800.0") == 3
     assert value(scrape, "webcare_items_dismissed_total", **acme, reason="hidden") == 1
-    assert value(scrape, "webcare_open_items", **office, state="open") == 1
+    # The visitor post was past due when first seen: breached at once (after a re-fetch).
+    assert value(scrape, "webcare_open_items", **office, state="breached") == 1
+    assert value(scrape, "webcare_open_items", **office, state="open") == 0
+    assert value(scrape, "webcare_sla_breaches_total", **office) == 1
+    assert value(scrape, "webcare_sla_breaches_total", **after) == 0
     assert value(scrape, "webcare_open_items", **after, state="open") == 0
     oldest = value(scrape, "webcare_oldest_open_item_age_seconds", **acme)
     assert oldest == (clock.now() - utc(2026, 11, 20, 15, 0)).total_seconds()

@@ -12,21 +12,25 @@ import pytest
 from monitor.domain import Batch, ItemState, Message, Period, SourceRef
 from monitor.domain.events import ItemAnswered, ItemCreated, ItemDismissed
 from monitor.pipeline import SourceSettings, handle_batch
-from monitor.sla.calendar import WeeklyCalendar, parse_hours
+from monitor.sla.calendar import ALWAYS, WeeklyCalendar, parse_hours
+from monitor.sla.evaluate import SlaPolicy
 from monitor.store import Store, create_engine, upgrade
-from monitor.store.engine import current_revision
+from monitor.store.engine import current_revision, head_revision
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SETTINGS = SourceSettings(
     ref=SourceRef(name="acme-fb", brand="acme", platform="facebook_page"),
-    calendar=WeeklyCalendar(
-        name="office",
-        timezone=ZoneInfo("Europe/Amsterdam"),
-        intervals=tuple(parse_hours("mon-fri 09:00-17:00")),
+    policy=SlaPolicy(
+        office=WeeklyCalendar(
+            name="office",
+            timezone=ZoneInfo("Europe/Amsterdam"),
+            intervals=tuple(parse_hours("mon-fri 09:00-17:00")),
+        ),
+        coverage=ALWAYS,
+        targets={Period.OFFICE_HOURS: 3600.0, Period.AFTER_HOURS: 1800.0},
+        warn_at=0.75,
+        reply_match="thread",
     ),
-    targets={Period.OFFICE_HOURS: 3600.0, Period.AFTER_HOURS: 1800.0},
-    warn_at=0.75,
-    reply_match="thread",
     ignore_authors=frozenset({"spam-bot"}),
     active_days=14,
 )
@@ -77,7 +81,7 @@ async def test_migrations_are_applied_and_repeatable(database_url: str) -> None:
     try:
         await upgrade(engine)
         await upgrade(engine)
-        assert await current_revision(engine) == "0001"
+        assert await current_revision(engine) == head_revision()
     finally:
         await engine.dispose()
 

@@ -4,9 +4,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.domain import ItemState, Message, Period, StoredMessage
-from monitor.sla.calendar import WeeklyCalendar, parse_hours
-from monitor.sla.evaluate import evaluate, find_response, new_item
+from monitor.domain import Item, ItemState, Message, Period, StoredMessage
+from monitor.sla.calendar import ALWAYS, WeeklyCalendar, parse_hours
+from monitor.sla.evaluate import SlaPolicy, find_response
 
 T0 = datetime(2026, 11, 16, 20, 0, tzinfo=UTC)
 OFFICE = WeeklyCalendar(
@@ -45,8 +45,19 @@ def msg(
     )
 
 
-def item_for(stored: StoredMessage):  # type: ignore[no-untyped-def]
-    return new_item(stored, brand="b", calendar=OFFICE, targets=TARGETS, warn_at=0.75)
+POLICY = SlaPolicy(
+    office=OFFICE, coverage=ALWAYS, targets=TARGETS, warn_at=0.75, reply_match="thread"
+)
+
+
+def item_for(stored: StoredMessage) -> Item:
+    return POLICY.new_item(
+        message_id=stored.id, source=stored.source, message=stored.message, brand="b"
+    )
+
+
+def evaluate(item: Item, message: Message, thread: list[StoredMessage], _mode: str) -> Item:
+    return POLICY.evaluate(item, message, thread)
 
 
 def test_thread_mode_takes_first_later_brand_message() -> None:

@@ -1,0 +1,420 @@
+"""The report (DESIGN.md section 2, "Report window"): pure computation, `as_of` is a parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any, Generic, Literal, TypeVar
+
+from monitor.domain import ItemState, Outcome, Period
+
+ALL = "*"
+PERIOD_ALL = "all"
+MEDIAN = Fraction(1, 2)
+P90 = Fraction(9, 10)
+_ANSWERED = {
+    ItemState.ANSWERED_IN_TIME: Outcome.IN_TIME,
+    ItemState.ANSWERED_LATE: Outcome.LATE,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportItem:
+    """An item as the report needs it: the stored item plus its message's permalink and author."""
+
+    message_id: int
+    source: str
+    brand: str
+    created_at: datetime
+    period: Period
+    weekend: bool
+    holiday: str | None
+    state: ItemState
+    warning_at: datetime
+    due_at: datetime
+    dismissed_reason: str | None = None
+    responder: str | None = None
+    responded_at: datetime | None = None
+    response_seconds: float | None = None
+    response_sla_seconds: float | None = None
+    permalink: str | None = None
+    author: str | None = None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """in_time / late for answered items; the engine decided it from platform times."""
+        return _ANSWERED.get(self.state)
+
+    def state_as_of(self, as_of: datetime) -> ItemState:
+        """The state at `as_of`: unanswered items are judged by their deadlines, not the stored
+        state, which lags until the deadline scheduler has caught up."""
+        if not self.state.is_unanswered:
+            return self.state
+        if self.due_at <= as_of:
+            return ItemState.BREACHED
+        if self.warning_at <= as_of:
+            return ItemState.WARNING
+        return ItemState.OPEN
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportRow:
+    """One row of the summary: a source × period, a brand, or everything."""
+
+    source: str
+    brand: str
+    period: str
+    items: int
+    dismissed: int
+    answered: int
+    answered_in_time: int
+    answered_late: int
+    breached_open: int
+    pending: int
+    compliance: float | None
+    median_response_seconds: float | None
+    p90_response_seconds: float | None
+    median_response_sla_seconds: float | None
+    p90_response_sla_seconds: float | None
+    after_hours_share: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeratorRow:
+    """Replies and response times of one responder on one source."""
+
+    brand: str
+    source: str
+    responder: str | None
+    replies: int
+    in_time: int
+    late: int
+    median_response_seconds: float | None
+    p90_response_seconds: float | None
+    median_response_sla_seconds: float | None
+    p90_response_sla_seconds: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemLine:
+    """One item of the `--items` listing, its state judged as of the report's `as_of`."""
+
+    source: str
+    brand: str
+    permalink: str | None
+    author: str | None
+    created_at: datetime
+    period: str
+    weekend: bool
+    holiday: str | None
+    state: str
+    outcome: str | None
+    due_at: datetime
+    responded_at: datetime | None
+    response_seconds: float | None
+    response_sla_seconds: float | None
+    responder: str | None
+    dismissed_reason: str | None
+
+
+RowT = TypeVar("RowT", ReportRow, ModeratorRow, ItemLine)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Generic[RowT]):
+    """A window, the instant outcomes were judged at, and the rows."""
+
+    since: datetime
+    until: datetime
+    as_of: datetime
+    rows: tuple[RowT, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of the CLI and `/api/v1/report`: instants in ISO 8601, UTC offset."""
+        return {
+            "since": iso(self.since),
+            "until": iso(self.until),
+            "as_of": iso(self.as_of),
+            "rows": [row_values(row) for row in self.rows],
+        }
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with an explicit offset."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def row_values(row: ReportRow | ModeratorRow | ItemLine) -> dict[str, Any]:
+    """A row as plain JSON values, in field order."""
+    return {
+        f.name: iso(v) if isinstance(v, datetime) else v
+        for f in fields(row)
+        for v in [getattr(row, f.name)]
+    }
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 date or date-time; one without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as err:
+        raise ValueError(
+            f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-16 or 2026-11-16T09:00+01:00"
+        ) from err
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def check_window(since: datetime, until: datetime) -> None:
+    """Reject naive instants and empty or inverted windows."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must be timezone-aware")
+    if since >= until:
+        raise ValueError(f"since ({iso(since)}) must be before until ({iso(until)})")
+
+
+def nearest_rank(values: Sequence[float], q: Fraction) -> float | None:
+    """The value at rank ⌈q·N⌉ of the sorted values (1-based), None when there are none."""
+    if not values:
+        return None
+    # 0.9 has no exact binary form: keep the rank arithmetic in integers so it is exact.
+    rank = max(1, -(-len(values) * q.numerator // q.denominator))
+    return sorted(values)[rank - 1]
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _in_window(
+    items: Iterable[ReportItem], since: datetime, until: datetime, brand: str | None
+) -> list[ReportItem]:
+    check_window(since, until)
+    return [
+        i for i in items if since <= i.created_at < until and (brand is None or i.brand == brand)
+    ]
+
+
+def _answered(items: Sequence[ReportItem]) -> list[ReportItem]:
+    return [i for i in items if i.outcome is not None]
+
+
+def _seconds(
+    items: Sequence[ReportItem], pick: Callable[[ReportItem], float | None]
+) -> list[float]:
+    return [v for i in items for v in [pick(i)] if v is not None]
+
+
+def _wall(item: ReportItem) -> float | None:
+    return item.response_seconds
+
+
+def _sla(item: ReportItem) -> float | None:
+    return item.response_sla_seconds
+
+
+def summarise(
+    items: Sequence[ReportItem], *, source: str, brand: str, period: str, as_of: datetime
+) -> ReportRow:
+    """The figures of one row over the given items."""
+    dismissed = sum(1 for i in items if i.state is ItemState.DISMISSED)
+    answered = _answered(items)
+    in_time = sum(1 for i in answered if i.outcome is Outcome.IN_TIME)
+    late = len(answered) - in_time
+    unanswered = [i for i in items if i.state.is_unanswered]
+    breached = sum(1 for i in unanswered if i.due_at <= as_of)
+    wall, sla = _seconds(answered, _wall), _seconds(answered, _sla)
+    after_hours = sum(1 for i in items if i.period is Period.AFTER_HOURS)
+    return ReportRow(
+        source=source,
+        brand=brand,
+        period=period,
+        items=len(items),
+        dismissed=dismissed,
+        answered=len(answered),
+        answered_in_time=in_time,
+        answered_late=late,
+        breached_open=breached,
+        pending=len(unanswered) - breached,
+        compliance=_ratio(in_time, in_time + late + breached),
+        median_response_seconds=nearest_rank(wall, MEDIAN),
+        p90_response_seconds=nearest_rank(wall, P90),
+        median_response_sla_seconds=nearest_rank(sla, MEDIAN),
+        p90_response_sla_seconds=nearest_rank(sla, P90),
+        after_hours_share=_ratio(after_hours, len(items)) if period == PERIOD_ALL else None,
+    )
+
+
+def _pairs(
+    items: Sequence[ReportItem], sources: Mapping[str, str], brand: str | None
+) -> list[tuple[str, str]]:
+    """(source, brand) pairs to give rows: the configured ones, then those only items know.
+
+    Stored items may name a source since removed from the config, or a brand it used to have.
+    """
+    pairs = {(name, b): None for name, b in sources.items() if brand is None or b == brand}
+    for item in sorted(items, key=lambda i: (i.source, i.brand)):
+        pairs.setdefault((item.source, item.brand), None)
+    # Keep each brand's sources together, brands in order of first appearance.
+    brands = list(dict.fromkeys(b for _s, b in pairs))
+    return sorted(pairs, key=lambda pair: brands.index(pair[1]))
+
+
+def build_report(
+    items: Sequence[ReportItem],
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    brand: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Report[ReportRow]:
+    """Rows per source × period, then per brand, then overall (left out when `brand` is given).
+
+    `sources` maps every configured source name to its brand so that quiet sources still get
+    rows with zero items.
+    """
+    selected = _in_window(items, since, until, brand)
+    pairs = _pairs(selected, sources or {}, brand)
+    rows: list[ReportRow] = []
+    for brand_name in dict.fromkeys(b for _s, b in pairs):
+        for source, _b in [p for p in pairs if p[1] == brand_name]:
+            mine = [i for i in selected if i.source == source and i.brand == brand_name]
+            for period in Period:
+                rows.append(
+                    summarise(
+                        [i for i in mine if i.period is period],
+                        source=source,
+                        brand=brand_name,
+                        period=period.value,
+                        as_of=as_of,
+                    )
+                )
+            rows.append(
+                summarise(mine, source=source, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
+            )
+        rows.append(
+            summarise(
+                [i for i in selected if i.brand == brand_name],
+                source=ALL,
+                brand=brand_name,
+                period=PERIOD_ALL,
+                as_of=as_of,
+            )
+        )
+    if brand is None:
+        rows.append(summarise(selected, source=ALL, brand=ALL, period=PERIOD_ALL, as_of=as_of))
+    return Report(since=since, until=until, as_of=as_of, rows=tuple(rows))
+
+
+def build_moderator_report(
+    items: Sequence[ReportItem],
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    brand: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Report[ModeratorRow]:
+    """One row per brand × source × responder over the answered items of the window."""
+    answered = _answered(_in_window(items, since, until, brand))
+    order = {pair: n for n, pair in enumerate(_pairs(answered, sources or {}, brand))}
+    groups: dict[tuple[str, str, str | None], list[ReportItem]] = {}
+    for item in answered:
+        groups.setdefault((item.brand, item.source, item.responder), []).append(item)
+
+    def key(group: tuple[str, str, str | None]) -> tuple[int, bool, str]:
+        brand_name, source, responder = group
+        # An unnamed responder (the platform did not say) sorts after the named ones.
+        return (order[(source, brand_name)], responder is None, responder or "")
+
+    rows = []
+    for group in sorted(groups, key=key):
+        members = groups[group]
+        wall, sla = _seconds(members, _wall), _seconds(members, _sla)
+        in_time = sum(1 for i in members if i.outcome is Outcome.IN_TIME)
+        rows.append(
+            ModeratorRow(
+                brand=group[0],
+                source=group[1],
+                responder=group[2],
+                replies=len(members),
+                in_time=in_time,
+                late=len(members) - in_time,
+                median_response_seconds=nearest_rank(wall, MEDIAN),
+                p90_response_seconds=nearest_rank(wall, P90),
+                median_response_sla_seconds=nearest_rank(sla, MEDIAN),
+                p90_response_sla_seconds=nearest_rank(sla, P90),
+            )
+        )
+    return Report(since=since, until=until, as_of=as_of, rows=tuple(rows))
+
+
+def item_line(item: ReportItem, as_of: datetime) -> ItemLine:
+    """One item for the listing, its state judged as of `as_of`."""
+    outcome = item.outcome
+    return ItemLine(
+        source=item.source,
+        brand=item.brand,
+        permalink=item.permalink,
+        author=item.author,
+        created_at=item.created_at,
+        period=item.period.value,
+        weekend=item.weekend,
+        holiday=item.holiday,
+        state=item.state_as_of(as_of).value,
+        outcome=outcome.value if outcome is not None else None,
+        due_at=item.due_at,
+        responded_at=item.responded_at,
+        response_seconds=item.response_seconds,
+        response_sla_seconds=item.response_sla_seconds,
+        responder=item.responder,
+        dismissed_reason=item.dismissed_reason,
+    )
+
+
+def build_items_report(
+    items: Sequence[ReportItem],
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    brand: str | None = None,
+    states: Iterable[ItemState] | None = None,
+) -> Report[ItemLine]:
+    """The items of the window, oldest first, optionally only those in `states` as of `as_of`."""
+    wanted = frozenset(states) if states is not None else None
+    selected = sorted(
+        _in_window(items, since, until, brand), key=lambda i: (i.created_at, i.message_id)
+    )
+    lines = [
+        item_line(i, as_of) for i in selected if wanted is None or i.state_as_of(as_of) in wanted
+    ]
+    return Report(since=since, until=until, as_of=as_of, rows=tuple(lines))
+
+
+ReportKind = Literal["summary", "moderator", "items"]
+AnyReport = Report[ReportRow] | Report[ModeratorRow] | Report[ItemLine]
+
+
+def build(
+    kind: ReportKind,
+    items: Sequence[ReportItem],
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    brand: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> AnyReport:
+    """The summary, the per-moderator report or the item listing, as the CLI and API ask."""
+    if kind == "moderator":
+        return build_moderator_report(
+            items, since=since, until=until, as_of=as_of, brand=brand, sources=sources
+        )
+    if kind == "items":
+        return build_items_report(items, since=since, until=until, as_of=as_of, brand=brand)
+    return build_report(items, since=since, until=until, as_of=as_of, brand=brand, sources=sources)

@@ -1,0 +1,247 @@
+"""`webcare-monitor report`: the report from the store as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import Config
+from monitor.report import (
+    AnyReport,
+    ItemLine,
+    ModeratorRow,
+    ReportItem,
+    ReportKind,
+    ReportRow,
+    build,
+    check_window,
+    iso,
+    parse_instant,
+)
+
+FORMATS = ("table", "csv", "json")
+# Fields holding a fraction (shown as a percentage) rather than a count or seconds.
+_RATIOS = frozenset({"compliance", "after_hours_share"})
+# Shorter table headers so a summary row fits a terminal; CSV and JSON keep the full names.
+_SHORT_HEADERS = {
+    "answered_in_time": "in_time",
+    "answered_late": "late",
+    "breached_open": "breached",
+    "median_response_seconds": "median",
+    "p90_response_seconds": "p90",
+    "median_response_sla_seconds": "median_sla",
+    "p90_response_sla_seconds": "p90_sla",
+    "after_hours_share": "after_hours",
+    "response_seconds": "response",
+    "response_sla_seconds": "response_sla",
+    "dismissed_reason": "dismissed",
+}
+_TABLE_TITLES = {"summary": "SLA report", "moderator": "Replies per moderator", "items": "Items"}
+
+
+def human_duration(seconds: float) -> str:
+    """12m30s, 5h10m, 2d03h: precise enough to read, short enough for a column."""
+    total = round(abs(seconds))
+    sign = "-" if seconds < 0 and total else ""
+    if total < 60:
+        return f"{sign}{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d{hours:02d}h"
+
+
+def _short_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _cell(name: str, value: Any) -> str:
+    """A value as a person reads it in the table."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return _short_time(value)
+    if name in _RATIOS:
+        return f"{value * 100:.1f}%"
+    if name.endswith("_seconds"):
+        return human_duration(float(value))
+    return str(value)
+
+
+def _raw(value: Any) -> str:
+    """A value as a program reads it in CSV: raw numbers, ISO instants, empty for null."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
+
+
+_ROW_TYPES: dict[ReportKind, type[ReportRow | ModeratorRow | ItemLine]] = {
+    "summary": ReportRow,
+    "moderator": ModeratorRow,
+    "items": ItemLine,
+}
+
+
+def format_table(report: AnyReport, kind: ReportKind) -> str:
+    """An aligned text table: numbers right, text left, percentages and durations humanised."""
+    row_fields = fields(_ROW_TYPES[kind])
+    columns = [f.name for f in row_fields]
+    # Annotations are strings here (postponed evaluation): "int", "float | None", ...
+    numeric = [str(f.type).split(" ")[0] in ("int", "float") for f in row_fields]
+    headers = [_SHORT_HEADERS.get(c, c) for c in columns]
+    cells = [[_cell(c, getattr(row, c)) for c in columns] for row in report.rows]
+    widths = [max([len(h), *(len(r[n]) for r in cells)]) for n, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    title = (
+        f"{_TABLE_TITLES[kind]}: items created {_short_time(report.since)} to "
+        f"{_short_time(report.until)}, outcomes as of {_short_time(report.as_of)}"
+    )
+    out = [title, "", line(headers), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    if not report.rows:
+        out.append("(no rows)")
+    return "\n".join(out) + "\n"
+
+
+def format_csv(report: AnyReport, kind: ReportKind) -> str:
+    """CSV with a header row and raw values."""
+    columns = [f.name for f in fields(_ROW_TYPES[kind])]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in report.rows:
+        writer.writerow([_raw(getattr(row, c)) for c in columns])
+    return buffer.getvalue()
+
+
+def format_json(report: AnyReport) -> str:
+    """The JSON document of DESIGN.md section 4: {"since", "until", "as_of", "rows"}."""
+    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render(report: AnyReport, fmt: str, kind: ReportKind) -> str:
+    """The report in the asked format."""
+    if fmt == "json":
+        return format_json(report)
+    if fmt == "csv":
+        return format_csv(report, kind)
+    return format_table(report, kind)
+
+
+def _instant(text: str) -> datetime:
+    """argparse type: an ISO 8601 instant (UTC when it has no offset)."""
+    try:
+        return parse_instant(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+async def _load_items(
+    config: Config, *, since: datetime, until: datetime, brand: str | None
+) -> list[ReportItem]:
+    from monitor.store import Store, create_engine, upgrade
+    from monitor.store.reports import report_items
+
+    engine = create_engine(config.database_url)
+    try:
+        await upgrade(engine)
+        return await report_items(
+            Store(engine), since=since, until=until, brands=None if brand is None else [brand]
+        )
+    finally:
+        await engine.dispose()
+
+
+def _kind(args: argparse.Namespace) -> ReportKind:
+    if args.items:
+        return "items"
+    return "moderator" if args.by == "moderator" else "summary"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`report -c CONFIG --since ISO --until ISO ...`: print the report of a window."""
+    # Imported here: monitor.cli imports this module to register the subcommand.
+    from monitor.cli import _load_or_exit
+
+    try:
+        check_window(args.since, args.until)
+    except ValueError as err:
+        print(f"webcare-monitor report: error: {err}", file=sys.stderr)
+        return 2
+    config = _load_or_exit(args.config)
+    sources = {s.name: s.brand for s in config.sources}
+    if args.brand is not None and args.brand not in sources.values():
+        known = ", ".join(sorted(set(sources.values())))
+        print(
+            f"webcare-monitor report: error: unknown brand {args.brand!r} (configured: {known})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        items = asyncio.run(
+            _load_items(config, since=args.since, until=args.until, brand=args.brand)
+        )
+    except (OSError, SQLAlchemyError) as err:
+        print(f"webcare-monitor report: cannot read the store: {err}", file=sys.stderr)
+        return 1
+    # Judged after loading: every reply stored by then is at or before this instant.
+    as_of = datetime.now(UTC)
+    kind = _kind(args)
+    report = build(
+        kind,
+        items,
+        since=args.since,
+        until=args.until,
+        as_of=as_of,
+        brand=args.brand,
+        sources=sources,
+    )
+    sys.stdout.write(render(report, args.format, kind))
+    return 0
+
+
+def add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `report` subcommand."""
+    report = subparsers.add_parser(
+        "report",
+        help="SLA report over the items created in a window",
+        description=(
+            "Items created in [since, until); outcomes judged as of now. "
+            "A time without an offset is UTC."
+        ),
+    )
+    report.add_argument("-c", "--config", required=True, help="TOML config file")
+    report.add_argument("--since", required=True, type=_instant, help="window start (ISO 8601)")
+    report.add_argument("--until", required=True, type=_instant, help="window end, exclusive")
+    report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+    report.add_argument("--brand", default=None, help="only this brand")
+    detail = report.add_mutually_exclusive_group()
+    detail.add_argument("--by", choices=["moderator"], default=None, help="rows per responder")
+    detail.add_argument("--items", action="store_true", help="list the items themselves")
+    report.set_defaults(func=cmd_report)
