@@ -29,6 +29,7 @@ from monitor.web.api import add_api_routes
 from monitor.web.health import add_routes
 from monitor.web.keys import (
     CLOCK,
+    COMPLIANCE,
     CONFIG,
     COORDINATOR,
     HTTP_SESSION,
@@ -119,6 +120,7 @@ def create_app(
 
     compliance = RollingCompliance([s.ref for s in settings])
     metrics.registry.register(compliance)
+    app[COMPLIANCE] = compliance
     # Every event goes to each subscriber in order; the scheduler joins once it exists.
     subscribers: list[Callable[[Event], None]] = [metrics.apply, open_items.apply]
 

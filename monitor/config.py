@@ -105,7 +105,7 @@ class CalendarConfig(_Model):
     @classmethod
     def _valid_hours(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("at least one interval is needed (use calendar \"always\" for 24/7)")
+            raise ValueError('at least one interval is needed (use calendar "always" for 24/7)')
         for spec in value:
             parse_hours(spec)
         return value

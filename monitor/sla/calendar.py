@@ -169,7 +169,7 @@ def _to_us(instant: datetime) -> int:
 
 
 def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(0, 0, us)  # positional: measurably faster than keywords
 
 
 class _Cache:
@@ -221,12 +221,19 @@ class WeeklyCalendar:
 
     # -- public operations -------------------------------------------------------------
 
+    # The three hot paths below read the day cache inline and avoid max()/min() calls:
+    # that is about half of their cost in CPython.
+
     def is_open(self, instant: datetime) -> bool:
         """True if `instant` (aware) falls inside an open interval, [start, end)."""
         t = _to_us(instant)
         if self.always:
             return True
-        return any(a <= t < b for a, b in self._day(t // _DAY)[0])
+        k = t // _DAY
+        for a, b in (self._cache.days.get(k) or self._day(k))[0]:
+            if t < b:
+                return a <= t
+        return False
 
     def covered_seconds(self, start: datetime, end: datetime) -> float:
         """Real seconds of [start, end) that lie in open time; 0 if end <= start."""
@@ -235,22 +242,26 @@ class WeeklyCalendar:
             return 0.0
         if self.always:
             return (e - s) / _US
+        days = self._cache.days
         first, last = s // _DAY, (e - 1) // _DAY
         total = 0
         for k in range(first, last + 1):
-            spans, day_total = self._day(k)
+            spans, day_total = days.get(k) or self._day(k)
             if first < k < last:
                 total += day_total
                 continue
             for a, b in spans:
-                a, b = max(a, s), min(b, e)
+                if a < s:
+                    a = s
+                if b > e:
+                    b = e
                 if a < b:
                     total += b - a
         return total / _US
 
     def add_covered(self, start: datetime, seconds: float) -> datetime:
         """The earliest instant at which covered time since `start` reaches `seconds` (UTC)."""
-        if not math.isfinite(seconds) or seconds < 0:
+        if not 0 <= seconds < math.inf:  # also rejects NaN
             raise ValueError(f"covered seconds must be finite and >= 0, got {seconds}")
         s = _to_us(start)
         need = round(seconds * _US)
@@ -258,10 +269,11 @@ class WeeklyCalendar:
             return start.astimezone(UTC)
         if self.always:
             return _from_us(s + need)
+        days = self._cache.days
         k = s // _DAY
         closed_days = 0
         while True:
-            spans, day_total = self._day(k)
+            spans, day_total = days.get(k) or self._day(k)
             if spans and spans[-1][1] > s:
                 closed_days = 0
                 if spans[0][0] >= s and day_total < need:
@@ -270,7 +282,8 @@ class WeeklyCalendar:
                     for a, b in spans:
                         if b <= s:
                             continue
-                        a = max(a, s)
+                        if a < s:
+                            a = s
                         if b - a >= need:
                             return _from_us(a + need)
                         need -= b - a

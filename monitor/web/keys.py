@@ -7,6 +7,7 @@ from aiohttp import ClientSession, web
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.metrics import Metrics, OpenItems
+from monitor.metrics.compliance import RollingCompliance
 from monitor.poller import Coordinator
 from monitor.sla.scheduler import DeadlineScheduler
 from monitor.store import Store
@@ -19,3 +20,4 @@ STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", ClientSession)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 SCHEDULER = web.AppKey("scheduler", DeadlineScheduler)
+COMPLIANCE = web.AppKey("compliance", RollingCompliance)

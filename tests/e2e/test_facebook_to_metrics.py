@@ -14,7 +14,7 @@ from monitor.config import load_config
 from monitor.domain import ItemState
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.store import Store
-from monitor.web.keys import COORDINATOR, SCHEDULER, STORE
+from monitor.web.keys import COMPLIANCE, COORDINATOR, SCHEDULER, STORE
 from tests.e2e.conftest import settle, write_config
 
 ANN = ("9001", "Ann Consumer")
@@ -171,6 +171,33 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
 
     health = await client.get("/readyz")
     assert health.status == 200, await health.text()
+
+    # Rolling compliance comes from the store: in_time / (in_time + late + breached_open).
+    await app[COMPLIANCE].refresh(store, clock.now())
+    expected = {
+        ("office_hours", "30d"): 1 / 2,  # c1 in time, v1 breached
+        ("after_hours", "30d"): 3 / 5,  # c4, c5, c7 in time; c2, c3 late; c6 dismissed
+        ("office_hours", "7d"): 1 / 2,
+        ("after_hours", "7d"): 3 / 5,
+        ("after_hours", "1d"): 1.0,  # only c7 was created in the last day
+    }
+    assert compliance_samples(await (await client.get("/metrics")).text()) == expected
+
+    # A restarted service on the same store serves the same compliance and recounts nothing.
+    again = create_app(config, clock=clock, start_polling=False)
+    again_client = await aiohttp_client(again)
+    rescrape = await (await again_client.get("/metrics")).text()
+    assert compliance_samples(rescrape) == expected
+    assert value(samples(rescrape), "webcare_items_total", **after) == 0
+
+
+def compliance_samples(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (labels["period"], labels["window"]): v
+        for (name, key), v in samples(text).items()
+        if name == "webcare_sla_compliance_ratio"
+        for labels in [dict(key)]
+    }
 
 
 async def test_direct_reply_mode_ignores_thread_level_answers(
