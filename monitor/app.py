@@ -12,7 +12,13 @@ from aiohttp import web
 
 from monitor import __version__
 from monitor.clock import Clock, SystemClock
-from monitor.config import Config, FacebookPageConfig
+from monitor.config import (
+    Config,
+    DiscourseConfig,
+    FacebookPageConfig,
+    PhpbbAtomConfig,
+    SourceConfig,
+)
 from monitor.domain import Period, SourceRef
 from monitor.domain.events import Event
 from monitor.logging import get_logger
@@ -23,9 +29,11 @@ from monitor.poller import Coordinator, PolledSource
 from monitor.sla.evaluate import SlaPolicy
 from monitor.sla.scheduler import DeadlineScheduler
 from monitor.sources.base import Source
+from monitor.sources.budget import RequestBudget
 from monitor.sources.facebook import FacebookPageSource
 from monitor.store import Store, create_engine, upgrade
 from monitor.web.api import add_api_routes
+from monitor.web.facebook_webhook import add_webhook_routes
 from monitor.web.health import add_routes
 from monitor.web.keys import (
     CLOCK,
@@ -71,10 +79,29 @@ def source_settings(config: Config) -> list[SourceSettings]:
 
 
 def build_source(
-    source: FacebookPageConfig, session: aiohttp.ClientSession, clock: Clock
+    source: SourceConfig,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    budgets: dict[str, RequestBudget],
 ) -> Source:
     """The platform adapter for one configured source."""
-    return FacebookPageSource(source, session, clock)
+    if isinstance(source, FacebookPageConfig):
+        return FacebookPageSource(source, session, clock)
+    if isinstance(source, DiscourseConfig):
+        from monitor.sources.discourse import DiscourseSource
+
+        # One budget per site: Discourse's admin API limit is shared by all its sources.
+        budget = budgets.setdefault(
+            source.base_url, RequestBudget(per_minute=source.requests_per_minute, clock=clock)
+        )
+        return DiscourseSource(source, session, clock, budget)
+    if isinstance(source, PhpbbAtomConfig):
+        from monitor.sources.atom import PhpbbAtomSource
+
+        return PhpbbAtomSource(source, session, clock)
+    from monitor.sources.flarum import FlarumSource
+
+    return FlarumSource(source, session, clock)
 
 
 def create_app(
@@ -131,11 +158,14 @@ def create_app(
 
     async def poller(app: web.Application) -> AsyncIterator[None]:
         by_name = {s.name: s for s in config.sources}
+        budgets: dict[str, RequestBudget] = {}
         coordinator = Coordinator(
             sources=[
                 PolledSource(
                     settings=s,
-                    source=build_source(by_name[s.ref.name], app[HTTP_SESSION], app[CLOCK]),
+                    source=build_source(
+                        by_name[s.ref.name], app[HTTP_SESSION], app[CLOCK], budgets
+                    ),
                     interval=by_name[s.ref.name].poll_interval,
                 )
                 for s in settings
@@ -196,4 +226,5 @@ def create_app(
         app.cleanup_ctx.append(ctx)
     add_routes(app)
     add_api_routes(app)
+    add_webhook_routes(app)
     return app

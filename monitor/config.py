@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -69,6 +70,13 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
     api_tokens: list[ApiToken] = Field(default_factory=list)
+
+
+class FacebookWebhookConfig(_Model):
+    """Facebook Page webhooks: the app secret signs deliveries, the verify token the handshake."""
+
+    app_secret: SecretStr
+    verify_token: SecretStr
 
 
 class LogConfig(_Model):
@@ -167,23 +175,63 @@ class _SourceCommon(_Model):
     request_timeout: Seconds = 20.0
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class FacebookPageConfig(_SourceCommon):
     """A Facebook Page polled through the Graph API."""
 
     type: Literal["facebook_page"]
     page_id: str = Field(min_length=1, pattern=r"^[0-9A-Za-z_.-]+$")
     access_token: SecretStr
-    api_base_url: str = DEFAULT_GRAPH_API
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+    api_base_url: HttpUrl = DEFAULT_GRAPH_API
 
 
-SourceConfig = Annotated[FacebookPageConfig, Field(discriminator="type")]
+class _ForumCommon(_SourceCommon):
+    base_url: HttpUrl
+    # Who answers for the brand: "alice" (username), "id:42" (user id), "group:support"
+    # (group; "group:staff" also matches the platform's staff flag where it has one).
+    moderators: list[str] = Field(min_length=1)
+
+
+class DiscourseConfig(_ForumCommon):
+    """A Discourse forum, optionally limited to some categories (by id)."""
+
+    type: Literal["discourse"]
+    api_key: SecretStr
+    api_username: str = "system"
+    categories: list[int] = Field(default_factory=list)
+    # Discourse's admin API budget is per site and shared by every source on it.
+    requests_per_minute: int = Field(default=60, gt=0)
+
+
+class PhpbbAtomConfig(_ForumCommon):
+    """A phpBB board read through its Atom feeds (author names only)."""
+
+    type: Literal["phpbb_atom"]
+    forums: list[int] = Field(default_factory=list)
+    topics: list[int] = Field(default_factory=list)
+
+
+class FlarumConfig(_ForumCommon):
+    """A Flarum forum through its JSON:API, optionally limited to some tags (slugs)."""
+
+    type: Literal["flarum"]
+    api_key: SecretStr | None = None
+    user_id: int | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+SourceConfig = Annotated[
+    FacebookPageConfig | DiscourseConfig | PhpbbAtomConfig | FlarumConfig,
+    Field(discriminator="type"),
+]
 
 
 class Config(_Model):
@@ -191,6 +239,7 @@ class Config(_Model):
 
     database_url: str = DEFAULT_DATABASE_URL
     http: HttpConfig = Field(default_factory=HttpConfig)
+    facebook_webhook: FacebookWebhookConfig | None = None
     log: LogConfig = Field(default_factory=LogConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
@@ -209,8 +258,16 @@ class Config(_Model):
 
     def secrets(self) -> list[str]:
         """Every secret value, so the logger can redact them wherever they appear."""
-        tokens = [t.token.get_secret_value() for t in self.http.api_tokens]
-        return [s.access_token.get_secret_value() for s in self.sources] + tokens
+        found = [t.token.get_secret_value() for t in self.http.api_tokens]
+        if self.facebook_webhook is not None:
+            found.append(self.facebook_webhook.app_secret.get_secret_value())
+            found.append(self.facebook_webhook.verify_token.get_secret_value())
+        for source in self.sources:
+            for key in SECRET_KEYS:
+                value = getattr(source, key, None)
+                if isinstance(value, SecretStr):
+                    found.append(value.get_secret_value())
+        return found
 
 
 def _interpolate(value: Any, path: str, problems: list[str]) -> Any:
@@ -274,7 +331,7 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-_TAGS = frozenset({"facebook_page"})
+_TAGS = frozenset({"facebook_page", "discourse", "phpbb_atom", "flarum"})
 
 
 def _reference_problems(data: dict[str, Any]) -> Iterator[str]:

@@ -70,10 +70,10 @@ def _row(source: str, message: Message, now: datetime) -> dict[str, Any]:
     }
 
 
-def _changes(stored: StoredMessage, incoming: Message) -> dict[str, Any]:
+def _changes(stored: StoredMessage, incoming: Message, *, partial: bool) -> dict[str, Any]:
     """Column updates needed to bring a stored message in line with the platform."""
     values: dict[str, Any] = {}
-    for name in _MUTABLE:
+    for name in ("text",) if partial else _MUTABLE:
         new = getattr(incoming, name)
         if name == "deleted":
             new = False  # the platform returned it, so it exists (again)
@@ -92,13 +92,18 @@ async def _upsert(
     Returns (new platform ids, changed platform ids, affected thread ids).
     """
     incoming = {m.platform_id: m for m in batch.messages}
-    existing = await tx.messages_by_platform_id(source, incoming.keys())
+    flagged = set(batch.removed) | set(batch.hidden_changes)
+    existing = await tx.messages_by_platform_id(source, set(incoming) | flagged)
     new_ids = set(incoming) - set(existing)
     await tx.insert_messages([_row(source, incoming[pid], now) for pid in sorted(new_ids)])
     changed: set[str] = set()
     threads = {incoming[pid].thread_id for pid in new_ids}
     for pid, stored in existing.items():
-        values = _changes(stored, incoming[pid])
+        values = _changes(stored, incoming[pid], partial=batch.partial) if pid in incoming else {}
+        if pid in batch.hidden_changes and stored.message.hidden != batch.hidden_changes[pid]:
+            values["hidden"] = batch.hidden_changes[pid]
+        if pid in batch.removed and not stored.message.deleted:
+            values["deleted"] = True
         if values:
             await tx.update_message(stored.id, {**values, "updated_at": now})
             changed.add(pid)

@@ -81,6 +81,14 @@ class Batch:
     # Highest API usage fraction the platform reported (0..1), if any.
     api_usage_ratio: float | None = None
     requests: int = 0
+    # Push deliveries (webhooks) name single changes instead of re-reading whole threads:
+    removed: frozenset[str] = frozenset()  # platform ids that were deleted
+    hidden_changes: Mapping[str, bool] = field(default_factory=dict)  # platform id -> hidden
+    # True when `messages` carry only what a delivery said (no hidden flag, no permalink):
+    # stored messages then take only their new text from them.
+    partial: bool = False
+    # The platform asked us not to call again for this long (e.g. Graph's regain time).
+    wait_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

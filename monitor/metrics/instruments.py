@@ -16,6 +16,7 @@ _LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_ERROR_REASONS = ("auth", "rate_limited", "transient", "fatal", "store", "error")
 DISMISS_REASONS = ("hidden", "deleted")
+WEBHOOK_OUTCOMES = ("accepted", "bad_signature", "malformed", "unknown_page", "error")
 
 
 def response_buckets(targets: Iterable[float]) -> list[float]:
@@ -107,6 +108,14 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "webcare_webhook_deliveries",
+            "Webhook deliveries by outcome (accepted, bad_signature, malformed, unknown_page).",
+            ["platform", "outcome"],
+            registry=r,
+        )
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels("facebook", outcome)
         self.build_info = Info("webcare_build", "Version of webcare-monitor.", registry=r)
         self.build_info.info({"version": version})
 

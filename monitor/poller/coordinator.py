@@ -6,13 +6,14 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.clock import Clock
+from monitor.domain import Batch
 from monitor.domain.events import Event
 from monitor.logging import get_logger
 from monitor.metrics import Metrics
@@ -104,6 +105,15 @@ class Coordinator:
         async with entry.lock:
             return await self._poll(entry)
 
+    async def ingest(self, name: str, batch: Batch) -> None:
+        """Store a pushed batch (webhook) at once, in turn with the source's polls."""
+        entry = self.sources[name]
+        async with entry.lock:
+            pushed = replace(batch, cursor=entry.cursor)  # a push never moves the poll cursor
+            result = await handle_batch(self._store, entry.settings, pushed, self._clock.now())
+        self._on_events(result.events)
+        log.info("pushed", source=name, new=result.new_messages, changed=result.changed_messages)
+
     async def refetch(self, name: str, thread_ids: frozenset[str]) -> None:
         """Re-read some threads of a source now (before a breach) and store what changed."""
         entry = self.sources[name]
@@ -115,6 +125,13 @@ class Coordinator:
             result = await handle_batch(self._store, entry.settings, batch, self._clock.now())
         self._on_events(result.events)
         log.info("re-fetched", source=name, threads=len(thread_ids), events=len(result.events))
+
+    async def refetch_quietly(self, name: str, thread_ids: frozenset[str]) -> None:
+        """Like refetch, but a failure is only logged: the next poll reconciles anyway."""
+        try:
+            await self.refetch(name, thread_ids)
+        except (SourceError, SQLAlchemyError, OSError) as err:
+            log.warning("re-fetch failed", source=name, error=str(err))
 
     async def _poll(self, entry: PolledSource) -> float:
         settings = entry.settings

@@ -97,6 +97,11 @@ class FacebookPageSource:
         # `from.id` is always numeric; a page configured by its username is resolved once.
         self._page_numeric_id: str | None = config.page_id if config.page_id.isdigit() else None
 
+    @property
+    def page_numeric_id(self) -> str | None:
+        """The page's numeric id once known (webhook entries name pages by it)."""
+        return self._page_numeric_id
+
     async def fetch(self, request: FetchRequest) -> Batch:
         """New feed posts since the cursor, plus full comment lists of those and active posts."""
         state = _FetchState()
