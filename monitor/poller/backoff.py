@@ -28,3 +28,17 @@ def backoff_delay(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+def usage_slowdown(usage_ratio: float | None) -> float:
+    """How much longer to wait as a platform's usage quota fills up (1 = normal pace).
+
+    Below half the quota nothing changes; above it the interval grows as 1 / (1 - usage), so
+    at 75% we poll 4x less often and at 90% 10x less, never more than 16x: the quota then
+    recovers before the platform has to throttle us.
+    """
+    if usage_ratio is None or usage_ratio < 0.5:
+        return 1.0
+    if usage_ratio >= 1.0 - 1 / 16:
+        return 16.0
+    return 1.0 / (1.0 - usage_ratio)

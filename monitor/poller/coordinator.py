@@ -18,7 +18,7 @@ from monitor.domain.events import Event
 from monitor.logging import get_logger
 from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings, handle_batch
-from monitor.poller.backoff import backoff_delay, jittered
+from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
 from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
 from monitor.store import Store
 
@@ -41,6 +41,10 @@ class PolledSource:
     up: bool | None = None
     polls: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Sources with the same group are polled together, so their requests can share
+    # one HTTP batch (e.g. Facebook pages on one token); None: a group of its own.
+    group: str | None = None
+    next_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -49,7 +53,7 @@ class PolledSource:
 
 
 class Coordinator:
-    """Runs one loop per source; a run is re-armed only after it finished, so none overlap."""
+    """Runs one loop per poll group; a run is re-armed only after it finished, so none overlap."""
 
     def __init__(
         self,
@@ -83,9 +87,12 @@ class Coordinator:
                     gauge.set(state.last_success_at.timestamp())
 
     def start(self) -> None:
-        """Start one polling task per source."""
+        """Start one polling task per group (a lone source is a group of one)."""
+        groups: dict[str, list[PolledSource]] = {}
         for entry in self.sources.values():
-            self._tasks.append(asyncio.create_task(self._loop(entry), name=f"poll:{entry.name}"))
+            groups.setdefault(entry.group or f"source:{entry.name}", []).append(entry)
+        for key, members in groups.items():
+            self._tasks.append(asyncio.create_task(self._loop(members), name=f"poll:{key}"))
 
     async def stop(self) -> None:
         """Cancel the loops and wait for them to end."""
@@ -94,10 +101,30 @@ class Coordinator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def _loop(self, entry: PolledSource) -> None:
+    async def _loop(self, members: list[PolledSource]) -> None:
+        # When a healthy member is due, every healthy member due within a fifth of the
+        # interval comes along, so jitter (±10%) never splits a group; a member in backoff
+        # runs on its own schedule and never pulls the others forward.
+        coalesce = timedelta(seconds=0.2 * min(m.interval for m in members))
         while True:
-            delay = entry.interval if self.paused else await self.poll_once(entry.name)
-            await self._clock.sleep(delay)
+            now = self._clock.now()
+            due = [m for m in members if m.next_at is None or m.next_at <= now]
+            if any(m.failures == 0 for m in due):
+                due += [
+                    m
+                    for m in members
+                    if m not in due and m.failures == 0 and (m.next_at or now) <= now + coalesce
+                ]
+            if self.paused:
+                for member in due:
+                    member.next_at = now + timedelta(seconds=member.interval)
+            elif due:
+                delays = await asyncio.gather(*(self.poll_once(m.name) for m in due))
+                after = self._clock.now()
+                for member, delay in zip(due, delays, strict=True):
+                    member.next_at = after + timedelta(seconds=delay)
+            wake = min(m.next_at or now for m in members)
+            await self._clock.sleep((wake - self._clock.now()).total_seconds())
 
     async def poll_once(self, name: str) -> float:
         """Poll one source now; return the delay until its next run."""
@@ -178,7 +205,9 @@ class Coordinator:
                 active_threads=len(active),
                 duration_s=round(duration, 3),
             )
-            return jittered(entry.interval, self._rng)
+            delay = jittered(entry.interval * usage_slowdown(batch.api_usage_ratio), self._rng)
+            # The platform's own "come back in N seconds" beats our pace.
+            return max(delay, batch.wait_seconds or 0.0)
         return backoff_delay(
             entry.failures,
             base=min(entry.interval, 10.0),

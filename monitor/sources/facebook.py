@@ -62,6 +62,7 @@ class _FetchState:
 
     requests: int = 0
     usage_ratio: float | None = None
+    regain_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +144,7 @@ class FacebookPageSource:
             deleted_threads=frozenset(deleted),
             api_usage_ratio=state.usage_ratio,
             requests=state.requests,
+            wait_seconds=state.regain_seconds,
         )
 
     # --- requests -------------------------------------------------------------------------
@@ -252,6 +254,8 @@ class FacebookPageSource:
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)
+        if usage.regain_seconds is not None:
+            state.regain_seconds = max(state.regain_seconds or 0.0, usage.regain_seconds)
         body = response.body
         where = f"GET {response.url}"
         if isinstance(body, dict) and isinstance(body.get("error"), dict):

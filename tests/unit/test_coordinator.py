@@ -1,0 +1,147 @@
+"""The poll loop on a fake clock: groups poll together, usage slows polling, errors back off."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.clock import FakeClock
+from monitor.domain import Batch, Period, SourceRef
+from monitor.metrics import Metrics
+from monitor.pipeline import SourceSettings
+from monitor.poller import Coordinator, PolledSource
+from monitor.poller.backoff import backoff_delay, usage_slowdown
+from monitor.sla.calendar import ALWAYS
+from monitor.sla.evaluate import SlaPolicy
+from monitor.sources.base import FetchRequest, RateLimited, TransientError
+from monitor.store import Store, create_engine, upgrade
+
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+class ScriptedSource:
+    """A Source that records when it was asked and answers from a script of outcomes."""
+
+    def __init__(self, clock: FakeClock, outcomes: list[Exception | float | None]) -> None:
+        self.clock = clock
+        self.outcomes = outcomes
+        self.calls: list[float] = []
+
+    async def fetch(self, request: FetchRequest) -> Batch:
+        self.calls.append((self.clock.now() - START).total_seconds())
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return Batch(messages=(), cursor={}, api_usage_ratio=outcome)
+
+
+def settings(name: str) -> SourceSettings:
+    return SourceSettings(
+        ref=SourceRef(name=name, brand="b", platform="test"),
+        policy=SlaPolicy(
+            office=ALWAYS,
+            coverage=ALWAYS,
+            targets={Period.OFFICE_HOURS: 60.0, Period.AFTER_HOURS: 60.0},
+            warn_at=0.75,
+            reply_match="thread",
+        ),
+        ignore_authors=frozenset(),
+        active_days=14,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    await upgrade(engine)
+    yield Store(engine)
+    await engine.dispose()
+
+
+async def run_for(clock: FakeClock, coordinator: Coordinator, seconds: int, loops: int) -> None:
+    """Jump from one wake-up to the next until `seconds` of fake time have passed."""
+
+    async def all_asleep() -> None:
+        # Polls do real database I/O: wait until every loop sleeps on the fake clock again.
+        for _ in range(2000):
+            if len(clock.pending_sleeps) == loops:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("a poll loop never went back to sleep")
+
+    coordinator.start()
+    await all_asleep()
+    end = (clock.now() - START).total_seconds() + seconds
+    while clock.pending_sleeps and (clock.pending_sleeps[0] - START).total_seconds() <= end:
+        await clock.advance((clock.pending_sleeps[0] - clock.now()).total_seconds())
+        await all_asleep()
+    await coordinator.stop()
+
+
+def make(
+    store: Store, clock: FakeClock, sources: dict[str, ScriptedSource], group: str | None
+) -> Coordinator:
+    entries = [
+        PolledSource(settings=settings(n), source=s, interval=60, group=group)
+        for n, s in sources.items()
+    ]
+    metrics = Metrics(version="t", targets=[60.0])
+    for entry in entries:
+        metrics.prepare(entry.settings.ref)
+    return Coordinator(
+        sources=entries,
+        store=store,
+        metrics=metrics,
+        on_events=lambda events: None,
+        clock=clock,
+        rng=random.Random(1),
+    )
+
+
+async def test_a_group_polls_together_and_a_failing_member_backs_off_alone(store: Store) -> None:
+    clock = FakeClock(START)
+    healthy = [ScriptedSource(clock, []) for _ in range(3)]
+    broken = ScriptedSource(clock, [TransientError("down")] * 10)
+    sources = {"a": healthy[0], "b": healthy[1], "c": healthy[2], "d": broken}
+    await run_for(clock, make(store, clock, sources, group="token-1"), 300, loops=1)
+    # Healthy members always run in the same cycles, once per ~60 s (jitter ±10%).
+    assert healthy[0].calls == healthy[1].calls == healthy[2].calls
+    assert 4 <= len(healthy[0].calls) <= 6
+    assert all(
+        54 <= b - a <= 66 for a, b in zip(healthy[0].calls, healthy[0].calls[1:], strict=False)
+    )
+    # The broken one retries on its own, sooner at first, never in a tight loop.
+    gaps = [b - a for a, b in zip(broken.calls, broken.calls[1:], strict=False)]
+    assert gaps and min(gaps) >= 5
+
+
+async def test_high_api_usage_slows_polling_down(store: Store) -> None:
+    clock = FakeClock(START)
+    busy = ScriptedSource(clock, [0.9] * 20)
+    calm = ScriptedSource(clock, [0.1] * 20)
+    await run_for(clock, make(store, clock, {"busy": busy, "calm": calm}, group=None), 700, loops=2)
+    assert len(calm.calls) >= 10
+    assert len(busy.calls) == 2  # at 90% usage the next poll waits ~10 intervals
+
+
+async def test_retry_after_beats_the_backoff_curve(store: Store) -> None:
+    clock = FakeClock(START)
+    throttled = ScriptedSource(clock, [RateLimited("slow down", retry_after=600)])
+    await run_for(clock, make(store, clock, {"t": throttled}, group=None), 700, loops=1)
+    first, second = throttled.calls[:2]
+    assert second - first == pytest.approx(600, abs=1)
+
+
+def test_pure_delay_rules() -> None:
+    assert usage_slowdown(None) == usage_slowdown(0.3) == 1.0
+    assert usage_slowdown(0.75) == 4.0
+    assert usage_slowdown(0.99) == 16.0
+    rng = random.Random(0)
+    delays = [backoff_delay(n, base=10, cap=900, rng=rng) for n in range(1, 12)]
+    assert all(5 <= d <= 900 for d in delays)
+    assert delays[-1] >= 450  # capped, with at least half the nominal delay
