@@ -26,6 +26,7 @@ from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
 from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
+from monitor.poller.token_watch import TokenWatch
 from monitor.sla.evaluate import SlaPolicy
 from monitor.sla.scheduler import DeadlineScheduler
 from monitor.sources.base import Source
@@ -216,13 +217,28 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def token_watch(app: web.Application) -> AsyncIterator[None]:
+        facebook = [s for s in config.sources if isinstance(s, FacebookPageConfig)]
+        if not facebook:
+            yield
+            return
+        watcher = TokenWatch(
+            sources=facebook, session=app[HTTP_SESSION], metrics=metrics, clock=app[CLOCK]
+        )
+        task = asyncio.create_task(watcher.run(), name="token-watch")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def polling(app: web.Application) -> AsyncIterator[None]:
         if start_polling:
             app[COORDINATOR].start()
         log.info("started", sources=[s.ref.name for s in settings], version=__version__)
         yield
 
-    for ctx in (database, http_session, poller, deadlines, rolling_compliance, polling):
+    contexts = (database, http_session, poller, deadlines, rolling_compliance, token_watch)
+    for ctx in (*contexts, polling):
         app.cleanup_ctx.append(ctx)
     add_routes(app)
     add_api_routes(app)

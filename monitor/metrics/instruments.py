@@ -116,6 +116,13 @@ class Metrics:
         )
         for outcome in WEBHOOK_OUTCOMES:
             self.webhook_deliveries.labels("facebook", outcome)
+        self.token_expiry = Gauge(
+            "webcare_token_expiry_timestamp_seconds",
+            "When a source's access token (kind=access) or its data access (kind=data_access)"
+            " expires, Unix time; absent when it never does.",
+            ["source", "kind"],
+            registry=r,
+        )
         self.build_info = Info("webcare_build", "Version of webcare-monitor.", registry=r)
         self.build_info.info({"version": version})
 
