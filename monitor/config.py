@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.alerts.settings import ReceiverConfig, RosterConfig
 from monitor.durations import parse_duration
 from monitor.sla.calendar import (
     ALWAYS,
@@ -38,7 +39,7 @@ DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
 # Keys that may instead be given as `<key>_file` (systemd LoadCredential= friendly).
 SECRET_KEYS = frozenset(
-    {"access_token", "app_secret", "verify_token", "api_key", "password", "token"}
+    {"access_token", "app_secret", "verify_token", "api_key", "password", "token", "secret", "url"}
 )
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -217,6 +218,8 @@ class PhpbbAtomConfig(_ForumCommon):
     type: Literal["phpbb_atom"]
     forums: list[int] = Field(default_factory=list)
     topics: list[int] = Field(default_factory=list)
+    # The board's "posts per feed" setting; unknown (None) means learned from what feeds show.
+    feed_limit: int | None = Field(default=None, gt=0)
 
 
 class FlarumConfig(_ForumCommon):
@@ -240,6 +243,8 @@ class Config(_Model):
     database_url: str = DEFAULT_DATABASE_URL
     http: HttpConfig = Field(default_factory=HttpConfig)
     facebook_webhook: FacebookWebhookConfig | None = None
+    roster: RosterConfig = Field(default_factory=RosterConfig)
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
@@ -259,6 +264,10 @@ class Config(_Model):
     def secrets(self) -> list[str]:
         """Every secret value, so the logger can redact them wherever they appear."""
         found = [t.token.get_secret_value() for t in self.http.api_tokens]
+        for receiver in self.receivers:
+            for secret in (receiver.url, receiver.secret):
+                if secret is not None:
+                    found.append(secret.get_secret_value())
         if self.facebook_webhook is not None:
             found.append(self.facebook_webhook.app_secret.get_secret_value())
             found.append(self.facebook_webhook.verify_token.get_secret_value())

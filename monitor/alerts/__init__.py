@@ -1,0 +1,1 @@
+"""Alerting: roster, notifications, receivers and a persistent outbox."""
