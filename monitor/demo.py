@@ -13,12 +13,15 @@ from aiohttp import web
 
 from monitor.clock import SystemClock
 from monitor.config import load_config
+from monitor.simulator.discourse import FakeDiscourse
+from monitor.simulator.discourse_scenario import WEBCARE_GROUP, forum_live_traffic, seed_forum
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.simulator.scenario import live_traffic, seed_history
 
 PAGE_ID = "104729384756123"
 PAGE_NAME = "Acme Webshop"
 TOKEN = "demo-page-token-not-secret"
+FORUM_API_KEY = "demo-forum-api-key-not-secret"
 
 CONFIG_TEMPLATE = """\
 # Written by `webcare-monitor demo`: the service reads it exactly as `run -c` would.
@@ -50,31 +53,54 @@ poll_interval = "5s"
 backfill_days = 8
 """
 
+FORUM_TEMPLATE = """
+[[sources]]
+type = "discourse"
+name = "acme-forum"
+brand = "acme"
+base_url = "{forum}"
+api_key_file = "forum-api-key.txt"
+api_username = "system"
+# The webcare students' primary group, and any staff member, answer for the brand.
+moderators = ["group:{group}", "group:staff"]
+policy = "default"
+calendar = "office"
+poll_interval = "10s"
+backfill_days = 8
+"""
 
-def write_demo_config(workdir: Path, *, api_base_url: str, port: int) -> Path:
-    """Write the demo's config (and its token file) into `workdir`."""
+
+def write_demo_config(
+    workdir: Path, *, api_base_url: str, port: int, forum_url: str | None = None
+) -> Path:
+    """Write the demo's config (and its secret files) into `workdir`.
+
+    The Facebook page is always the first source; the forum follows when `forum_url` is given.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "page-token.txt").write_text(TOKEN + "\n", encoding="utf-8")
-    path = workdir / "webcare-monitor.toml"
-    path.write_text(
-        CONFIG_TEMPLATE.format(
-            db=(workdir / "webcare-monitor.db").as_posix(),
-            port=port,
-            page_id=PAGE_ID,
-            api=api_base_url,
-        ),
-        encoding="utf-8",
+    text = CONFIG_TEMPLATE.format(
+        db=(workdir / "webcare-monitor.db").as_posix(),
+        port=port,
+        page_id=PAGE_ID,
+        api=api_base_url,
     )
+    if forum_url is not None:
+        (workdir / "forum-api-key.txt").write_text(FORUM_API_KEY + "\n", encoding="utf-8")
+        text += FORUM_TEMPLATE.format(forum=forum_url, group=WEBCARE_GROUP)
+    path = workdir / "webcare-monitor.toml"
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def _banner(port: int, workdir: Path, api: str) -> str:
+def _banner(port: int, workdir: Path, api: str, forum: str) -> str:
     base = f"http://127.0.0.1:{port}"
     return (
         "\nwebcare-monitor demo is running (Ctrl-C to stop)\n"
         f"  metrics      {base}/metrics\n"
         f"  health       {base}/healthz   {base}/readyz\n"
         f"  fake Facebook Graph API  {api}\n"
+        f"  fake Discourse forum     {forum}   (try {forum}/latest.json)\n"
         f"  config and database      {workdir}\n"
     )
 
@@ -87,27 +113,43 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
     clock = SystemClock()
     api = FakeGraphApi(page_id=PAGE_ID, page_name=PAGE_NAME, access_token=TOKEN)
     stats = seed_history(api, now=clock.now())
+    # A public forum: visitors can read /latest.json in a browser, the service uses its key.
+    forum = FakeDiscourse(
+        api_key=FORUM_API_KEY, clock=clock, title="Acme Community", login_required=False
+    )
+    forum_stats = seed_forum(forum, now=clock.now())
     await api.start()
-    config = load_config(write_demo_config(workdir, api_base_url=api.base_url, port=port))
+    await forum.start()
+    config = load_config(
+        write_demo_config(workdir, api_base_url=api.base_url, port=port, forum_url=forum.base_url)
+    )
     configure_from(config)
     app = create_app(config)
 
     async def platform(app: web.Application) -> AsyncIterator[None]:
-        traffic = asyncio.create_task(live_traffic(api, clock))
-        print(_banner(port, workdir, api.base_url), file=sys.stderr, flush=True)
+        traffic = [
+            asyncio.create_task(live_traffic(api, clock)),
+            asyncio.create_task(forum_live_traffic(forum, clock)),
+        ]
+        print(_banner(port, workdir, api.base_url, forum.base_url), file=sys.stderr, flush=True)
         print(
             f"  history: {stats.posts} page posts, {stats.comments} consumer messages, "
-            f"{stats.replies} replies over 7 days\n",
+            f"{stats.replies} replies over 7 days\n"
+            f"  forum:   {forum_stats.topics} topics, {forum_stats.posts} consumer posts, "
+            f"{forum_stats.replies} webcare replies over 7 days\n",
             file=sys.stderr,
             flush=True,
         )
         yield
-        traffic.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await traffic
+        for task in traffic:
+            task.cancel()
+        for task in traffic:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await forum.stop()
         await api.stop()
 
-    # The fake platform lives beside the service in the same event loop; the service itself
+    # The fake platforms live beside the service in the same event loop; the service itself
     # is exactly what `run` builds from the config file.
     app.cleanup_ctx.insert(0, platform)
     return app

@@ -15,7 +15,7 @@ from urllib.request import urlopen
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.demo import TOKEN
+from monitor.demo import FORUM_API_KEY, TOKEN
 from tests.e2e.test_restart import free_port
 
 
@@ -29,20 +29,31 @@ def fetch(url: str) -> str | None:
 
 
 def demo_ready(text: str | None) -> bool:
+    """Both fake platforms are polled: each source up, with items and answers in /metrics."""
     if text is None:
         return False
-    values = {
-        (s.name, s.labels.get("period")): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name in ("webcare_items_total", "webcare_first_response_seconds_count")
-        or s.name == "webcare_source_up"
-    }
+    totals: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "webcare_source_up":
+                key = (s.name, s.labels["platform"])
+            elif s.name in ("webcare_items_total", "webcare_first_response_seconds_count"):
+                key = (s.name, f"{s.labels['source']}/{s.labels['period']}")
+            else:
+                continue
+            totals[key] = totals.get(key, 0.0) + s.value
+    page, forum = "acme-facebook", "acme-forum"
     return (
-        values.get(("webcare_items_total", "office_hours"), 0) > 0
-        and values.get(("webcare_items_total", "after_hours"), 0) > 0
-        and values.get(("webcare_first_response_seconds_count", "after_hours"), 0) > 0
-        and values.get(("webcare_source_up", None)) == 1
+        totals.get(("webcare_items_total", f"{page}/office_hours"), 0) > 0
+        and totals.get(("webcare_items_total", f"{page}/after_hours"), 0) > 0
+        and totals.get(("webcare_first_response_seconds_count", f"{page}/after_hours"), 0) > 0
+        and totals.get(("webcare_source_up", "facebook_page")) == 1
+        # The forum next to the page (issue 4, acceptance 3).
+        and totals.get(("webcare_source_up", "discourse")) == 1
+        and totals.get(("webcare_items_total", f"{forum}/office_hours"), 0)
+        + totals.get(("webcare_items_total", f"{forum}/after_hours"), 0)
+        > 0
+        and totals.get(("webcare_first_response_seconds_count", f"{forum}/after_hours"), 0) > 0
     )
 
 
@@ -87,9 +98,12 @@ def test_demo_serves_populated_metrics_within_30_seconds(tmp_path: Path) -> None
         demo.wait(timeout=20)
     output = log.read_text()
     assert "webcare-monitor demo is running" in output
+    assert "fake Discourse forum" in output
     assert '"event":"poll"' in output
-    # The demo's token comes from a *_file secret: it is redacted like any other.
+    assert '"source":"acme-forum"' in output
+    # The demo's token and forum key come from *_file secrets: redacted like any other.
     assert TOKEN not in output
+    assert FORUM_API_KEY not in output
     assert demo.returncode == 0, output[-3000:]
     if promtool is None:
         pytest.skip(
