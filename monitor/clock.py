@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -66,3 +67,19 @@ class FakeClock:
         # Give woken tasks a chance to run before the test continues.
         for _ in range(5):
             await asyncio.sleep(0)
+
+
+async def sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float | None) -> None:
+    """Sleep on `clock` for `seconds` (forever if None) or until `wake` is set, then clear it."""
+    waiters: list[asyncio.Task[object]] = [asyncio.create_task(wake.wait())]
+    if seconds is not None:
+        waiters.append(asyncio.create_task(clock.sleep(seconds)))
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiters:
+            task.cancel()
+        for task in waiters:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        wake.clear()

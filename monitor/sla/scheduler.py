@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from monitor.clock import Clock
+from monitor.clock import Clock, sleep_or_wake
 from monitor.domain import Item, ItemState, SourceRef
 from monitor.domain.events import (
     Event,
@@ -115,23 +114,9 @@ class DeadlineScheduler:
                         heapq.heappush(self._heap, entry)
                     await self._clock.sleep(1.0)
                 continue
-            await self._wait_until(self._heap[0].at if self._heap else None)
-
-    async def _wait_until(self, at: datetime | None) -> None:
-        """Sleep until `at` or until a new deadline is tracked, whichever comes first."""
-        self._wake.clear()
-        waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._wake.wait())]
-        if at is not None:
-            delay = (at - self._clock.now()).total_seconds()
-            waiters.append(asyncio.create_task(self._clock.sleep(delay)))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waiters:
-                task.cancel()
-            for task in waiters:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Sleep until the next instant, or until a new deadline is tracked.
+            delay = (self._heap[0].at - now).total_seconds() if self._heap else None
+            await sleep_or_wake(self._clock, self._wake, delay)
 
     async def _fire(self, entries: list[_Entry]) -> None:
         events: list[Event] = []
