@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["warning", "breach", "resolved"]
 
@@ -46,3 +46,50 @@ class Notification:
     created_at: datetime  # when the event happened (the warning or due instant)
     items: tuple[AlertItem, ...]
     duty: Duty | None  # None: a roster gap, nobody is on duty
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def notification_to_json(n: Notification) -> dict[str, Any]:
+    """A JSON-safe dict (the outbox stores notifications as JSON)."""
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "brand": n.brand,
+        "source": n.source,
+        "platform": n.platform,
+        "created_at": n.created_at.isoformat(),
+        "duty": None if n.duty is None else asdict(n.duty),
+        "items": [
+            {
+                **asdict(i),
+                "created_at": i.created_at.isoformat(),
+                "due_at": i.due_at.isoformat(),
+                "responded_at": i.responded_at.isoformat() if i.responded_at else None,
+            }
+            for i in n.items
+        ],
+    }
+
+
+def notification_from_json(data: dict[str, Any]) -> Notification:
+    """The inverse of notification_to_json."""
+    items = []
+    for raw in data["items"]:
+        values = dict(raw)
+        values["created_at"] = datetime.fromisoformat(raw["created_at"])
+        values["due_at"] = datetime.fromisoformat(raw["due_at"])
+        values["responded_at"] = _time(raw.get("responded_at"))
+        items.append(AlertItem(**values))
+    return Notification(
+        id=data["id"],
+        kind=data["kind"],
+        brand=data["brand"],
+        source=data["source"],
+        platform=data["platform"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        duty=Duty(**data["duty"]) if data.get("duty") else None,
+        items=tuple(items),
+    )

@@ -19,7 +19,11 @@ from pydantic import (
 from monitor.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
-NOTIFICATION_KINDS = ("warning", "breach", "resolved")
+AlertKind = Literal["warning", "breach", "resolved"]
+
+
+def _all_kinds() -> list[AlertKind]:
+    return ["warning", "breach", "resolved"]
 
 
 class _Model(BaseModel):
@@ -112,9 +116,7 @@ class ReceiverConfig(_Model):
     url: Annotated[SecretStr, AfterValidator(_check_url)] | None = None
     # HMAC-SHA256 key for `webhook` receivers (X-Webcare-Signature).
     secret: SecretStr | None = None
-    kinds: list[Literal["warning", "breach", "resolved"]] = Field(
-        default_factory=lambda: list(NOTIFICATION_KINDS)
-    )
+    kinds: list[AlertKind] = Field(default_factory=_all_kinds)
     brands: list[str] = Field(default_factory=lambda: ["*"])
     sources: list[str] = Field(default_factory=lambda: ["*"])
     timeout: Seconds = 10.0

@@ -13,6 +13,7 @@ from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated
 # "share answered within target" is an exact bucket, not an interpolation.
 _RESPONSE_BUCKETS = (60, 300, 600, 900, 1800, 2700, 3600, 7200, 14400, 28800, 86400, 172800)
 _LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+_ALERT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_ERROR_REASONS = ("auth", "rate_limited", "transient", "fatal", "store", "error")
 DISMISS_REASONS = ("hidden", "deleted")
@@ -116,6 +117,31 @@ class Metrics:
         )
         for outcome in WEBHOOK_OUTCOMES:
             self.webhook_deliveries.labels("facebook", outcome)
+        self.alerts = Counter(
+            "webcare_alerts",
+            "Alert deliveries by kind, receiver and outcome (delivered, retried, dead).",
+            ["kind", "receiver", "outcome"],
+            registry=r,
+        )
+        self.alert_outbox_pending = Gauge(
+            "webcare_alert_outbox_pending",
+            "Notifications waiting in the outbox for a receiver.",
+            ["receiver"],
+            registry=r,
+        )
+        self.alert_delivery = Histogram(
+            "webcare_alert_delivery_seconds",
+            "Time from the event (warning/due instant, answer) to the receiver's acceptance.",
+            ["receiver"],
+            buckets=_ALERT_BUCKETS,
+            registry=r,
+        )
+        self.roster_gap = Gauge(
+            "webcare_roster_gap",
+            "1 while nobody is on duty for the source (a hole in the roster).",
+            ["brand", "source"],
+            registry=r,
+        )
         self.token_expiry = Gauge(
             "webcare_token_expiry_timestamp_seconds",
             "When a source's access token (kind=access) or its data access (kind=data_access)"
@@ -145,6 +171,14 @@ class Metrics:
             self.poll_errors.labels(ref.name, reason)
         self.last_success.labels(ref.name)
         self.api_usage.labels(ref.name)
+
+    def prepare_receiver(self, name: str) -> None:
+        """Create a receiver's series so they exist at 0 from the start."""
+        for kind in ("warning", "breach", "resolved"):
+            for outcome in ("delivered", "retried", "dead"):
+                self.alerts.labels(kind, name, outcome)
+        self.alert_outbox_pending.labels(name).set(0)
+        self.alert_delivery.labels(name)
 
     def apply(self, event: Event) -> None:
         """Count an event the pipeline committed."""

@@ -236,6 +236,18 @@ class Store:
                 found.update((row.message_id, _item_row(row)) for row in result)
         return found
 
+    async def messages_by_id(self, message_ids: Collection[int]) -> dict[int, StoredMessage]:
+        """Stored messages by our own id."""
+        found: dict[int, StoredMessage] = {}
+        ids = sorted(message_ids)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                result = await conn.execute(
+                    select(messages).where(messages.c.id.in_(ids[start : start + _CHUNK]))
+                )
+                found.update((row.id, _message_row(row)) for row in result)
+        return found
+
     async def transition(
         self, message_id: int, *, from_states: Collection[ItemState], to: ItemState
     ) -> Item | None:

@@ -84,3 +84,31 @@ items = Table(
     Index("ix_items_source_thread", "source", "thread_id"),
     Index("ix_items_created", "created_at"),
 )
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # notification id + receiver: the idempotency key receivers see (X-Webcare-Delivery).
+    Column("delivery_id", String(200), nullable=False, unique=True),
+    Column("receiver", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("notification", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("state", String(20), nullable=False),  # pending | delivered | dead
+    Column("last_error", Text, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_alert_outbox_receiver_state", "receiver", "state", "id"),
+)
+
+# Which item was alerted for which kind: makes each alert exactly-once across restarts.
+item_alerts = Table(
+    "item_alerts",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("notification_id", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

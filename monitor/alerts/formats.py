@@ -1,0 +1,327 @@
+"""Render a notification: the versioned generic JSON, a Slack Block Kit message, a console line."""
+
+# Every rendering is a pure function of the notification: relative durations ("waiting 22 min,
+# due in 8 min") are measured from `n.created_at` (the warning or due instant), never from the
+# wall clock, so a retried delivery sends byte-identical content.
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.alerts.models import AlertItem, Duty, Notification
+
+SCHEMA = "webcare.alert.v1"
+EXCERPT_LIMIT = 200
+NAME_LIMIT = 100
+# Slack allows 50 blocks per message; ten items stay readable on a phone.
+SLACK_MAX_ITEMS = 10
+SLACK_HEADER_LIMIT = 150  # Slack rejects a longer plain_text header
+# Slack rejects a section text over 3,000 characters: 100-char author and 200-char excerpt
+# (up to 5× when escaped), this URL and the status line stay below it.
+SLACK_URL_LIMIT = 1000
+CONSOLE_MAX_ITEMS = 5
+CONSOLE_EXCERPT_LIMIT = 80
+
+_RESOLVED = frozenset({"answered_in_time", "answered_late", "dismissed"})
+_KIND_TITLE = {"warning": "Warning", "breach": "Breach", "resolved": "Resolved"}
+# Bidi overrides and isolates let a consumer make text read differently than it is stored.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# "@here", "@channel", "@someone": a zero-width space after "@" keeps Slack from linking it.
+_AT_WORD = re.compile(r"@(?=\w)")
+
+
+def generic_payload(n: Notification, *, delivery_id: str) -> dict[str, Any]:
+    """The generic webhook body, schema `webcare.alert.v1` (see monitor/alerts/SCHEMA.md)."""
+    return {
+        "schema": SCHEMA,
+        "delivery_id": delivery_id,
+        "notification_id": n.id,
+        "kind": n.kind,
+        "brand": n.brand,
+        "source": n.source,
+        "platform": n.platform,
+        "created_at": iso_utc(n.created_at),
+        "on_duty": _duty_json(n.duty),
+        "items": [_item_json(item) for item in n.items],
+        "summary": summary(n),
+    }
+
+
+def slack_payload(n: Notification) -> dict[str, Any]:
+    """A Slack incoming-webhook message: fallback `text` plus Block Kit `blocks`."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _slack_header(n), "emoji": False},
+        }
+    ]
+    for item in n.items[:SLACK_MAX_ITEMS]:
+        blocks.append(
+            {
+                "type": "section",
+                # verbatim: Slack must not auto-link URLs, channels or mentions in consumer text.
+                "text": {"type": "mrkdwn", "text": _slack_item(n, item), "verbatim": True},
+            }
+        )
+    hidden = len(n.items) - SLACK_MAX_ITEMS
+    if hidden > 0:
+        blocks.append(_slack_context(f"and {hidden} more"))
+    blocks.append(_slack_context(_slack_duty(n.duty)))
+    return {
+        "text": slack_escape(summary(n)),
+        "blocks": blocks,
+        # A preview of a consumer's post (or a link inside it) has no place in the alert.
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def console_line(n: Notification) -> str:
+    """One readable line for the console receiver (the demo prints these)."""
+    ref = n.created_at
+    parts = [
+        f"{_human_utc(ref, ref, with_date=True)} {n.kind.upper()} {clean_text(n.brand, NAME_LIMIT)}"
+        f"/{clean_text(n.source, NAME_LIMIT)} ({clean_text(n.platform, NAME_LIMIT)}):"
+        f" {_count(len(n.items))}",
+        _plain_duty(n.duty),
+    ]
+    for item in n.items[:CONSOLE_MAX_ITEMS]:
+        author = clean_text(item.author, NAME_LIMIT) or "a consumer"
+        excerpt = clean_text(item.excerpt, CONSOLE_EXCERPT_LIMIT)
+        link = clean_text(item.permalink, 500) or "no link"
+        parts.append(f'#{item.item_id} {author}: "{excerpt}" {_status(item, ref)} {link}')
+    hidden = len(n.items) - CONSOLE_MAX_ITEMS
+    if hidden > 0:
+        parts.append(f"and {hidden} more")
+    return " · ".join(parts)
+
+
+def summary(n: Notification) -> str:
+    """A one-line sentence saying what happened, where, and who is on duty."""
+    ref = n.created_at
+    where = f"on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
+    count = _count(len(n.items))
+    waiting = [item for item in n.items if item.state not in _RESOLVED] or list(n.items)
+    if not n.items:
+        what = f"{count} {where}"
+    elif n.kind == "warning":
+        first_due = min(item.due_at for item in waiting)
+        what = f"{count} waiting {where}, the first {_due_phrase(first_due, ref)}"
+    elif n.kind == "breach":
+        oldest = min(item.created_at for item in waiting)
+        what = f"{count} past target {where}, the oldest waiting {_human(ref - oldest)}"
+    else:
+        what = f"{count} {where}: {_resolutions(n.items)}"
+    return f"{_KIND_TITLE[n.kind]}: {what}; {_plain_duty(n.duty)}."
+
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`; a naive datetime is taken as UTC (DESIGN.md section 2)."""
+    return _utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def clean_text(text: str | None, limit: int = EXCERPT_LIMIT) -> str:
+    """Single line, no control or bidi characters, at most `limit` characters (… when cut)."""
+    if not text:
+        return ""
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            kept.append(" ")  # newlines and tabs separate words; keep them apart
+        elif category != "Cs" and char not in _BIDI:  # lone surrogates cannot be encoded
+            kept.append(char)
+    flat = " ".join("".join(kept).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit - 30:  # end on a word boundary when one is near
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def slack_escape(text: str) -> str:
+    """Escape user text for Slack mrkdwn: no links, mentions or `<!channel>` can be injected."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _AT_WORD.sub("@\u200b", escaped)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _duty_json(duty: Duty | None) -> dict[str, str | None] | None:
+    if duty is None:
+        return None
+    return {"student": duty.student, "backup": duty.backup, "lead": duty.lead}
+
+
+def _item_json(item: AlertItem) -> dict[str, Any]:
+    return {
+        "id": item.item_id,
+        "permalink": item.permalink,
+        "author": clean_text(item.author, NAME_LIMIT) or None,
+        "excerpt": clean_text(item.excerpt),
+        "created_at": iso_utc(item.created_at),
+        "due_at": iso_utc(item.due_at),
+        "period": item.period,
+        "state": item.state,
+        "responder": clean_text(item.responder, NAME_LIMIT) or None,
+        "responded_at": iso_utc(item.responded_at) if item.responded_at is not None else None,
+    }
+
+
+def _count(number: int) -> str:
+    return f"{number} consumer post" + ("" if number == 1 else "s")
+
+
+def _human(delta: timedelta) -> str:
+    """A duration floored to its two largest units: "45 s", "22 min", "1 h 5 min", "2 d 3 h"."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"{days} d" + (f" {hours} h" if hours else "")
+
+
+def _human_utc(moment: datetime, ref: datetime, *, with_date: bool = False) -> str:
+    """ "11:38 UTC", with the date when it is not the day of `ref`."""
+    when = _utc(moment)
+    if with_date or when.date() != _utc(ref).date():
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+    return when.strftime("%H:%M UTC")
+
+
+def _due_phrase(due_at: datetime, ref: datetime) -> str:
+    delta = _utc(due_at) - _utc(ref)
+    if delta > timedelta(0):
+        return f"due in {_human(delta)}"
+    if delta > timedelta(seconds=-1):
+        return "past due"
+    return f"past due by {_human(-delta)}"
+
+
+def _status(item: AlertItem, ref: datetime) -> str:
+    """Where an item stands at `ref`: waiting and due, or how it was resolved."""
+    if item.state == "dismissed":
+        return "dismissed"
+    if item.state in ("answered_in_time", "answered_late"):
+        how = "answered in time" if item.state == "answered_in_time" else "answered late"
+        by = clean_text(item.responder, NAME_LIMIT)
+        after = (
+            f" after {_human(item.responded_at - item.created_at)}"
+            if item.responded_at is not None
+            else ""
+        )
+        return how + (f" by {by}" if by else "") + after
+    return (
+        f"waiting {_human(ref - item.created_at)} (since {_human_utc(item.created_at, ref)}),"
+        f" {_due_phrase(item.due_at, ref)} ({_human_utc(item.due_at, ref)})"
+    )
+
+
+def _resolutions(items: Iterable[AlertItem]) -> str:
+    counts: dict[str, int] = {}
+    labels = {
+        "answered_in_time": "answered in time",
+        "answered_late": "answered late",
+        "dismissed": "dismissed",
+    }
+    for item in items:
+        label = labels.get(item.state, item.state.replace("_", " "))
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{number} {label}" for label, number in counts.items())
+
+
+def _plain_duty(duty: Duty | None) -> str:
+    if duty is None:
+        return "nobody on duty (roster gap)"
+    extra = [
+        f"{role} {clean_text(name, NAME_LIMIT)}"
+        for role, name in (("backup", duty.backup), ("lead", duty.lead))
+        if name
+    ]
+    student = clean_text(duty.student, NAME_LIMIT)
+    return f"on duty: {student}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _slack_header(n: Notification) -> str:
+    title = _KIND_TITLE[n.kind]
+    text = {
+        "warning": f"{title}: {_count(len(n.items))} due soon",
+        "breach": f"{title}: {_count(len(n.items))} past target",
+        "resolved": f"{title}: {_count(len(n.items))}",
+    }[n.kind]
+    where = f" on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
+    return clean_text(text + where, SLACK_HEADER_LIMIT)
+
+
+def _slack_date(moment: datetime, ref: datetime) -> str:
+    """A Slack date token: each reader sees their own time zone; the fallback is UTC."""
+    when = _utc(moment)
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{_human_utc(when, ref)}>"
+
+
+def _slack_link(permalink: str | None) -> str:
+    if not permalink:
+        return "no link"
+    try:
+        scheme = urlsplit(permalink).scheme.lower()
+    except ValueError:
+        return "no link"
+    if scheme not in ("http", "https"):  # a javascript: or slack: link is not a permalink
+        return "no link"
+    # "|" ends the URL part of a Slack link and "<>&" are its delimiters: escape them.
+    url = clean_text(permalink, 2000).replace(" ", "%20").replace("|", "%7C")
+    # Only the delimiters: an "@" inside a link is not a mention, and a URL must stay intact.
+    url = url.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if len(url) > SLACK_URL_LIMIT:  # a cut URL is a wrong URL; keep the section under its limit
+        return "no link"
+    return f"<{url}|open>"
+
+
+def _slack_item(n: Notification, item: AlertItem) -> str:
+    ref = n.created_at
+    author = slack_escape(clean_text(item.author, NAME_LIMIT)) or "A consumer"
+    excerpt = slack_escape(clean_text(item.excerpt)) or "(no text)"
+    head = f"*{author}* · {_slack_link(item.permalink)}"
+    if item.state in _RESOLVED:
+        status = slack_escape(_status(item, ref))
+        status = status[:1].upper() + status[1:]
+        if item.responded_at is not None:
+            status += f" ({_slack_date(item.responded_at, ref)})"
+    else:
+        status = (
+            f"Waiting {_human(ref - item.created_at)}"
+            f" (since {_slack_date(item.created_at, ref)})"
+            f" · {_due_phrase(item.due_at, ref)} ({_slack_date(item.due_at, ref)})"
+        )
+    return f"{head}\n>{excerpt}\n{status}"
+
+
+def _slack_duty(duty: Duty | None) -> str:
+    if duty is None:
+        return "*Nobody is on duty* (roster gap)"
+    text = f"On duty: *{slack_escape(clean_text(duty.student, NAME_LIMIT))}*"
+    for role, name in (("backup", duty.backup), ("lead", duty.lead)):
+        if name:
+            text += f" · {role}: {slack_escape(clean_text(name, NAME_LIMIT))}"
+    return text
+
+
+def _slack_context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text, "verbatim": True}]}

@@ -1,0 +1,145 @@
+"""Send one notification to one receiver and say whether (and when) a retry makes sense."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
+from monitor.alerts.models import Notification
+from monitor.alerts.settings import ReceiverConfig
+from monitor.alerts.signing import DELIVERY_HEADER, SCHEMA_HEADER, SIGNATURE_HEADER, sign
+from monitor.sources.http import parse_retry_after
+
+# Enough of an error body to show e.g. Slack's "invalid_payload" or "channel_is_archived".
+_ERROR_BODY_BYTES = 512
+_ERROR_BODY_CHARS = 120
+# Any URL left in an error text after redaction: it may be another form of a secret hook URL.
+_ANY_URL = re.compile(r"https?://\S+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendResult:
+    """The outcome of one attempt; `retryable` False with `ok` False means a dead letter."""
+
+    ok: bool
+    retryable: bool
+    retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After)
+    status: int | None = None  # HTTP status, None when no response arrived
+    error: str | None = None  # names the receiver, never its URL or secret
+
+
+async def send(
+    receiver: ReceiverConfig,
+    n: Notification,
+    *,
+    delivery_id: str,
+    session: aiohttp.ClientSession,
+    now: datetime,
+) -> SendResult:
+    """Deliver `n` once to `receiver`: POST it (webhook, slack) or print it (console)."""
+    if receiver.type == "console":
+        print(console_line(n), file=sys.stdout, flush=True)
+        return SendResult(ok=True, retryable=False)
+    if receiver.url is None:  # the config validator requires a url; this keeps mypy honest
+        return _failed(receiver, "has no url", retryable=False)
+    headers = {"Content-Type": "application/json"}
+    if receiver.type == "webhook":
+        body = orjson.dumps(generic_payload(n, delivery_id=delivery_id))
+        headers[DELIVERY_HEADER] = delivery_id
+        headers[SCHEMA_HEADER] = SCHEMA
+        if receiver.secret is not None:
+            # Signed with the attempt's time, not the notification's: a retry hours later
+            # must still pass the receiver's replay window.
+            headers[SIGNATURE_HEADER] = sign(
+                receiver.secret.get_secret_value(), body, int(now.timestamp())
+            )
+    else:
+        body = orjson.dumps(slack_payload(n))
+    return await _post(receiver, receiver.url.get_secret_value(), body, headers, session, now)
+
+
+async def _post(
+    receiver: ReceiverConfig,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    session: aiohttp.ClientSession,
+    now: datetime,
+) -> SendResult:
+    try:
+        async with session.post(
+            URL(url),
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=receiver.timeout),
+            # A redirect would carry the signed body to another address (and aiohttp turns a
+            # redirected POST into a GET): receivers are configured with their final URL.
+            allow_redirects=False,
+        ) as resp:
+            status = resp.status
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+            detail = b"" if 200 <= status < 300 else await resp.content.read(_ERROR_BODY_BYTES)
+    except (aiohttp.InvalidURL, ValueError) as err:
+        return _failed(receiver, f"invalid URL ({type(err).__name__})", retryable=False)
+    except TimeoutError:
+        # Includes aiohttp's ServerTimeoutError and the total ClientTimeout.
+        return _failed(receiver, f"timed out after {receiver.timeout:g} s", retryable=True)
+    except (aiohttp.ClientError, OSError) as err:
+        return _failed(receiver, f"request failed: {_describe(receiver, err)}", retryable=True)
+
+    if 200 <= status < 300:
+        return SendResult(ok=True, retryable=False, status=status)
+    text = f"HTTP {status}" + _body_hint(receiver, detail)
+    if status == 429:
+        return _failed(receiver, text, retryable=True, status=status, retry_after=retry_after)
+    if status >= 500 or status == 408:
+        # A 503 may carry Retry-After too; it beats our backoff curve.
+        return _failed(receiver, text, retryable=True, status=status, retry_after=retry_after)
+    # Other 4xx (bad payload, revoked Slack hook, wrong secret) and 3xx will not fix
+    # themselves by sending the same request again.
+    return _failed(receiver, text, retryable=False, status=status)
+
+
+def _failed(
+    receiver: ReceiverConfig,
+    what: str,
+    *,
+    retryable: bool,
+    status: int | None = None,
+    retry_after: float | None = None,
+) -> SendResult:
+    return SendResult(
+        ok=False,
+        retryable=retryable,
+        retry_after=retry_after,
+        status=status,
+        error=f"receiver {receiver.name!r} ({receiver.type}): {what}",
+    )
+
+
+def _redact(receiver: ReceiverConfig, text: str) -> str:
+    """Remove the receiver's URL (a credential for Slack) and secret from a free text."""
+    secrets = [s.get_secret_value() for s in (receiver.url, receiver.secret) if s is not None]
+    if receiver.url is not None:
+        # aiohttp messages may quote the URL in another form (no query, re-encoded path).
+        parsed = URL(receiver.url.get_secret_value())
+        secrets += [str(parsed), parsed.path, parsed.raw_path]
+    for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return _ANY_URL.sub("<url>", text)
+
+
+def _describe(receiver: ReceiverConfig, err: BaseException) -> str:
+    return f"{type(err).__name__}: {_redact(receiver, str(err)) or 'no details'}"
+
+
+def _body_hint(receiver: ReceiverConfig, raw: bytes) -> str:
+    text = clean_text(_redact(receiver, raw.decode("utf-8", "replace")), _ERROR_BODY_CHARS)
+    return f": {text}" if text else ""
