@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +32,7 @@ from monitor.sla.scheduler import DeadlineScheduler
 from monitor.sources.base import Source
 from monitor.sources.budget import RequestBudget
 from monitor.sources.facebook import FacebookPageSource
+from monitor.sources.graph_batch import GraphBatcher, batch_group, graph_key, shared_batchers
 from monitor.store import Store, create_engine, upgrade
 from monitor.web.api import add_api_routes
 from monitor.web.facebook_webhook import add_webhook_routes
@@ -84,10 +85,13 @@ def build_source(
     session: aiohttp.ClientSession,
     clock: Clock,
     budgets: dict[str, RequestBudget],
+    batchers: Mapping[str, GraphBatcher] | None = None,
 ) -> Source:
     """The platform adapter for one configured source."""
     if isinstance(source, FacebookPageConfig):
-        return FacebookPageSource(source, session, clock)
+        # Pages sharing a token share one batcher (Graph batch POSTs); a lone page has none.
+        batcher = (batchers or {}).get(graph_key(source))
+        return FacebookPageSource(source, session, clock, batcher=batcher)
     if isinstance(source, DiscourseConfig):
         from monitor.sources.discourse import DiscourseSource
 
@@ -99,7 +103,7 @@ def build_source(
     if isinstance(source, PhpbbAtomConfig):
         from monitor.sources.atom import PhpbbAtomSource
 
-        return PhpbbAtomSource(source, session, clock)
+        return PhpbbAtomSource(source, session, clock, feed_limit=source.feed_limit)
     from monitor.sources.flarum import FlarumSource
 
     return FlarumSource(source, session, clock)
@@ -160,13 +164,16 @@ def create_app(
     async def poller(app: web.Application) -> AsyncIterator[None]:
         by_name = {s.name: s for s in config.sources}
         budgets: dict[str, RequestBudget] = {}
+        batchers = shared_batchers(config.sources, app[HTTP_SESSION], app[CLOCK])
         coordinator = Coordinator(
             sources=[
                 PolledSource(
                     settings=s,
                     source=build_source(
-                        by_name[s.ref.name], app[HTTP_SESSION], app[CLOCK], budgets
+                        by_name[s.ref.name], app[HTTP_SESSION], app[CLOCK], budgets, batchers
                     ),
+                    # Polled together, so their requests meet in the same batch POSTs.
+                    group=batch_group(by_name[s.ref.name], batchers),
                     interval=by_name[s.ref.name].poll_interval,
                 )
                 for s in settings
@@ -181,6 +188,8 @@ def create_app(
         app[COORDINATOR] = coordinator
         yield
         await coordinator.stop()
+        for batcher in batchers.values():
+            await batcher.close()
 
     async def deadlines(app: web.Application) -> AsyncIterator[None]:
         scheduler = DeadlineScheduler(

@@ -44,20 +44,26 @@ class TokenWatch:
         self._clock = clock
 
     async def check_all(self) -> None:
-        """Check every source's token once."""
+        """Check each distinct token once and export it for every source that uses it."""
+        by_token: dict[tuple[str, str], list[FacebookPageConfig]] = {}
         for source in self._sources:
+            key = (source.api_base_url, source.access_token.get_secret_value())
+            by_token.setdefault(key, []).append(source)
+        for sharing in by_token.values():
+            names = [s.name for s in sharing]
             try:
-                expiry = await check_token(source, self._session)
+                expiry = await check_token(sharing[0], self._session)
             except SourceError as err:
-                log.warning("token check failed", source=source.name, error=str(err))
+                log.warning("token check failed", sources=names, error=str(err))
                 continue
-            self._export(source.name, expiry)
+            for name in names:
+                self._export(name, expiry)
             if needs_warning(expiry, self._clock.now()):
                 first = expiry.first_expiry()
                 log.warning(
                     "access token expires soon: generate a new Page access token and update"
                     " access_token in the config",
-                    source=source.name,
+                    sources=names,
                     valid=expiry.is_valid,
                     expires_at=first.isoformat() if first else None,
                 )

@@ -1,11 +1,11 @@
-"""A fake Facebook Graph API (Page feed, comments, errors, usage headers) on a real aiohttp server.
+"""A fake Facebook Graph API (Pages, feed, comments, batches, errors) on a real aiohttp server.
 
 Wire formats are imitated from real payloads, not from our reading of the docs. Sources, cited
 by tag next to the code that imitates them:
 [FEED]   Graph API guide "Field Expansion", example response of GET /me/feed: time-based paging
          with absolute `previous`/`next` URLs carrying `since`/`until`, `__paging_token=enc_...`,
          `__previous`, and the caller's `access_token` when it was sent as a query parameter;
-         default post fields created_time, message, id.
+         default post fields created_time, message, id; `.limit(n)` on an edge named in `fields`.
          https://developers.facebook.com/docs/graph-api/guides/field-expansion
 [CURSOR] Graph API "Paginated Results": `paging.cursors.{before,after}` (base64 strings), absolute
          `previous`/`next`; "use the absence of next" to detect the end.
@@ -13,6 +13,27 @@ by tag next to the code that imitates them:
 [EDGE]   /{object-id}/comments reference: `filter` toplevel (default) or stream, `order`
          chronological / reverse_chronological, `summary` with total_count.
          https://developers.facebook.com/docs/graph-api/reference/object/comments
+[NESTED] A captured `fields=comments` expansion: the nested edge is `{"data": [...], "paging":
+         {"cursors": {"after", "before"}, "next": ".../{object-id}/comments?limit=25&after=..."}}`
+         — the nested `next` carries limit and cursor only, not the nested modifiers or fields
+         (https://facebook-docs.oklahome.net/archives/52092088.html); an edge without items is
+         left out of the expansion.
+[IDS]    Multiple-ID read `GET /?ids=A,B&fields=...`: an object keyed by the ids as requested
+         (sammyk.me "Optimizing request queries to the Facebook Graph API"); when one id does not
+         exist the whole call fails, "(#803) Some of the aliases you requested do not exist: X"
+         (nov/fb_graph#286, mobolic/facebook-sdk#315) and, in current versions, code 100 with
+         the same text; at most 50 ids per call.
+[BATCH]  Graph API "Batch Requests": POST with form field `batch` = JSON array of
+         {"method", "relative_url"} (at most 50; each counts as one call for rate limiting) and
+         `include_headers`; the answer is a JSON array in request order of {"code", "headers":
+         [{"name", "value"}], "body": "<JSON string>"}, null for an operation that did not
+         complete in time. https://developers.facebook.com/docs/graph-api/batch-requests,
+         facebookarchive/php-graph-sdk#619 (null entries); sub-response headers such as
+         `Content-Type: text/javascript; charset=UTF-8` and `WWW-Authenticate`: facebook-batch
+         (npm) BatchRequestError tests.
+[DEBUG]  GET /debug_token?input_token=: {"data": {app_id, type, application,
+         data_access_expires_at, expires_at (0 = never), is_valid, issued_at, scopes, user_id}}.
+         https://developers.facebook.com/docs/graph-api/reference/debug_token
 [TIME]   `"created_time": "2014-03-10T18:20:00+0000"` in a captured page feed,
          sdsdsxcxc/facebook-showposts test_tools/facebook_api_data.py.
 [E100]   HTTP 400, GraphMethodException code 100 subcode 33 "Unsupported get request. Object with
@@ -55,9 +76,12 @@ from typing import Any, NamedTuple
 import orjson
 from aiohttp import web
 from multidict import MultiDict
+from yarl import URL
 
 WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"  # [TIME]: no colon in the offset
 _VERSION = re.compile(r"^v\d+\.\d+$")
+BATCH_LIMIT = 50  # [BATCH]
+IDS_LIMIT = 50  # [IDS]
 
 
 # --- faults -------------------------------------------------------------------------------
@@ -115,6 +139,9 @@ class Disconnect:
 
 
 Fault = GraphError | HttpStatus | Delay | MalformedJson | TruncatedBody | Disconnect
+# Inside a batch a fault shapes one sub-response: GraphError, HttpStatus and MalformedJson become
+# its code and body, Delay holds the whole batch answer back, and TruncatedBody or Disconnect
+# give the null entry of an operation that did not complete in time ([BATCH]).
 
 # (code, subcode) -> (type, message, is_transient); subcode None is the code's fallback.
 _REAL_ERRORS: Mapping[tuple[int, int | None], tuple[str, str, bool | None]] = MappingProxyType(
@@ -143,6 +170,12 @@ _REAL_ERRORS: Mapping[tuple[int, int | None], tuple[str, str, bool | None]] = Ma
         ),
         (100, None): ("OAuthException", "(#100) Invalid parameter", None),
         # [E104]
+        # [IDS]; {id} is filled in with the ids that do not exist.
+        (803, None): (
+            "OAuthException",
+            "(#803) Some of the aliases you requested do not exist: {id}",
+            None,
+        ),
         (104, None): (
             "OAuthException",
             "An access token is required to request this resource.",
@@ -187,7 +220,16 @@ _REAL_ERRORS: Mapping[tuple[int, int | None], tuple[str, str, bool | None]] = Ma
 _KNOWN_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "PagePost": frozenset(
-            {"id", "created_time", "updated_time", "message", "from", "permalink_url", "is_hidden"}
+            {
+                "id",
+                "created_time",
+                "updated_time",
+                "message",
+                "from",
+                "permalink_url",
+                "is_hidden",
+                "comments",
+            }
         ),
         "Comment": frozenset(
             {
@@ -217,15 +259,40 @@ _DEFAULT_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 _NESTED_TYPE: Mapping[str, str] = MappingProxyType({"from": "Profile", "parent": "Comment"})
+# Edges that can be expanded inside `fields` ([FEED]): item type and the modifiers taken ([EDGE]).
+_EDGE_FIELDS: Mapping[tuple[str, str], tuple[str, frozenset[str]]] = MappingProxyType(
+    {("PagePost", "comments"): ("Comment", frozenset({"filter", "order", "limit", "summary"}))}
+)
+_MODIFIER = re.compile(r"\.(\w+)\(([^()]*)\)")
+# A trailing comma: what a broken proxy or serializer might produce.
+_MALFORMED = b'{"data": [{"id": "1_2", "message": "x"},]}'
 
-FieldSpec = dict[str, "FieldSpec | None"]
+
+@dataclass(frozen=True, kw_only=True)
+class _Field:
+    """One requested field: its nested fields (`from{id,name}`) and modifiers (`.limit(5)`)."""
+
+    nested: FieldSpec | None = None
+    args: Mapping[str, str] = field(default_factory=dict)
+
+
+FieldSpec = dict[str, _Field]
 
 
 class RecordedRequest(NamedTuple):
-    """One request the fake received: its path and query parameters."""
+    """One request (or batch sub-request) the fake received: its path and query parameters."""
 
     path: str
     query: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Page:
+    """A Facebook Page served by the fake."""
+
+    id: str
+    name: str
+    username: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,6 +300,7 @@ class _Node:
     """A post or comment as the fake stores it."""
 
     id: str
+    page_id: str
     number: int  # the globally increasing part of the id; orders items created in one second
     is_post: bool
     created: int  # unix seconds: Graph times have 1-second resolution
@@ -247,6 +315,18 @@ class _Node:
     def key(self) -> tuple[int, int]:
         """Chronological sort key."""
         return (self.created, self.number)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Call:
+    """One Graph call, from a plain HTTP request or from a batch sub-request."""
+
+    url: URL  # absolute, as the caller would have asked for it: paging links are built from it
+    path: str  # what faults, delays and holds match on
+    version: str
+    segments: tuple[str, ...]  # () for the root (multi-id reads), else (object_id[, edge])
+    query: Mapping[str, str]
+    token: str | None
 
 
 @dataclass(kw_only=True)
@@ -268,26 +348,23 @@ class _GraphFailure(Exception):
 
 
 class FakeGraphApi:
-    """A scriptable fake of one Facebook Page on the Graph API, served over real HTTP.
+    """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP.
 
-    Use `await start()` / `await stop()` and `base_url`, or mount `make_app()` with
+    `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on the
+    same token. Use `await start()` / `await stop()` and `base_url`, or mount `make_app()` with
     pytest-aiohttp's `aiohttp_server` (base URL: `server.make_url("/v26.0")`).
     """
 
     def __init__(
         self,
-        page_id: str,
-        page_name: str,
-        access_token: str,
+        page_id: str | None = None,
+        page_name: str | None = None,
+        access_token: str = "fake-page-token",
         version: str = "v26.0",
         *,
         username: str | None = None,
         first_number: int = 1_000_001,
     ) -> None:
-        self.page_id = page_id
-        # The Page's vanity name, accepted wherever the numeric id is (as on the real API).
-        self.username = username
-        self.page_name = page_name
         self.access_token = access_token
         self.version = version
         # Usage headers sent on every response when set (percentages, [HDRS] / [BUC] / [E32]).
@@ -296,9 +373,25 @@ class FakeGraphApi:
         self.page_usage: dict[str, int] | None = None
         # The real feed often ends with a `next` link that leads to an empty page.
         self.trailing_empty_page = False
+        # What /debug_token says about `access_token` ([DEBUG]); 0 means "never".
+        self.app_id = "1357924680135792"
+        self.app_name = "webcare-monitor"
+        self.token_expires_at = 0
+        self.data_access_expires_at = 0
+        self.token_issued_at = 1_700_000_000
+        self.token_valid = True
+        self.token_scopes = ["pages_read_engagement", "pages_read_user_content", "pages_show_list"]
+        # Every HTTP request received, and every Graph call (plain GETs and batch sub-requests).
         self.requests: list[RecordedRequest] = []
+        self.calls: list[RecordedRequest] = []
+        self.http_requests = 0
+        # Calls as Facebook's rate limiting counts them: each batch sub-request and each id of
+        # an `ids=` read is one call ([BATCH], [IDS]).
+        self.graph_calls = 0
         self.peak_concurrency = 0
         self._in_flight = 0
+        self._pages: dict[str, _Page] = {}
+        self._usernames: dict[str, str] = {}
         self._nodes: dict[str, _Node] = {}
         self._next_number = first_number
         self._faults: list[_Injected] = []
@@ -307,8 +400,40 @@ class FakeGraphApi:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        if page_id is not None:
+            self.add_page(page_id, page_name or page_id, username=username)
 
     # --- scripting ------------------------------------------------------------------------
+
+    def add_page(self, page_id: str, name: str, *, username: str | None = None) -> str:
+        """Serve one more Page (on the same token); `username` is its vanity name."""
+        if page_id in self._pages or page_id in self._usernames:
+            raise ValueError(f"page {page_id!r} exists already")
+        self._pages[page_id] = _Page(id=page_id, name=name, username=username)
+        if username is not None:
+            # Accepted wherever the numeric id is, as on the real API.
+            self._usernames[username] = page_id
+        return page_id
+
+    @property
+    def page_ids(self) -> list[str]:
+        """Every page served, in the order they were added."""
+        return list(self._pages)
+
+    @property
+    def page_id(self) -> str:
+        """The first page's id: the page `add_post` uses by default."""
+        return self._default_page().id
+
+    @property
+    def page_name(self) -> str:
+        """The first page's name."""
+        return self._default_page().name
+
+    @property
+    def username(self) -> str | None:
+        """The first page's vanity name."""
+        return self._default_page().username
 
     def add_post(
         self,
@@ -317,19 +442,22 @@ class FakeGraphApi:
         message: str,
         author: tuple[str, str] | None = None,
         anonymous: bool = False,
+        page_id: str | None = None,
     ) -> str:
-        """Publish a post on the page; author (id, name), None = the page itself."""
+        """Publish a post on a page (default: the first); author (id, name), None = the page."""
+        page = self._pages[page_id] if page_id is not None else self._default_page()
         number = self._take_number()
-        post_id = f"{self.page_id}_{number}"
+        post_id = f"{page.id}_{number}"
         created = _unix(created_time)
         self._nodes[post_id] = _Node(
             id=post_id,
+            page_id=page.id,
             number=number,
             is_post=True,
             created=created,
             updated=created,
             message=message,
-            author=None if anonymous else (author or (self.page_id, self.page_name)),
+            author=None if anonymous else (author or (page.id, page.name)),
             post_id=post_id,
             parent_id=None,
         )
@@ -353,17 +481,19 @@ class FakeGraphApi:
             parent = self._nodes.get(parent_id)
             if parent is None or parent.is_post or parent.post_id != post_id:
                 raise KeyError(f"no comment {parent_id!r} on post {post_id!r}")
+        page = self._pages[post.page_id]
         number = self._take_number()
         comment_id = f"{post.number}_{number}"
         created = _unix(created_time)
         self._nodes[comment_id] = _Node(
             id=comment_id,
+            page_id=page.id,
             number=number,
             is_post=False,
             created=created,
             updated=created,
             message=message,
-            author=None if anonymous else (author or (self.page_id, self.page_name)),
+            author=None if anonymous else (author or (page.id, page.name)),
             post_id=post_id,
             parent_id=parent_id or post_id,
         )
@@ -403,7 +533,11 @@ class FakeGraphApi:
     def inject(
         self, fault: Fault, *, times: int | None = 1, path_contains: str | None = None
     ) -> None:
-        """Answer the next `times` matching requests (None: until cleared) with `fault`."""
+        """Answer the next `times` matching requests (None: until cleared) with `fault`.
+
+        A batch POST's path is the root (`/v26.0/`); its sub-requests are matched by their own
+        paths, so `path_contains="/feed"` breaks one sub-request and not the whole batch.
+        """
         self._faults.append(_Injected(fault=fault, remaining=times, path_contains=path_contains))
 
     @property
@@ -445,6 +579,9 @@ class FakeGraphApi:
         app = web.Application()
         app.router.add_get("/{version}/{object_id}/{edge}", self._handle)
         app.router.add_get("/{version}/{object_id}", self._handle)
+        # The root serves multi-id reads (GET ?ids=) and batches (POST), with or without version.
+        app.router.add_route("*", "/{version}/", self._handle)
+        app.router.add_route("*", "/", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._unknown_path)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -489,62 +626,243 @@ class FakeGraphApi:
     # --- request handling -----------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.http_requests += 1
         self.requests.append(RecordedRequest(request.path, dict(request.query)))
         self._in_flight += 1
         self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
         try:
+            if request.method == "POST" and "object_id" not in request.match_info:
+                return await self._serve_batch(request)
+            if request.method not in ("GET", "HEAD"):
+                return self._error_response(_unknown_path_error(request.path).error)
             return await self._serve(request)
         finally:
             self._in_flight -= 1
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        call = self._http_call(request)
+        self._count(call)
         await self._wait_for_path(request.path)
         fault = self._take_fault(request.path)
         if fault is not None:
             response = await self._apply_fault(fault, request)
             if response is not None:
                 return response
-        object_id = request.match_info["object_id"]
-        if object_id == self.username:
-            object_id = self.page_id
         try:
-            self._check_token(request)
-            if not _VERSION.match(request.match_info["version"]):
-                raise _unknown_path_error(request.path)
-            edge = request.match_info.get("edge")
-            if edge is None:
-                body = self._read_node(request, object_id)
-            elif edge == "feed":
-                body = self._feed(request, object_id)
-            elif edge == "comments":
-                body = self._comments(request, object_id)
-            else:
-                raise self._no_such_field(object_id, edge)
+            body = self._dispatch(call)
         except _GraphFailure as failure:
             return self._error_response(failure.error, failure.object_id)
         return self._json_response(body)
 
     async def _unknown_path(self, request: web.Request) -> web.StreamResponse:
+        self.http_requests += 1
+        self.graph_calls += 1
         self.requests.append(RecordedRequest(request.path, dict(request.query)))
         return self._error_response(_unknown_path_error(request.path).error)
 
-    def _check_token(self, request: web.Request) -> None:
-        token = request.query.get("access_token")
-        if token is None:
-            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() in ("bearer", "oauth") and value.strip():
-                token = value.strip()
+    def _http_call(self, request: web.Request) -> _Call:
+        info = request.match_info
+        segments = tuple(info[key] for key in ("object_id", "edge") if key in info)
+        return _Call(
+            url=request.url,
+            path=request.path,
+            version=info.get("version", self.version),
+            segments=segments,
+            query=request.query,
+            token=_token(request.query, request.headers.get("Authorization", "")),
+        )
+
+    def _count(self, call: _Call) -> None:
+        self.calls.append(RecordedRequest(call.path, dict(call.query)))
+        if call.segments:
+            self.graph_calls += 1
+        else:
+            self.graph_calls += max(1, len(_split_ids(call.query)))  # [IDS]
+
+    def _dispatch(self, call: _Call) -> dict[str, Any]:
+        """Answer one call (HTTP or batch sub-request) with its body, or raise _GraphFailure."""
+        self._check_token(call.token)
+        if not _VERSION.match(call.version) or len(call.segments) > 2:
+            raise _unknown_path_error(call.path)
+        if not call.segments:
+            return self._read_ids(call)
+        object_id = self._usernames.get(call.segments[0], call.segments[0])
+        if len(call.segments) == 1:
+            if object_id == "debug_token":
+                return self._debug_token(call)
+            return self._read_node(call, object_id)
+        edge = call.segments[1]
+        if edge == "feed":
+            return self._feed(call, object_id)
+        if edge == "comments":
+            return self._comments(call, object_id)
+        raise self._no_such_field(object_id, edge)
+
+    def _check_token(self, token: str | None) -> None:
         if not token:
             raise _GraphFailure(GraphError(code=104))  # [E104]
         if token != self.access_token:
             raise _GraphFailure(GraphError(code=190))  # [E190]
 
-    def _feed(self, request: web.Request, object_id: str) -> dict[str, Any]:
-        if object_id != self.page_id:
+    # --- batches ([BATCH]) ----------------------------------------------------------------
+
+    async def _serve_batch(self, request: web.Request) -> web.StreamResponse:
+        await self._wait_for_path(request.path)
+        fault = self._take_fault(request.path)
+        if fault is not None:
+            response = await self._apply_fault(fault, request)
+            if response is not None:
+                return response
+        form = await request.post()
+        # The docs' curl example sends everything in the query string; SDKs send a form body.
+        params: dict[str, str] = {
+            key: value for key, value in request.query.items() if isinstance(value, str)
+        }
+        params.update((key, value) for key, value in form.items() if isinstance(value, str))
+        version = request.match_info.get("version", self.version)
+        token = params.get("access_token") or _token({}, request.headers.get("Authorization", ""))
+        try:
+            self._check_token(token)
+            if not _VERSION.match(version):
+                raise _unknown_path_error(request.path)
+            operations = _batch_operations(params.get("batch"))
+        except _GraphFailure as failure:
+            return self._error_response(failure.error)
+        include_headers = params.get("include_headers", "true").lower() != "false"
+        answers = await asyncio.gather(
+            *(
+                self._sub_request(request, version, operation, token, include_headers)
+                for operation in operations
+            )
+        )
+        return self._raw_json_response(orjson.dumps(answers))
+
+    async def _sub_request(
+        self,
+        request: web.Request,
+        version: str,
+        operation: Mapping[str, Any],
+        token: str | None,
+        include_headers: bool,
+    ) -> dict[str, Any] | None:
+        """One operation of a batch: its {code, headers, body}, or None when it timed out."""
+        relative = operation.get("relative_url")
+        if not isinstance(relative, str):
+            error = GraphError(code=100, message="(#100) Each batch operation needs relative_url")
+            self.graph_calls += 1
+            return self._sub_error(error, include_headers)
+        call = _sub_call(request, version, relative, token)
+        self._count(call)
+        method = operation.get("method", "GET")
+        if not isinstance(method, str) or method.upper() != "GET":
+            error = GraphError(code=100, message=f"(#100) This fake only serves GET, not {method}")
+            return self._sub_error(error, include_headers)
+        await self._wait_for_path(call.path)
+        fault = self._take_fault(call.path)
+        if isinstance(fault, TruncatedBody | Disconnect):
+            return None
+        if isinstance(fault, Delay):
+            await self._pause(fault.seconds)
+        elif isinstance(fault, GraphError):
+            return self._sub_error(
+                fault, include_headers, call.segments[0] if call.segments else ""
+            )
+        elif isinstance(fault, HttpStatus):
+            headers = {"Content-Type": fault.content_type, **fault.headers}
+            return self._sub_answer(fault.status, fault.body, include_headers, headers)
+        elif isinstance(fault, MalformedJson):
+            return self._sub_answer(200, _MALFORMED.decode(), include_headers)
+        try:
+            body = self._dispatch(call)
+        except _GraphFailure as failure:
+            return self._sub_error(failure.error, include_headers, failure.object_id)
+        return self._sub_answer(200, orjson.dumps(body).decode(), include_headers)
+
+    def _sub_answer(
+        self,
+        code: int,
+        body: str,
+        include_headers: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = {"code": code}
+        if include_headers:
+            # Usage headers come on the batch response itself, not on each operation.
+            merged = {
+                "Content-Type": "text/javascript; charset=UTF-8",
+                "facebook-api-version": self.version,
+                **(headers or {}),
+            }
+            answer["headers"] = [{"name": name, "value": value} for name, value in merged.items()]
+        answer["body"] = body
+        return answer
+
+    def _sub_error(
+        self, error: GraphError, include_headers: bool, object_id: str = ""
+    ) -> dict[str, Any]:
+        status, raw, headers = self._error_parts(error, object_id)
+        return self._sub_answer(status, raw.decode(), include_headers, headers)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _read_ids(self, call: _Call) -> dict[str, Any]:
+        """GET /?ids=A,B: each object under the id it was asked by ([IDS])."""
+        ids = _split_ids(call.query)
+        if not ids:
+            raise _GraphFailure(GraphError(code=100, message="(#100) Missing or invalid ids"))
+        if len(ids) > IDS_LIMIT:
+            raise _GraphFailure(
+                GraphError(
+                    code=100,
+                    message=f"(#100) Too many IDs. Maximum: {IDS_LIMIT}. Provided: {len(ids)}.",
+                )
+            )
+        missing = [
+            object_id
+            for object_id in ids
+            if self._usernames.get(object_id, object_id) not in self._pages
+            and object_id not in self._nodes
+        ]
+        if missing:
+            # One missing id fails the whole read.
+            text = f"(#100) Some of the aliases you requested do not exist: {','.join(missing)}"
+            raise _GraphFailure(GraphError(code=100, message=text))
+        return {
+            object_id: self._read_node(call, self._usernames.get(object_id, object_id))
+            for object_id in ids
+        }
+
+    def _debug_token(self, call: _Call) -> dict[str, Any]:
+        """GET /debug_token?input_token=: what the token is and when it stops working."""
+        input_token = call.query.get("input_token")
+        if not input_token:
+            message = "(#100) The parameter input_token is required"
+            raise _GraphFailure(GraphError(code=100, message=message))
+        if input_token != self.access_token:
+            # [DEBUG]: an unknown token is answered inside `data`, not as an error.
+            error = {"code": 190, "message": "Invalid OAuth access token."}
+            return {"data": {"error": error, "is_valid": False, "scopes": []}}
+        data: dict[str, Any] = {
+            "app_id": self.app_id,
+            "type": "PAGE",
+            "application": self.app_name,
+            "data_access_expires_at": self.data_access_expires_at,
+            "expires_at": self.token_expires_at,
+            "is_valid": self.token_valid,
+            "issued_at": self.token_issued_at,
+            "scopes": list(self.token_scopes),
+            "user_id": "10000000000001",
+        }
+        if self._pages:
+            data["profile_id"] = self.page_id
+        return {"data": data}
+
+    def _feed(self, call: _Call, object_id: str) -> dict[str, Any]:
+        if object_id not in self._pages:
             if object_id in self._nodes:
                 raise self._no_such_field(object_id, "feed")
             raise _GraphFailure(GraphError(code=100, subcode=33), object_id)
-        query = request.query
+        query = call.query
         fields = _fields(query, "PagePost")
         limit = _limit(query)
         since, until = _int_param(query, "since"), _int_param(query, "until")
@@ -554,6 +872,7 @@ class FakeGraphApi:
                 node
                 for node in self._nodes.values()
                 if node.is_post
+                and node.page_id == object_id
                 and (since is None or node.created >= since)
                 and (until is None or node.created <= until)
             ),
@@ -570,13 +889,15 @@ class FakeGraphApi:
                 page = [node for node in candidates if node.key > mark][-limit:]
             else:
                 page = [node for node in candidates if node.key < mark][:limit]
-        body: dict[str, Any] = {"data": [self._render(node, fields, "PagePost") for node in page]}
+        body: dict[str, Any] = {
+            "data": [self._render(call, node, fields, "PagePost") for node in page]
+        }
         if not page:
             return body
         first, last = page[0], page[-1]
         paging: dict[str, str] = {
             "previous": _link(
-                request,
+                call,
                 drop=("until",),
                 set_={
                     "since": str(first.created),
@@ -587,7 +908,7 @@ class FakeGraphApi:
         }
         if self.trailing_empty_page or any(node.key < last.key for node in candidates):
             paging["next"] = _link(
-                request,
+                call,
                 # Our own `since` from a previous-page link would cut off older posts.
                 drop=("__previous", "since") if backwards else ("__previous",),
                 set_={
@@ -598,34 +919,30 @@ class FakeGraphApi:
         body["paging"] = paging
         return body
 
-    def _read_node(self, request: web.Request, object_id: str) -> dict[str, Any]:
-        """GET /{id}: the Page (id, name) or one post or comment."""
-        if object_id == self.page_id:
-            page = {"id": self.page_id, "name": self.page_name}
-            return _project(page, _fields(request.query, "Page"), "Page")
+    def _read_node(self, call: _Call, object_id: str) -> dict[str, Any]:
+        """GET /{id}: a Page (id, name) or one post or comment."""
+        page = self._pages.get(object_id)
+        if page is not None:
+            full = {"id": page.id, "name": page.name}
+            return _project(full, _fields(call.query, "Page"), "Page")
         node = self._nodes.get(object_id)
         if node is None:
             raise _GraphFailure(GraphError(code=100, subcode=33), object_id)  # [E100]
         node_type = "PagePost" if node.is_post else "Comment"
-        return self._render(node, _fields(request.query, node_type), node_type)
+        return self._render(call, node, _fields(call.query, node_type), node_type)
 
-    def _comments(self, request: web.Request, object_id: str) -> dict[str, Any]:
+    def _comments(self, call: _Call, object_id: str) -> dict[str, Any]:
         node = self._nodes.get(object_id)
         if node is None:
-            if object_id == self.page_id:
+            if object_id in self._pages:
                 raise self._no_such_field(object_id, "comments")
             raise _GraphFailure(GraphError(code=100, subcode=33), object_id)  # [E100]
-        query = request.query
+        query = call.query
         fields = _fields(query, "Comment")
         limit = _limit(query)
         stream = _choice(query, "filter", ("toplevel", "stream")) == "stream"  # [EDGE]
         order = _choice(query, "order", ("chronological", "reverse_chronological"))
-        members = [
-            other
-            for other in self._nodes.values()
-            if not other.is_post and self._belongs(other, node, stream=stream)
-        ]
-        items = sorted(members, key=lambda other: other.key, reverse=order != "chronological")
+        items = self._comment_list(node, stream=stream, order=order)
         after, before = query.get("after"), query.get("before")
         if after is not None:
             mark = _decode_mark(after)
@@ -635,7 +952,9 @@ class FakeGraphApi:
             page = [item for item in items if _comes_after(mark, item.key, order)][-limit:]
         else:
             page = items[:limit]
-        body: dict[str, Any] = {"data": [self._render(item, fields, "Comment") for item in page]}
+        body: dict[str, Any] = {
+            "data": [self._render(call, item, fields, "Comment") for item in page]
+        }
         if page:
             # [CURSOR]: cursors always; `next`/`previous` only when more data exists that way.
             first, last = page[0], page[-1]
@@ -644,16 +963,53 @@ class FakeGraphApi:
             }
             if items.index(first) > 0:
                 paging["previous"] = _link(
-                    request, drop=("after",), set_={"before": _encode_mark(first)}
+                    call, drop=("after",), set_={"before": _encode_mark(first)}
                 )
             if items.index(last) < len(items) - 1:
-                paging["next"] = _link(
-                    request, drop=("before",), set_={"after": _encode_mark(last)}
-                )
+                paging["next"] = _link(call, drop=("before",), set_={"after": _encode_mark(last)})
             body["paging"] = paging
         if query.get("summary") in ("true", "1"):
             body["summary"] = {"order": order, "total_count": len(items), "can_comment": True}
         return body
+
+    def _expand_comments(self, call: _Call, post: _Node, request: _Field) -> dict[str, Any] | None:
+        """The `comments` edge expanded inside a post ([FEED], [NESTED]); None when empty."""
+        args = request.args
+        fields = request.nested if request.nested is not None else _default_spec("Comment")
+        limit = _limit(args)
+        stream = _choice(args, "filter", ("toplevel", "stream")) == "stream"
+        order = _choice(args, "order", ("chronological", "reverse_chronological"))
+        items = self._comment_list(post, stream=stream, order=order)
+        if not items:
+            return None
+        page = items[:limit]
+        edge: dict[str, Any] = {
+            "data": [self._render(call, item, fields, "Comment") for item in page]
+        }
+        paging: dict[str, Any] = {
+            "cursors": {"before": _encode_mark(page[0]), "after": _encode_mark(page[-1])}
+        }
+        if len(items) > limit:
+            # [NESTED]: the link carries limit and cursor only (and a query-string token, as
+            # [FEED] links do), so whoever follows it must re-state filter, order and fields.
+            query: dict[str, str] = {}
+            if "access_token" in call.query:
+                query["access_token"] = call.query["access_token"]
+            query.update(limit=str(limit), after=_encode_mark(page[-1]))
+            link = call.url.with_path(f"/{call.version}/{post.id}/comments").with_query(query)
+            paging["next"] = str(link)
+        edge["paging"] = paging
+        if args.get("summary") in ("true", "1"):
+            edge["summary"] = {"order": order, "total_count": len(items), "can_comment": True}
+        return edge
+
+    def _comment_list(self, node: _Node, *, stream: bool, order: str) -> list[_Node]:
+        members = [
+            other
+            for other in self._nodes.values()
+            if not other.is_post and self._belongs(other, node, stream=stream)
+        ]
+        return sorted(members, key=lambda other: other.key, reverse=order != "chronological")
 
     def _belongs(self, comment: _Node, node: _Node, *, stream: bool) -> bool:
         """Whether `comment` is listed on `node`'s comments edge."""
@@ -669,12 +1025,23 @@ class FakeGraphApi:
             parent_id = parent.parent_id if parent is not None else None
         return False
 
-    def _render(self, node: _Node, fields: FieldSpec, node_type: str) -> dict[str, Any]:
-        return _project(self._full(node, shallow=False), fields, node_type)
+    def _render(
+        self, call: _Call, node: _Node, fields: FieldSpec, node_type: str
+    ) -> dict[str, Any]:
+        out = _project(self._full(node, shallow=False), fields, node_type)
+        if "comment_count" in fields and not node.is_post:
+            out["comment_count"] = sum(
+                1 for other in self._nodes.values() if other.parent_id == node.id
+            )
+        comments = fields.get("comments")
+        if comments is not None and node.is_post:
+            edge = self._expand_comments(call, node, comments)
+            if edge is not None:
+                out["comments"] = edge
+        return out
 
     def _full(self, node: _Node, *, shallow: bool) -> dict[str, Any]:
-        """Every field the fake knows for a node; fields without a value are left out."""
-        post_number = self._nodes[node.post_id].number if node.post_id in self._nodes else 0
+        """Every plain field the fake knows for a node; fields without a value are left out."""
         full: dict[str, Any] = {
             "id": node.id,
             "created_time": _wire_time(node.created),
@@ -687,9 +1054,11 @@ class FakeGraphApi:
             full["from"] = {"name": node.author[1], "id": node.author[0]}
         if node.is_post:
             full["updated_time"] = _wire_time(node.updated)
-            full["permalink_url"] = f"https://www.facebook.com/{self.page_id}/posts/{node.number}"
+            full["permalink_url"] = f"https://www.facebook.com/{node.page_id}/posts/{node.number}"
             return full
-        permalink = f"https://www.facebook.com/{self.page_id}/posts/{post_number}?comment_id="
+        post = self._nodes.get(node.post_id)
+        post_number = post.number if post is not None else 0
+        permalink = f"https://www.facebook.com/{node.page_id}/posts/{post_number}?comment_id="
         parent = self._nodes.get(node.parent_id or "")
         if parent is not None and not parent.is_post:
             permalink += f"{parent.number}&reply_comment_id={node.number}"
@@ -699,9 +1068,6 @@ class FakeGraphApi:
             permalink += str(node.number)
         full["permalink_url"] = permalink
         full["like_count"] = 0
-        full["comment_count"] = sum(
-            1 for other in self._nodes.values() if other.parent_id == node.id
-        )
         return full
 
     def _no_such_field(self, object_id: str, name: str) -> _GraphFailure:
@@ -766,8 +1132,7 @@ class FakeGraphApi:
                 headers=self._common_headers(dict(fault.headers)),
             )
         if isinstance(fault, MalformedJson):
-            # A trailing comma: what a broken proxy or serializer might produce.
-            return self._raw_json_response(b'{"data": [{"id": "1_2", "message": "x"},]}')
+            return self._raw_json_response(_MALFORMED)
         if isinstance(fault, TruncatedBody):
             full = orjson.dumps({"data": [{"id": f"{self.page_id}_1", "message": "x" * 200}]})
             response = web.StreamResponse(status=200, headers=self._common_headers({}))
@@ -785,7 +1150,8 @@ class FakeGraphApi:
         _close_transport(request)
         return web.Response(status=500)
 
-    def _error_response(self, error: GraphError, object_id: str = "") -> web.Response:
+    def _error_parts(self, error: GraphError, object_id: str) -> tuple[int, bytes, dict[str, str]]:
+        """Status, body and headers of a Graph error answer."""
         real_type, real_message, real_transient = _REAL_ERRORS.get(
             (error.code, error.subcode),
             _REAL_ERRORS.get((error.code, None), ("OAuthException", "An error occurred", None)),
@@ -805,7 +1171,11 @@ class FakeGraphApi:
         # [HDRS] errors also carry WWW-Authenticate with the message.
         kind = "invalid_token" if error.code == 190 else "invalid_request"
         headers = {"WWW-Authenticate": f'OAuth "Facebook Platform" "{kind}" "{message}"'}
-        return self._raw_json_response(orjson.dumps({"error": payload}), error.status, headers)
+        return error.status, orjson.dumps({"error": payload}), headers
+
+    def _error_response(self, error: GraphError, object_id: str = "") -> web.Response:
+        status, raw, headers = self._error_parts(error, object_id)
+        return self._raw_json_response(raw, status, headers)
 
     def _json_response(self, body: Mapping[str, Any]) -> web.Response:
         return self._raw_json_response(orjson.dumps(body))
@@ -838,6 +1208,11 @@ class FakeGraphApi:
         self._next_number += 1
         return number
 
+    def _default_page(self) -> _Page:
+        if not self._pages:
+            raise RuntimeError("FakeGraphApi serves no page yet; call add_page() first")
+        return next(iter(self._pages.values()))
+
     def _node(self, object_id: str) -> _Node:
         node = self._nodes.get(object_id)
         if node is None:
@@ -860,6 +1235,54 @@ def _wire_time(unix: int) -> str:
 
 def _trace_id() -> str:
     return "A" + secrets.token_urlsafe(16)[:22]
+
+
+def _token(query: Mapping[str, str], authorization: str) -> str | None:
+    """The access token of a request: `access_token=` in the query, else the header."""
+    token = query.get("access_token")
+    if token is None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() in ("bearer", "oauth") and value.strip():
+            token = value.strip()
+    return token
+
+
+def _sub_call(request: web.Request, version: str, relative: str, token: str | None) -> _Call:
+    """A batch operation's relative_url as a call ("PAGE/feed?...", "v26.0/ID", "?ids=...")."""
+    target = URL("/" + relative.lstrip("/"))
+    segments = [segment for segment in target.path.split("/") if segment]
+    if segments and _VERSION.match(segments[0]):
+        version = segments.pop(0)
+    path = f"/{version}/" + "/".join(segments)
+    return _Call(
+        url=request.url.with_path(path).with_query(target.query),
+        path=path,
+        version=version,
+        segments=tuple(segments),
+        query=target.query,
+        # An operation may carry its own token; otherwise the batch's applies.
+        token=target.query.get("access_token", token),
+    )
+
+
+def _batch_operations(raw: str | None) -> list[Mapping[str, Any]]:
+    if raw is None:
+        raise _GraphFailure(GraphError(code=100, message="(#100) The parameter batch is required"))
+    try:
+        operations = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        operations = None
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        message = "(#100) The parameter batch must be a JSON array of objects"
+        raise _GraphFailure(GraphError(code=100, message=message))
+    if len(operations) > BATCH_LIMIT:
+        message = f"(#1) Too many requests in batch message. Maximum batch size is {BATCH_LIMIT}"
+        raise _GraphFailure(GraphError(code=1, message=message))
+    return operations
+
+
+def _split_ids(query: Mapping[str, str]) -> list[str]:
+    return [part.strip() for part in query.get("ids", "").split(",") if part.strip()]
 
 
 def _unknown_path_error(path: str) -> _GraphFailure:
@@ -913,28 +1336,32 @@ def _decode_mark(token: str, prefix: str = "") -> tuple[int, int]:
         raise _invalid_parameter() from err
 
 
-def _link(request: web.Request, *, drop: tuple[str, ...], set_: Mapping[str, str]) -> str:
-    """The absolute URL of this request with some parameters replaced, as Graph builds paging."""
+def _link(call: _Call, *, drop: tuple[str, ...], set_: Mapping[str, str]) -> str:
+    """The absolute URL of this call with some parameters replaced, as Graph builds paging."""
     query: MultiDict[str] = MultiDict(
-        (key, value) for key, value in request.query.items() if key not in drop and key not in set_
+        (key, value) for key, value in call.query.items() if key not in drop and key not in set_
     )
     query.extend(set_)
-    return str(request.url.with_query(query))
+    return str(call.url.with_query(query))
+
+
+def _default_spec(node_type: str) -> FieldSpec:
+    return {name: _Field() for name in _DEFAULT_FIELDS[node_type]}
 
 
 def _fields(query: Mapping[str, str], node_type: str) -> FieldSpec:
     spec = query.get("fields")
     if not spec:
-        return dict.fromkeys(_DEFAULT_FIELDS[node_type])
+        return _default_spec(node_type)
     parsed, _ = _parse_fields(spec, 0)
     _check_fields(parsed, node_type)
     return parsed
 
 
 def _check_fields(fields: FieldSpec, node_type: str) -> None:
-    """Reject unknown field names up front, as Graph does even when the result is empty."""
+    """Reject unknown fields and modifiers up front, as Graph does even for empty results."""
     known = _KNOWN_FIELDS[node_type]
-    for name, nested in fields.items():
+    for name, requested in fields.items():
         if name not in known:
             raise _GraphFailure(
                 GraphError(
@@ -943,47 +1370,80 @@ def _check_fields(fields: FieldSpec, node_type: str) -> None:
                     f" ({node_type})",
                 )
             )
-        if nested is not None and name in _NESTED_TYPE:
-            _check_fields(nested, _NESTED_TYPE[name])
+        edge = _EDGE_FIELDS.get((node_type, name))
+        allowed = edge[1] if edge is not None else frozenset()
+        for modifier in requested.args:
+            if modifier not in allowed:
+                message = f"(#100) Unknown modifier ({modifier}) on field ({name})"
+                raise _GraphFailure(GraphError(code=100, message=message))
+        if requested.nested is None:
+            continue
+        if edge is not None:
+            _check_fields(requested.nested, edge[0])
+        elif name in _NESTED_TYPE:
+            _check_fields(requested.nested, _NESTED_TYPE[name])
 
 
 def _parse_fields(spec: str, pos: int) -> tuple[FieldSpec, int]:
-    """Parse `id,from{id,name},message` into {"id": None, "from": {...}, "message": None}."""
+    """Parse `id,from{id,name},comments.limit(5){id}` into fields with nesting and modifiers."""
     fields: FieldSpec = {}
-    name = ""
+    token = ""
+    nested: FieldSpec | None = None
+    depth = 0  # inside a modifier's parentheses, commas and braces are plain characters
     while pos < len(spec):
         char = spec[pos]
-        if char == "{":
+        if depth:
+            depth += (char == "(") - (char == ")")
+            token += char
+        elif char == "(":
+            depth = 1
+            token += char
+        elif char == "{":
             nested, pos = _parse_fields(spec, pos + 1)
-            fields[name.strip()] = nested
-            name = ""
             continue
-        if char == "}":
-            if name.strip():
-                fields[name.strip()] = None
+        elif char == "}":
+            _add_field(fields, token, nested)
             return fields, pos + 1
-        if char == ",":
-            if name.strip():
-                fields[name.strip()] = None
-            name = ""
+        elif char == ",":
+            _add_field(fields, token, nested)
+            token, nested = "", None
         else:
-            name += char
+            token += char
         pos += 1
-    if name.strip():
-        fields[name.strip()] = None
+    _add_field(fields, token, nested)
     return fields, pos
 
 
+def _add_field(fields: FieldSpec, token: str, nested: FieldSpec | None) -> None:
+    """Add `name.mod(arg).mod(arg)` (with its nested fields) to `fields`."""
+    token = token.strip()
+    if not token:
+        return
+    name, dot, rest = token.partition(".")
+    args: dict[str, str] = {}
+    position = 0
+    chain = dot + rest
+    for match in _MODIFIER.finditer(chain):
+        if match.start() != position:
+            break
+        args[match.group(1)] = match.group(2).strip()
+        position = match.end()
+    if position != len(chain):
+        message = f"(#100) Syntax error in fields at: {token}"
+        raise _GraphFailure(GraphError(code=100, message=message))
+    fields[name.strip()] = _Field(nested=nested, args=args)
+
+
 def _project(full: Mapping[str, Any], fields: FieldSpec, node_type: str) -> dict[str, Any]:
-    """Keep the requested (already checked) fields, and the id always, as Graph does."""
+    """Keep the requested (already checked) plain fields, and the id always, as Graph does."""
     out: dict[str, Any] = {}
-    for name, nested in fields.items():
+    for name, requested in fields.items():
         if name not in full:
             continue
         value = full[name]
         if name in _NESTED_TYPE:
             nested_type = _NESTED_TYPE[name]
-            spec = nested if nested is not None else dict.fromkeys(_DEFAULT_FIELDS[nested_type])
+            spec = requested.nested if requested.nested is not None else _default_spec(nested_type)
             value = _project(value, spec, nested_type)
         out[name] = value
     if "id" in full:

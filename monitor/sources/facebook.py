@@ -1,9 +1,15 @@
-"""Facebook Page adapter: Graph API feed and comments into domain messages and our error tree."""
+"""Facebook Page adapter: Graph API feed and comments into domain messages and our error tree.
+
+Frugal by design: one feed call brings new posts with their comments (field expansion), the
+other active threads are re-read with multi-id lookups of up to 50 posts per call, and pages on
+one token can share Graph batch requests (`GraphBatcher`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -24,11 +30,14 @@ from monitor.sources.base import (
     SourceError,
     TransientError,
 )
+from monitor.sources.graph_batch import GraphBatcher
 from monitor.sources.http import request_json
 
 FEED_FIELDS = "id,from{id,name},message,created_time,permalink_url,is_hidden"
 COMMENT_FIELDS = "id,from{id,name},message,created_time,parent{id},is_hidden,permalink_url"
 GRAPH_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # "2024-01-05T21:13:04+0000"
+# Graph's cap on the ids of one multi-id read (`GET /?ids=`).
+IDS_PER_LOOKUP = 50
 
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001})
 # 102 session key invalid, 104 no token sent, 190 invalid/expired token.
@@ -51,15 +60,23 @@ _NEW_TOKEN = (
 )
 USAGE_KEYS = ("call_count", "total_cputime", "total_time")
 
+Raw = Mapping[str, Any]
+
 
 class _ObjectMissing(FatalError):
     """Graph code 100/33: the object does not exist (or cannot be read)."""
+
+
+class _AliasMissing(_ObjectMissing):
+    """Graph code 803 (100 in newer versions): an id of a multi-id read does not exist."""
 
 
 @dataclass(kw_only=True)
 class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
+    # Bounds plain GETs in flight; batched ones need no bound (≤ 50 share one POST anyway).
+    limiter: asyncio.Semaphore
     requests: int = 0
     usage_ratio: float | None = None
     regain_seconds: float | None = None
@@ -74,7 +91,7 @@ class GraphUsage:
 
 
 class FacebookPageSource:
-    """Polls one Page: new posts from /feed, then the comments of new and active posts."""
+    """Polls one Page: new posts with their comments from /feed, then the other active threads."""
 
     def __init__(
         self,
@@ -84,19 +101,34 @@ class FacebookPageSource:
         *,
         page_size: int = 100,
         concurrency: int = 4,
+        batcher: GraphBatcher | None = None,
     ) -> None:
         self._config = config
         self._session = session
         self._clock = clock
         self._page_size = page_size
         self._concurrency = concurrency
+        self._batcher = batcher
         self._base = config.api_base_url.rstrip("/")
+        self._base_path = URL(self._base).raw_path.rstrip("/")
         self._origin = URL(self._base).origin()
         self._token = config.access_token.get_secret_value()
         # Header, never a query parameter: URLs end up in logs and exception messages.
         self._headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         # `from.id` is always numeric; a page configured by its username is resolved once.
         self._page_numeric_id: str | None = config.page_id if config.page_id.isdigit() else None
+        # filter(stream): the default `toplevel` leaves out replies, where brand answers live.
+        self._comment_params = MappingProxyType(
+            {
+                "filter": "stream",
+                "order": "chronological",
+                "fields": COMMENT_FIELDS,
+                "limit": str(page_size),
+            }
+        )
+        self._comments_field = (
+            f"comments.filter(stream).order(chronological).limit({page_size}){{{COMMENT_FIELDS}}}"
+        )
 
     @property
     def page_numeric_id(self) -> str | None:
@@ -104,42 +136,63 @@ class FacebookPageSource:
         return self._page_numeric_id
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New feed posts since the cursor, plus full comment lists of those and active posts."""
-        state = _FetchState()
+        """New feed posts with their comments since the cursor, plus the other active threads."""
+        state = _FetchState(limiter=asyncio.Semaphore(self._concurrency))
+        if self._batcher is not None and request.include_feed:
+            # A poll cycle (not a re-read before a breach): the batcher expects this page.
+            self._batcher.arrive(self._config.name)
         page_id = await self._numeric_page_id(state)
         since = self._since(request.cursor)
-        # A thread-only re-fetch (before declaring a breach) skips the feed.
-        raw_posts = await self._fetch_feed(state, since) if request.include_feed else []
+        # `since` is inclusive: posts created at the cursor instant come back with the feed,
+        # comments included, so only the other active threads need a lookup of their own.
+        at_since = _since_ids(request.cursor) if request.include_feed else frozenset()
+        lookup = sorted(request.active_threads - at_since)
+        # Feed and lookups together: with a shared batcher they travel in the same POSTs.
+        with _one_error():
+            async with asyncio.TaskGroup() as group:
+                feed_task = group.create_task(
+                    self._fetch_feed(state, since) if request.include_feed else _no_posts()
+                )
+                lookup_task = group.create_task(self._fetch_threads(state, lookup))
         messages: list[Message] = []
-        newest = since
-        thread_ids: list[str] = []
-        for raw in raw_posts:
+        threads: dict[str, list[Raw] | None] = {}
+        created: dict[str, int] = {}
+        for raw, comments in feed_task.result():
             post = self._post_message(raw, page_id)
+            if post.platform_id in threads:
+                continue  # a post on two feed pages
             messages.append(post)
-            newest = max(newest, int(post.created_at.timestamp()))
-            thread_ids.append(post.platform_id)
-        # dict.fromkeys: drop duplicates (a post on two feed pages) but keep feed order.
-        thread_ids = list(dict.fromkeys(thread_ids))
-        thread_ids.extend(sorted(request.active_threads - set(thread_ids)))
+            threads[post.platform_id] = comments
+            created[post.platform_id] = int(post.created_at.timestamp())
+        looked_up = lookup_task.result()
+        # A post expected back from the feed that did not come is gone (or hidden from us).
+        expected = sorted((request.active_threads & at_since) - threads.keys())
+        if expected:
+            looked_up.update(await self._fetch_threads(state, expected))
+        for post_id in sorted(looked_up):
+            threads.setdefault(post_id, looked_up[post_id])
 
-        threads = await self._fetch_threads(state, thread_ids)
         complete: dict[str, frozenset[str]] = {}
         deleted: set[str] = set()
-        for post_id in thread_ids:
-            raw_comments = threads[post_id]
+        for post_id, raw_comments in threads.items():
             if raw_comments is None:
                 deleted.add(post_id)
                 continue
-            comments = [
+            in_thread = [
                 self._comment_message(raw, post_id, page_id, position)
                 for position, raw in enumerate(raw_comments, start=1)
             ]
-            messages.extend(comments)
-            # The comments call succeeded, so the post itself still exists.
-            complete[post_id] = frozenset({post_id, *(c.platform_id for c in comments)})
+            messages.extend(in_thread)
+            # The comments were read, so the post itself still exists.
+            complete[post_id] = frozenset({post_id, *(c.platform_id for c in in_thread)})
+        newest = max([since, *created.values()])
+        cursor: Mapping[str, Any] = request.cursor
+        if request.include_feed:
+            at_newest = sorted(post_id for post_id, at in created.items() if at == newest)
+            cursor = {"feed_since": newest, "feed_since_ids": at_newest}
         return Batch(
             messages=tuple(messages),
-            cursor={"feed_since": newest} if request.include_feed else request.cursor,
+            cursor=cursor,
             complete_threads=complete,
             deleted_threads=frozenset(deleted),
             api_usage_ratio=state.usage_ratio,
@@ -169,52 +222,115 @@ class FacebookPageSource:
         start = self._clock.now() - timedelta(days=self._config.backfill_days)
         return int(start.timestamp())
 
-    async def _fetch_feed(self, state: _FetchState, since: int) -> list[Mapping[str, Any]]:
-        params = {"fields": FEED_FIELDS, "limit": str(self._page_size), "since": str(since)}
-        return await self._get_all(state, f"{self._base}/{self._config.page_id}/feed", params)
+    async def _fetch_feed(self, state: _FetchState, since: int) -> list[tuple[Raw, list[Raw]]]:
+        """Posts since `since`, each with all its comments (expanded in the same call)."""
+        params = {
+            "fields": f"{FEED_FIELDS},{self._comments_field}",
+            "limit": str(self._page_size),
+            "since": str(since),
+        }
+        posts = await self._get_all(state, f"{self._base}/{self._config.page_id}/feed", params)
+        with _one_error():
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._expanded_comments(state, raw)) for raw in posts]
+        return [(raw, task.result()) for raw, task in zip(posts, tasks, strict=True)]
 
     async def _fetch_threads(
         self, state: _FetchState, thread_ids: Sequence[str]
-    ) -> dict[str, list[Mapping[str, Any]] | None]:
-        """Comments of every thread, a few at a time; None for a thread that no longer exists."""
-        results: dict[str, list[Mapping[str, Any]] | None] = {}
-        limiter = asyncio.Semaphore(self._concurrency)
-
-        async def one(post_id: str) -> None:
-            async with limiter:
-                results[post_id] = await self._fetch_comments(state, post_id)
-
-        try:
+    ) -> dict[str, list[Raw] | None]:
+        """Comments of each thread, None for a thread that no longer exists."""
+        if not thread_ids:
+            return {}
+        if len(thread_ids) == 1:
+            # One thread: its own edge costs the same single call and says directly if it is
+            # gone, where a failed multi-id read would need a second call to tell.
+            return {thread_ids[0]: await self._fetch_comments(state, thread_ids[0])}
+        chunks = [
+            thread_ids[start : start + IDS_PER_LOOKUP]
+            for start in range(0, len(thread_ids), IDS_PER_LOOKUP)
+        ]
+        with _one_error():
             async with asyncio.TaskGroup() as group:
-                for post_id in thread_ids:
-                    group.create_task(one(post_id))
-        except ExceptionGroup as failures:
-            chosen = _most_severe(failures)
-            if chosen is None:
-                raise
-            raise chosen from chosen.__cause__
+                tasks = [group.create_task(self._lookup(state, chunk)) for chunk in chunks]
+        results: dict[str, list[Raw] | None] = {}
+        for task in tasks:
+            results.update(task.result())
         return results
 
-    async def _fetch_comments(
-        self, state: _FetchState, post_id: str
-    ) -> list[Mapping[str, Any]] | None:
-        # filter=stream: the default `toplevel` leaves out replies, where brand answers live.
-        params = {
-            "filter": "stream",
-            "order": "chronological",
-            "fields": COMMENT_FIELDS,
-            "limit": str(self._page_size),
-        }
+    async def _lookup(
+        self, state: _FetchState, thread_ids: Sequence[str]
+    ) -> dict[str, list[Raw] | None]:
+        """Up to 50 threads in one multi-id read (`GET /?ids=...&fields=comments...`)."""
+        params = {"ids": ",".join(thread_ids), "fields": self._comments_field}
         try:
-            return await self._get_all(state, f"{self._base}/{post_id}/comments", params)
+            body = await self._get(state, f"{self._base}/", params)
+        except _ObjectMissing:
+            # Graph refuses the whole read when one post is gone; reading each tells which.
+            return await self._each(state, thread_ids)
+        found = {post_id: body.get(post_id) for post_id in thread_ids}
+        unanswered = [post_id for post_id, raw in found.items() if not isinstance(raw, dict)]
+        with _one_error():
+            async with asyncio.TaskGroup() as group:
+                tasks = {
+                    post_id: group.create_task(self._expanded_comments(state, raw))
+                    for post_id, raw in found.items()
+                    if isinstance(raw, dict)
+                }
+                rest = group.create_task(self._each(state, unanswered))
+        results: dict[str, list[Raw] | None] = {
+            post_id: task.result() for post_id, task in tasks.items()
+        }
+        results.update(rest.result())
+        return results
+
+    async def _each(
+        self, state: _FetchState, thread_ids: Sequence[str]
+    ) -> dict[str, list[Raw] | None]:
+        """Threads read one by one, concurrently (a batcher folds them into one POST)."""
+        with _one_error():
+            async with asyncio.TaskGroup() as group:
+                tasks = {
+                    post_id: group.create_task(self._fetch_comments(state, post_id))
+                    for post_id in thread_ids
+                }
+        return {post_id: task.result() for post_id, task in tasks.items()}
+
+    async def _fetch_comments(self, state: _FetchState, post_id: str) -> list[Raw] | None:
+        try:
+            return await self._get_all(
+                state, f"{self._base}/{post_id}/comments", self._comment_params
+            )
         except _ObjectMissing:
             return None
 
+    async def _expanded_comments(self, state: _FetchState, raw: Raw) -> list[Raw]:
+        """A post's comments from its expanded `comments` edge, reading on if they did not fit."""
+        edge = raw.get("comments")
+        if edge is None:
+            return []  # Graph leaves out an edge without items
+        data = edge.get("data") if isinstance(edge, dict) else None
+        if not isinstance(edge, dict) or not isinstance(data, list):
+            raise TransientError(f"Graph returned post {raw.get('id')} with unreadable comments")
+        items: list[Raw] = [item for item in data if isinstance(item, dict)]
+        next_url = _next_link(edge)
+        if next_url is None or not items:
+            return items
+        self._check_link(next_url, f"comments of post {raw.get('id')}")
+        link = URL(next_url, encoded=True)
+        # A nested edge's `next` may carry only limit and cursor: without filter=stream the
+        # rest of the thread would come back without its replies.
+        missing = {
+            key: value for key, value in self._comment_params.items() if key not in link.query
+        }
+        if missing:
+            next_url = str(link.update_query(missing))
+        return items + await self._get_all(state, next_url, None)
+
     async def _get_all(
-        self, state: _FetchState, url: str, params: Mapping[str, str]
-    ) -> list[Mapping[str, Any]]:
+        self, state: _FetchState, url: str, params: Mapping[str, str] | None
+    ) -> list[Raw]:
         """Every item of an edge, following `paging.next` verbatim until there is none."""
-        items: list[Mapping[str, Any]] = []
+        items: list[Raw] = []
         seen: set[str] = set()
         next_params: Mapping[str, str] | None = params
         while True:
@@ -228,29 +344,38 @@ class FacebookPageSource:
                 return items
             if next_url in seen:
                 raise TransientError(f"GET {_path(url)}: paging.next repeats itself")
-            if URL(next_url, encoded=True).origin() != self._origin:
-                # Never hand the token to a host the operator did not configure.
-                raise FatalError(
-                    f"GET {_path(url)}: paging.next points at {URL(next_url).origin()},"
-                    f" not at the configured api_base_url {self._origin}"
-                )
+            self._check_link(next_url, f"GET {_path(url)}")
             seen.add(next_url)
             url, next_params = next_url, None
+
+    def _check_link(self, link: str, where: str) -> None:
+        if URL(link, encoded=True).origin() != self._origin:
+            # Never hand the token to a host the operator did not configure.
+            raise FatalError(
+                f"{where}: paging.next points at {URL(link).origin()},"
+                f" not at the configured api_base_url {self._origin}"
+            )
 
     async def _get(
         self, state: _FetchState, url: str, params: Mapping[str, str] | None
     ) -> Mapping[str, Any]:
         state.requests += 1
-        response = await request_json(
-            self._session,
-            url,
-            params=params,
-            headers=self._headers,
-            timeout=self._config.request_timeout,
-            clock=self._clock,
-            # Graph 500s carry error codes too (e.g. code 2, is_transient).
-            accept_5xx_json=True,
-        )
+        if self._batcher is not None:
+            response = await self._batcher.get(
+                self._relative(url, params), timeout=self._config.request_timeout
+            )
+        else:
+            async with state.limiter:
+                response = await request_json(
+                    self._session,
+                    url,
+                    params=params,
+                    headers=self._headers,
+                    timeout=self._config.request_timeout,
+                    clock=self._clock,
+                    # Graph 500s carry error codes too (e.g. code 2, is_transient).
+                    accept_5xx_json=True,
+                )
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)
@@ -267,6 +392,15 @@ class FacebookPageSource:
         if not isinstance(body, dict):
             raise TransientError(f"{where}: Graph response is not a JSON object")
         return body
+
+    def _relative(self, url: str, params: Mapping[str, str] | None) -> str:
+        """A batch operation's relative_url: the part after api_base_url (version included)."""
+        full = URL(url, encoded=True)
+        if params:
+            full = full.update_query(params)
+        raw = full.raw_path_qs
+        prefix = self._base_path + "/"
+        return raw[len(prefix) :] if raw.startswith(prefix) else raw.lstrip("/")
 
     # --- mapping --------------------------------------------------------------------------
 
@@ -296,6 +430,8 @@ class FacebookPageSource:
             )
         if code in TRANSIENT_CODES or error.get("is_transient") is True:
             return TransientError(f"temporary Graph API error ({ident}): {detail}")
+        if code == 803 or (code == 100 and subcode is None and "aliases" in said.lower()):
+            return _AliasMissing(f"some requested ids do not exist ({ident}): {detail}")
         if code == 100 and subcode == 33:
             return _ObjectMissing(
                 f"object does not exist or the token cannot read it ({ident}): {detail}"
@@ -381,6 +517,30 @@ def parse_usage(headers: Mapping[str, str]) -> GraphUsage:
                 if minutes is not None and minutes > 0:
                     regain = _max(regain, minutes * 60.0)
     return GraphUsage(ratio=None if highest is None else highest / 100.0, regain_seconds=regain)
+
+
+@contextlib.contextmanager
+def _one_error() -> Iterator[None]:
+    """Turn a TaskGroup's ExceptionGroup into the one error the operator most needs to see."""
+    try:
+        yield
+    except ExceptionGroup as failures:
+        chosen = _most_severe(failures)
+        if chosen is None:
+            raise
+        raise chosen from chosen.__cause__
+
+
+async def _no_posts() -> list[tuple[Raw, list[Raw]]]:
+    return []
+
+
+def _since_ids(cursor: Mapping[str, Any]) -> frozenset[str]:
+    """Ids of the posts created at the cursor instant (the feed returns them again)."""
+    value = cursor.get("feed_since_ids")
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(str(item) for item in value if isinstance(item, str | int))
 
 
 def _most_severe(failures: BaseExceptionGroup[Any]) -> SourceError | None:

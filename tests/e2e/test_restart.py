@@ -98,17 +98,17 @@ async def test_sigkill_mid_poll_loses_nothing_and_counts_nothing_twice(
             return (await scrape(port)).get("webcare_items_total", 0) == 2
 
         await wait_for(first_poll_done, "the first poll")
-        # New traffic, then freeze the next poll in the middle: the feed is read, comments hang.
+        # New traffic, then freeze the next poll in the middle: its feed request hangs.
         graph.add_comment(post_id=post, created_time=now, message="Hello?", author=ANN)
         visitor = graph.add_post(created_time=now, message="Order missing", author=BOB)
         graph.add_comment(post_id=visitor, created_time=now, message="Same here", author=ANN)
-        held = graph.hold("/comments")
+        held = graph.hold("/feed")
         seen = len(graph.requests)
 
         async def mid_poll() -> bool:
-            return any("/comments" in r.path for r in graph.requests[seen:])
+            return any("/feed" in r.path for r in graph.requests[seen:])
 
-        await wait_for(mid_poll, "a poll to reach the comments")
+        await wait_for(mid_poll, "a poll to reach the feed")
         first.send_signal(signal.SIGKILL)
         await first.wait()
     finally:

@@ -148,12 +148,12 @@ async def test_maps_posts_comments_and_replies(
         visitor: frozenset({visitor}),
     }
     assert batch.deleted_threads == frozenset()
-    assert batch.cursor == {"feed_since": int(at(-20).timestamp())}
-    assert batch.requests == 3  # one feed page, two comment lists
-    for query in paths(graph, "/comments"):
-        assert query["filter"] == "stream"
-        assert query["order"] == "chronological"
-        assert "parent{id}" in query["fields"]
+    assert batch.cursor == {"feed_since": int(at(-20).timestamp()), "feed_since_ids": [visitor]}
+    # One call: the feed page brings the posts with their comments (field expansion).
+    assert batch.requests == 1 and not paths(graph, "/comments")
+    fields = paths(graph, "/feed")[0]["fields"]
+    assert ",comments.filter(stream).order(chronological).limit(100){" in fields
+    assert "parent{id}" in fields
 
 
 async def test_follows_feed_and_comment_pages(
@@ -170,12 +170,13 @@ async def test_follows_feed_and_comment_pages(
     assert set(by_id(batch)) == {*posts, *comments}
     assert batch.complete_threads[posts[0]] == frozenset({posts[0], *comments})
     assert len(paths(graph, "/feed")) == 3  # 2 + 2 + 1 posts
-    # posts[0]: 3 pages of comments; the other four posts: one (empty) page each.
-    assert len(paths(graph, "/comments")) == 3 + 4
-    assert batch.requests == len(graph.requests) == 10
+    # posts[0]: 2 comments came with the feed, 3 more in 2 pages of its own edge; the other
+    # posts had no comments, so no further calls.
+    assert len(paths(graph, "/comments")) == 2
+    assert batch.requests == len(graph.requests) == 5
     # Follow-up pages were the server's own absolute links, not URLs we rebuilt.
     assert any("__paging_token" in query for query in paths(graph, "/feed"))
-    assert any("after" in query for query in paths(graph, "/comments"))
+    assert all("after" in query for query in paths(graph, "/comments"))
     # The token travels in a header, never in a URL.
     assert all("access_token" not in query for _, query in graph.requests)
 
@@ -196,12 +197,15 @@ async def test_cursor_starts_at_backfill_then_moves_to_the_newest_post(
     source = make_source(graph, session)
     first = await source.fetch(EMPTY)
     assert paths(graph, "/feed")[0]["since"] == str(int((NOW - timedelta(days=7)).timestamp()))
-    assert first.cursor == {"feed_since": int((NOW - timedelta(days=7)).timestamp())}
+    assert first.cursor == {
+        "feed_since": int((NOW - timedelta(days=7)).timestamp()),
+        "feed_since_ids": [],
+    }
 
     post = graph.add_post(created_time=at(1), message="new")
     second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
     assert set(by_id(second)) == {post}
-    assert second.cursor == {"feed_since": int(at(1).timestamp())}
+    assert second.cursor == {"feed_since": int(at(1).timestamp()), "feed_since_ids": [post]}
 
 
 async def test_active_thread_repoll_finds_new_comment_on_old_post(
@@ -259,14 +263,17 @@ async def test_deleted_post_becomes_a_deleted_thread(
     assert set(second.complete_threads) == {kept}
 
 
-async def test_comments_are_fetched_with_bounded_concurrency(
+async def test_threads_read_one_by_one_are_fetched_with_bounded_concurrency(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
-    for i in range(10):
-        graph.add_post(created_time=at(-100 + i), message=f"p{i}")
+    posts = [graph.add_post(created_time=at(-100 + i), message=f"p{i}") for i in range(10)]
+    graph.delete(posts[0])
     graph.delay_path("/comments", 0.05)
-    batch = await make_source(graph, session).fetch(EMPTY)
-    assert len(batch.complete_threads) == 10
+    # The multi-id read fails on the deleted post, so each thread is read on its own.
+    request = FetchRequest(cursor={}, active_threads=frozenset(posts), include_feed=False)
+    batch = await make_source(graph, session).fetch(request)
+    assert len(batch.complete_threads) == 9
+    assert batch.deleted_threads == {posts[0]}
     assert 2 <= graph.peak_concurrency <= 4
 
 
@@ -323,8 +330,8 @@ async def test_throttle_retry_after_comes_from_the_usage_header(
             }
         ]
     }
-    # Throttled on the comments call: the whole fetch fails.
-    graph.inject(GraphError(code=80001), path_contains="/comments")
+    # Throttled on the feed call: the whole fetch fails.
+    graph.inject(GraphError(code=80001), path_contains="/feed")
     error = await fetch_error(graph, session)
     assert isinstance(error, RateLimited)
     assert error.retry_after == 7 * 60
@@ -400,9 +407,9 @@ async def test_malformed_json_message_is_clear(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
     graph.add_post(created_time=at(-5), message="p")
-    graph.inject(MalformedJson(), path_contains="/comments")
+    graph.inject(MalformedJson(), path_contains="/feed")
     error = await fetch_error(graph, session)
-    assert "not valid JSON" in str(error) and "/comments" in str(error)
+    assert "not valid JSON" in str(error) and "/feed" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -426,12 +433,14 @@ async def test_missing_page_is_fatal(graph: FakeGraphApi, session: aiohttp.Clien
 async def test_transient_error_after_a_successful_page_recovers_next_time(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
+    old = graph.add_post(created_time=at(-600), message="old")
     graph.add_post(created_time=at(-5), message="p")
     source = make_source(graph, session)
+    request = FetchRequest(cursor={}, active_threads=frozenset({old}))
     graph.inject(HttpStatus(status=503), path_contains="/comments")
     with pytest.raises(TransientError):
-        await source.fetch(EMPTY)
-    assert len((await source.fetch(EMPTY)).complete_threads) == 1
+        await source.fetch(request)
+    assert len((await source.fetch(request)).complete_threads) == 2
 
 
 # --- usage headers ----------------------------------------------------------------------------
