@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from monitor import __version__
+from monitor.alerts.service import AlertService
 from monitor.clock import Clock, SystemClock
 from monitor.config import (
     Config,
@@ -38,6 +39,7 @@ from monitor.web.api import add_api_routes
 from monitor.web.facebook_webhook import add_webhook_routes
 from monitor.web.health import add_routes
 from monitor.web.keys import (
+    ALERTS,
     CLOCK,
     COMPLIANCE,
     CONFIG,
@@ -156,10 +158,15 @@ def create_app(
     # Every event goes to each subscriber in order; the scheduler joins once it exists.
     subscribers: list[Callable[[Event], None]] = [metrics.apply, open_items.apply]
 
+    # Subscribers that need a whole round of events at once (alerts group items due together).
+    round_subscribers: list[Callable[[list[Event]], None]] = []
+
     def on_events(events: list[Event]) -> None:
         for event in events:
             for subscriber in subscribers:
                 subscriber(event)
+        for round_subscriber in round_subscribers:
+            round_subscriber(events)
 
     async def poller(app: web.Application) -> AsyncIterator[None]:
         by_name = {s.name: s for s in config.sources}
@@ -226,6 +233,24 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def alerting(app: web.Application) -> AsyncIterator[None]:
+        service = AlertService(
+            store=app[STORE],
+            roster=config.roster,
+            receivers=config.receivers,
+            sources={s.ref.name: s.ref for s in settings},
+            max_targets={s.ref.name: s.max_target for s in settings},
+            session=app[HTTP_SESSION],
+            clock=app[CLOCK],
+            metrics=metrics,
+            rng=rng,
+        )
+        round_subscribers.append(service.apply_all)
+        app[ALERTS] = service
+        await service.start()
+        yield
+        await service.stop()
+
     async def token_watch(app: web.Application) -> AsyncIterator[None]:
         facebook = [s for s in config.sources if isinstance(s, FacebookPageConfig)]
         if not facebook:
@@ -246,7 +271,15 @@ def create_app(
         log.info("started", sources=[s.ref.name for s in settings], version=__version__)
         yield
 
-    contexts = (database, http_session, poller, deadlines, rolling_compliance, token_watch)
+    contexts = (
+        database,
+        http_session,
+        poller,
+        alerting,
+        deadlines,
+        rolling_compliance,
+        token_watch,
+    )
     for ctx in (*contexts, polling):
         app.cleanup_ctx.append(ctx)
     add_routes(app)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor import __version__
+from monitor.alerts.roster_cli import add_roster_parser
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging
 from monitor.report_cli import add_report_parser
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(func=cmd_check_config)
     add_report_parser(sub)
+    add_roster_parser(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession, web
 
+from monitor.alerts.service import AlertService
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.metrics import Metrics, OpenItems
@@ -21,3 +22,4 @@ HTTP_SESSION = web.AppKey("http_session", ClientSession)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 SCHEDULER = web.AppKey("scheduler", DeadlineScheduler)
 COMPLIANCE = web.AppKey("compliance", RollingCompliance)
+ALERTS = web.AppKey("alerts", AlertService)

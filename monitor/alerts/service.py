@@ -1,0 +1,150 @@
+"""AlertService: roster + notifier + one delivery loop per receiver, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import aiohttp
+
+from monitor.alerts.delivery import DeliveryWorker
+from monitor.alerts.ics import IcsRoster
+from monitor.alerts.models import Duty
+from monitor.alerts.notifier import Notifier
+from monitor.alerts.outbox import Outbox
+from monitor.alerts.roster import Roster
+from monitor.alerts.settings import ReceiverConfig, RosterConfig
+from monitor.clock import Clock
+from monitor.domain import SourceRef
+from monitor.domain.events import Event
+from monitor.logging import get_logger
+from monitor.metrics import Metrics
+from monitor.store import Store
+
+log = get_logger("monitor.alerts.service")
+
+# How often the roster is checked for gaps (who is on duty right now).
+GAP_CHECK_SECONDS = 60.0
+
+
+class AlertService:
+    """Everything alerting needs, wired once; `start` launches its tasks, `stop` ends them."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        roster: RosterConfig,
+        receivers: Sequence[ReceiverConfig],
+        sources: Mapping[str, SourceRef],
+        max_targets: Mapping[str, float],
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        metrics: Metrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._roster_config = roster
+        self._sources = dict(sources)
+        self._clock = clock
+        self._metrics = metrics
+        self.ics = IcsRoster.from_config(roster, session)
+        self.outbox = Outbox(store)
+        self.workers = {
+            r.name: DeliveryWorker(
+                receiver=r,
+                outbox=self.outbox,
+                session=session,
+                clock=clock,
+                metrics=metrics,
+                rng=rng,
+            )
+            for r in receivers
+        }
+        for name in self.workers:
+            metrics.prepare_receiver(name)
+        self.notifier = Notifier(
+            store=store,
+            outbox=self.outbox,
+            receivers=receivers,
+            sources=sources,
+            max_targets=max_targets,
+            duty=self.duty,
+            clock=clock,
+            on_enqueued=self._wake_all,
+        )
+        self._gap: dict[str, bool] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def roster(self) -> Roster:
+        """The roster as configured plus the latest .ics events."""
+        events = self.ics.events if self.ics is not None else ()
+        return Roster.from_config(self._roster_config, ics_events=events)
+
+    def duty(self, at: datetime, brand: str, source: str) -> Duty | None:
+        """Who is on duty for a source at an instant (None: a roster gap)."""
+        return self.roster().on_duty(at, brand=brand, source=source)
+
+    def apply_all(self, events: list[Event]) -> None:
+        """Event subscriber (a list at a time, so items due together share a message)."""
+        self.notifier.apply_all(events)
+
+    def check_gaps(self) -> None:
+        """Export webcare_roster_gap and warn the lead once when a gap starts."""
+        now = self._clock.now()
+        roster = self.roster()
+        for ref in self._sources.values():
+            gap = roster.on_duty(now, brand=ref.brand, source=ref.name) is None
+            self._metrics.roster_gap.labels(ref.brand, ref.name).set(1 if gap else 0)
+            if gap and not self._gap.get(ref.name):
+                log.warning(
+                    "roster gap: nobody is on duty",
+                    source=ref.name,
+                    lead=roster.lead_for(now, brand=ref.brand, source=ref.name),
+                )
+            self._gap[ref.name] = gap
+
+    async def start(self) -> None:
+        """Read the .ics once, then run the notifier, the receivers and the gap check."""
+        if self.ics is not None:
+            await self.ics.refresh(self._clock.now())
+            self._tasks.append(asyncio.create_task(self._ics_loop(), name="roster-ics"))
+        self.check_gaps()
+        self._tasks.append(asyncio.create_task(self._notify(), name="notifier"))
+        self._tasks.append(asyncio.create_task(self._gap_loop(), name="roster-gaps"))
+        for name, worker in self.workers.items():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"deliver:{name}"))
+
+    async def stop(self) -> None:
+        """Cancel every task (the outbox keeps what was not delivered)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _notify(self) -> None:
+        # Reconcile first, inside the same task, so it never races the live events.
+        try:
+            await self.notifier.reconcile()
+        except Exception:
+            log.exception("alert reconciliation at start failed")
+        await self.notifier.run()
+
+    async def _ics_loop(self) -> None:
+        assert self.ics is not None
+        while True:
+            await self._clock.sleep(self._roster_config.ics_refresh)
+            await self.ics.refresh(self._clock.now())
+
+    async def _gap_loop(self) -> None:
+        while True:
+            await self._clock.sleep(GAP_CHECK_SECONDS)
+            self.check_gaps()
+
+    def _wake_all(self) -> None:
+        for worker in self.workers.values():
+            worker.wake()
