@@ -51,21 +51,28 @@ class DeliveryWorker:
         self._send = sender
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self._stopping = False
         self.down = False
 
     def wake(self) -> None:
         """New work was queued."""
         self._wake.set()
 
+    def stop_soon(self) -> None:
+        """Finish the delivery in flight (so it is marked delivered), then stop."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Deliver forever; a store hiccup pauses this receiver only."""
-        while True:
+        """Deliver until stopped; a store hiccup pauses this receiver only."""
+        while not self._stopping:
             try:
                 delay = await self.step()
             except Exception:
                 log.exception("delivery loop failed; retrying", receiver=self.receiver.name)
                 delay = RETRY_BASE_SECONDS
-            await sleep_or_wake(self._clock, self._wake, delay)
+            if not self._stopping:
+                await sleep_or_wake(self._clock, self._wake, delay)
 
     async def step(self) -> float | None:
         """Try the head of the queue once; return how long to wait before the next step."""

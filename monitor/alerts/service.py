@@ -77,6 +77,7 @@ class AlertService:
         )
         self._gap: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._deliveries: list[asyncio.Task[None]] = []
 
     def roster(self) -> Roster:
         """The roster as configured plus the latest .ics events."""
@@ -115,10 +116,17 @@ class AlertService:
         self._tasks.append(asyncio.create_task(self._notify(), name="notifier"))
         self._tasks.append(asyncio.create_task(self._gap_loop(), name="roster-gaps"))
         for name, worker in self.workers.items():
-            self._tasks.append(asyncio.create_task(worker.run(), name=f"deliver:{name}"))
+            self._deliveries.append(asyncio.create_task(worker.run(), name=f"deliver:{name}"))
 
     async def stop(self) -> None:
-        """Cancel every task (the outbox keeps what was not delivered)."""
+        """Stop the tasks; a delivery in flight may finish first, so it is not sent twice."""
+        for worker in self.workers.values():
+            worker.stop_soon()
+        if self._deliveries:
+            longest = max(w.receiver.timeout for w in self.workers.values())
+            _, unfinished = await asyncio.wait(self._deliveries, timeout=longest + 1)
+            self._tasks.extend(unfinished)  # cancelled below; the outbox sends it again
+        self._deliveries.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
