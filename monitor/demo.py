@@ -38,7 +38,33 @@ hours = ["mon-fri 09:00-17:00"]
 [policies.default]
 office_hours = "60m"
 after_hours = "30m"
+# An early warning (10% of the target) so the demo's console shows alerts within minutes.
+warn_at = 0.1
 reply_match = "thread"
+
+# Who is on duty; the console receiver prints every alert with their name.
+[roster]
+timezone = "Europe/Amsterdam"
+lead = "lead-lisa"
+[[roster.shifts]]
+when = "mon-fri 09:00-17:00"
+student = "office-team"
+[[roster.shifts]]
+when = "mon-fri 17:00-09:00"
+student = "student-sam"
+backup = "student-noor"
+[[roster.shifts]]
+when = "sat,sun 09:00-24:00"
+student = "student-noor"
+backup = "student-sam"
+[[roster.shifts]]
+when = "sun,mon 00:00-09:00"
+student = "student-noor"
+backup = "student-sam"
+
+[[receivers]]
+name = "console"
+type = "console"
 
 [[sources]]
 type = "facebook_page"
