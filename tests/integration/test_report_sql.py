@@ -393,9 +393,9 @@ async def beta_page() -> AsyncIterator[FakeGraphApi]:
     page = FakeGraphApi(page_id=BETA_PAGE, page_name="Beta Bikes", access_token=TOKEN)
     seed_history(page, now=NOW, days=2, seed=3)
     # Two questions still waiting at NOW (Wednesday 13:00 in Amsterdam, office hours: 60 min
-    # target, warning at 45 min): one open, one in warning.
+    # target; the demo config warns at 10%, i.e. after 6 min): one open, one in warning.
     post = page.add_post(created_time=NOW - timedelta(hours=2), message="Nieuwe fietsen!")
-    for minutes, who in ((50, ("300001", "Wim")), (10, ("300002", "Zoe"))):
+    for minutes, who in ((50, ("300001", "Wim")), (3, ("300002", "Zoe"))):
         page.add_comment(
             post_id=post,
             created_time=NOW - timedelta(minutes=minutes),
