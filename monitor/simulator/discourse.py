@@ -55,7 +55,6 @@ cited by tag next to the code that imitates them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import re
 from collections import deque
@@ -68,6 +67,7 @@ import orjson
 from aiohttp import web
 
 from monitor.clock import Clock, SystemClock
+from monitor.simulator.base import FakeServer, Injected
 from monitor.simulator.graph_api import Delay, Disconnect, HttpStatus, MalformedJson, TruncatedBody
 
 __all__ = [
@@ -218,13 +218,6 @@ class _Post:
     version: int = 1
 
 
-@dataclass(kw_only=True)
-class _Injected:
-    fault: Fault
-    remaining: int | None
-    path_contains: str | None
-
-
 class _Answer(Exception):
     """Raised inside request handling to answer with a Discourse JSON error."""
 
@@ -255,7 +248,7 @@ class _Limiter:
 _ANONYMOUS = _User(id=0, username="", name="anonymous", trust_level=0)
 
 
-class FakeDiscourse:
+class FakeDiscourse(FakeServer[Fault]):
     """A scriptable fake of one Discourse site, served over real HTTP.
 
     Use `await start()` / `await stop()` and `base_url`. Times come from `clock` (a FakeClock in
@@ -273,6 +266,7 @@ class FakeDiscourse:
         per_page: int = TOPICS_PER_PAGE,
         login_required: bool = True,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.api_username = api_username
         self.title = title
@@ -292,12 +286,6 @@ class FakeDiscourse:
         self._next_user = 1
         self._next_topic = 101
         self._next_post = 1001
-        self._faults: list[_Injected] = []
-        self._delays: dict[str, float] = {}
-        self._holds: dict[str, asyncio.Event] = {}
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
         self._users[SYSTEM_USER_ID] = _User(
             id=SYSTEM_USER_ID, username="system", name="system", admin=True, trust_level=4
         )
@@ -485,38 +473,6 @@ class FakeDiscourse:
 
     # --- scripting: faults and timing ---------------------------------------------------------
 
-    def inject(
-        self, fault: Fault, *, times: int | None = 1, path_contains: str | None = None
-    ) -> None:
-        """Answer the next `times` matching requests (None: until cleared) with `fault`."""
-        self._faults.append(_Injected(fault=fault, remaining=times, path_contains=path_contains))
-
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        self._faults.clear()
-
-    def delay_path(self, path_contains: str, seconds: float) -> None:
-        """Delay every request whose path contains the substring (0 removes the delay)."""
-        if seconds > 0:
-            self._delays[path_contains] = seconds
-        else:
-            self._delays.pop(path_contains, None)
-
-    def hold(self, path_contains: str) -> asyncio.Event:
-        """Hold requests whose path contains the substring until the returned event is set."""
-        event = self._holds.get(path_contains)
-        if event is None or event.is_set():
-            event = asyncio.Event()
-            self._holds[path_contains] = event
-        return event
-
-    def release_all(self) -> None:
-        """Release every held request and remove all holds and delays."""
-        for event in self._holds.values():
-            event.set()
-        self._holds.clear()
-        self._delays.clear()
-
     # --- request accounting -------------------------------------------------------------------
 
     def requests_to(self, path_contains: str) -> list[RecordedRequest]:
@@ -554,41 +510,6 @@ class FakeDiscourse:
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         app.on_shutdown.append(self._on_shutdown)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on host:port (0 = any free port); see `base_url`."""
-        if self._runner is not None:
-            raise RuntimeError("FakeDiscourse is already running")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._base_url = f"http://{host}:{runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop serving; delayed and held requests are cut short."""
-        runner, self._runner = self._runner, None
-        self._base_url = None
-        if runner is not None:
-            self._closing.set()
-            await runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT` once started."""
-        if self._base_url is None:
-            raise RuntimeError("FakeDiscourse is not running; await start() first")
-        return self._base_url
-
-    async def _on_shutdown(self, app: web.Application) -> None:
-        self._closing.set()
-        for event in self._holds.values():
-            event.set()
 
     # --- request pipeline ---------------------------------------------------------------------
 
@@ -959,40 +880,6 @@ class FakeDiscourse:
 
     # --- faults, delays and responses ---------------------------------------------------------
 
-    async def _wait_for_path(self, path: str) -> None:
-        delay = max((s for sub, s in self._delays.items() if sub in path), default=0.0)
-        if delay > 0:
-            await self._pause(delay)
-        for substring, event in list(self._holds.items()):
-            if substring in path and not event.is_set():
-                await self._wait_either(event)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the server shuts down."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
-
-    async def _wait_either(self, event: asyncio.Event) -> None:
-        waiters = [
-            asyncio.ensure_future(event.wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    def _take_fault(self, path: str) -> Fault | None:
-        for injected in self._faults:
-            if injected.path_contains is None or injected.path_contains in path:
-                if injected.remaining is not None:
-                    injected.remaining -= 1
-                    if injected.remaining <= 0:
-                        self._faults.remove(injected)
-                return injected.fault
-        return None
-
     async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         """Answer with the fault, or return None to carry on normally (after a Delay)."""
         if isinstance(fault, Delay):
@@ -1042,7 +929,7 @@ class FakeDiscourse:
             _close_transport(request)
             return response
         if fault.retries_too:
-            again = _Injected(
+            again: Injected[Fault] = Injected(
                 fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
             )
             self._faults.insert(0, again)

@@ -64,7 +64,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -77,6 +76,8 @@ import orjson
 from aiohttp import web
 from multidict import MultiDict
 from yarl import URL
+
+from monitor.simulator.base import FakeServer, Injected
 
 WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"  # [TIME]: no colon in the offset
 _VERSION = re.compile(r"^v\d+\.\d+$")
@@ -329,15 +330,6 @@ class _Call:
     token: str | None
 
 
-@dataclass(kw_only=True)
-class _Injected:
-    """An injected fault and how many more requests it applies to (None: until cleared)."""
-
-    fault: Fault
-    remaining: int | None
-    path_contains: str | None
-
-
 class _GraphFailure(Exception):
     """Raised inside request handling to answer with a Graph error."""
 
@@ -347,7 +339,7 @@ class _GraphFailure(Exception):
         self.object_id = object_id
 
 
-class FakeGraphApi:
+class FakeGraphApi(FakeServer[Fault]):
     """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP.
 
     `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on the
@@ -365,6 +357,7 @@ class FakeGraphApi:
         username: str | None = None,
         first_number: int = 1_000_001,
     ) -> None:
+        super().__init__()
         self.access_token = access_token
         self.version = version
         # Usage headers sent on every response when set (percentages, [HDRS] / [BUC] / [E32]).
@@ -394,12 +387,6 @@ class FakeGraphApi:
         self._usernames: dict[str, str] = {}
         self._nodes: dict[str, _Node] = {}
         self._next_number = first_number
-        self._faults: list[_Injected] = []
-        self._delays: dict[str, float] = {}
-        self._holds: dict[str, asyncio.Event] = {}
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
         if page_id is not None:
             self.add_page(page_id, page_name or page_id, username=username)
 
@@ -530,48 +517,11 @@ class FakeGraphApi:
         """Whether a post or comment exists (not deleted)."""
         return object_id in self._nodes
 
-    def inject(
-        self, fault: Fault, *, times: int | None = 1, path_contains: str | None = None
-    ) -> None:
-        """Answer the next `times` matching requests (None: until cleared) with `fault`.
-
-        A batch POST's path is the root (`/v26.0/`); its sub-requests are matched by their own
-        paths, so `path_contains="/feed"` breaks one sub-request and not the whole batch.
-        """
-        self._faults.append(_Injected(fault=fault, remaining=times, path_contains=path_contains))
-
-    @property
-    def pending_faults(self) -> int:
-        """Injected faults not yet used up."""
-        return len(self._faults)
-
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        self._faults.clear()
-
-    def delay_path(self, path_contains: str, seconds: float) -> None:
-        """Delay every request whose path contains the substring (0 removes the delay)."""
-        if seconds > 0:
-            self._delays[path_contains] = seconds
-        else:
-            self._delays.pop(path_contains, None)
-
-    def hold(self, path_contains: str) -> asyncio.Event:
-        """Hold requests whose path contains the substring until the returned event is set."""
-        event = self._holds.get(path_contains)
-        if event is None or event.is_set():
-            event = asyncio.Event()
-            self._holds[path_contains] = event
-        return event
-
-    def release_all(self) -> None:
-        """Release every held request and remove all holds and delays."""
-        for event in self._holds.values():
-            event.set()
-        self._holds.clear()
-        self._delays.clear()
-
     # --- server lifecycle -----------------------------------------------------------------
+
+    def _url_suffix(self) -> str:
+        """What follows host:port in base_url."""
+        return f"/{self.version}"
 
     def make_app(self) -> web.Application:
         """A fresh aiohttp application serving this fake."""
@@ -585,43 +535,6 @@ class FakeGraphApi:
         app.router.add_route("*", "/{tail:.*}", self._unknown_path)
         app.on_shutdown.append(self._on_shutdown)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on host:port (0 = any free port); see `base_url`."""
-        if self._runner is not None:
-            raise RuntimeError("FakeGraphApi is already running")
-        # A short shutdown_timeout: a held request must not keep stop() waiting for a minute.
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        bound_port = runner.addresses[0][1]
-        self._runner = runner
-        self._base_url = f"http://{host}:{bound_port}/{self.version}"
-
-    async def stop(self) -> None:
-        """Stop serving; delayed and held requests are cut short."""
-        runner, self._runner = self._runner, None
-        self._base_url = None
-        if runner is not None:
-            self._closing.set()
-            await runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT/v26.0` once started."""
-        if self._base_url is None:
-            raise RuntimeError("FakeGraphApi is not running; await start() first")
-        return self._base_url
-
-    async def _on_shutdown(self, app: web.Application) -> None:
-        self._closing.set()
-        for event in self._holds.values():
-            event.set()
 
     # --- request handling -----------------------------------------------------------------
 
@@ -1083,40 +996,6 @@ class FakeGraphApi:
 
     # --- faults, delays and responses -----------------------------------------------------
 
-    async def _wait_for_path(self, path: str) -> None:
-        delay = max((s for sub, s in self._delays.items() if sub in path), default=0.0)
-        if delay > 0:
-            await self._pause(delay)
-        for substring, event in list(self._holds.items()):
-            if substring in path and not event.is_set():
-                await self._wait_either(event)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the server shuts down."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
-
-    async def _wait_either(self, event: asyncio.Event) -> None:
-        waiters = [
-            asyncio.ensure_future(event.wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    def _take_fault(self, path: str) -> Fault | None:
-        for injected in self._faults:
-            if injected.path_contains is None or injected.path_contains in path:
-                if injected.remaining is not None:
-                    injected.remaining -= 1
-                    if injected.remaining <= 0:
-                        self._faults.remove(injected)
-                return injected.fault
-        return None
-
     async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         """Answer with the fault, or return None to carry on normally (after a Delay)."""
         if isinstance(fault, Delay):
@@ -1143,7 +1022,7 @@ class FakeGraphApi:
             _close_transport(request)
             return response
         if fault.retries_too:
-            again = _Injected(
+            again: Injected[Fault] = Injected(
                 fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
             )
             self._faults.insert(0, again)

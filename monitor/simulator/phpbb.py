@@ -50,7 +50,6 @@ switch them off to imitate a bare board.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import html
 from collections.abc import Callable, Mapping
@@ -60,6 +59,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Literal
 
 from aiohttp import web
+
+from monitor.simulator.base import FakeServer, Injected
 
 ANONYMOUS = 1  # phpBB's guest user id
 LinkStyle = Literal["topic_and_post", "post_only"]
@@ -201,13 +202,6 @@ class _Post:
     visibility: Visibility = "approved"
 
 
-@dataclass(kw_only=True)
-class _Injected:
-    fault: Fault
-    remaining: int | None
-    path_contains: str | None
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Feed:
     """A rendered feed: the body and its validators."""
@@ -217,7 +211,7 @@ class _Feed:
     etag: str
 
 
-class FakePhpbbBoard:
+class FakePhpbbBoard(FakeServer[Fault]):
     """A scriptable fake phpBB 3.3 board whose Atom feeds are served over real HTTP.
 
     Use `await start()` / `await stop()` and `base_url` (the board URL, e.g.
@@ -241,6 +235,7 @@ class FakePhpbbBoard:
         first_post_id: int = 1001,
         now: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__()
         self.sitename = sitename
         self.site_desc = site_desc
         # [HELPER]: phpBB prints every date with the board's current offset.
@@ -265,12 +260,6 @@ class FakePhpbbBoard:
         self._next_topic = first_topic_id
         self._next_post = first_post_id
         self._next_user = 53  # a fresh install has the admin (2) and 50-odd bots below this
-        self._faults: list[_Injected] = []
-        self._delays: dict[str, float] = {}
-        self._holds: dict[str, asyncio.Event] = {}
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
     # --- scripting ------------------------------------------------------------------------
 
@@ -380,44 +369,11 @@ class FakePhpbbBoard:
         """The id of a topic's first post (visible or not)."""
         return min(p.id for p in self._posts.values() if p.topic_id == topic_id)
 
-    def inject(
-        self, fault: Fault, *, times: int | None = 1, path_contains: str | None = None
-    ) -> None:
-        """Answer the next `times` matching requests (None: until cleared) with `fault`."""
-        self._faults.append(_Injected(fault=fault, remaining=times, path_contains=path_contains))
-
-    @property
-    def pending_faults(self) -> int:
-        """Injected faults not yet used up."""
-        return len(self._faults)
-
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        self._faults.clear()
-
-    def delay_path(self, path_contains: str, seconds: float) -> None:
-        """Delay every request whose path contains the substring (0 removes the delay)."""
-        if seconds > 0:
-            self._delays[path_contains] = seconds
-        else:
-            self._delays.pop(path_contains, None)
-
-    def hold(self, path_contains: str) -> asyncio.Event:
-        """Hold requests whose path contains the substring until the returned event is set."""
-        event = self._holds.get(path_contains)
-        if event is None or event.is_set():
-            event = asyncio.Event()
-            self._holds[path_contains] = event
-        return event
-
-    def release_all(self) -> None:
-        """Release every held request and remove all holds and delays."""
-        for event in self._holds.values():
-            event.set()
-        self._holds.clear()
-        self._delays.clear()
-
     # --- server lifecycle -----------------------------------------------------------------
+
+    def _url_suffix(self) -> str:
+        """What follows host:port in base_url."""
+        return self.path_prefix
 
     def make_app(self) -> web.Application:
         """A fresh aiohttp application serving this fake."""
@@ -432,41 +388,6 @@ class FakePhpbbBoard:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_shutdown.append(self._on_shutdown)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on host:port (0 = any free port); see `base_url`."""
-        if self._runner is not None:
-            raise RuntimeError("FakePhpbbBoard is already running")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._base_url = f"http://{host}:{runner.addresses[0][1]}{self.path_prefix}"
-
-    async def stop(self) -> None:
-        """Stop serving; delayed and held requests are cut short."""
-        runner, self._runner = self._runner, None
-        self._base_url = None
-        if runner is not None:
-            self._closing.set()
-            await runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """The board URL (what an operator configures as `base_url`) once started."""
-        if self._base_url is None:
-            raise RuntimeError("FakePhpbbBoard is not running; await start() first")
-        return self._base_url
-
-    async def _on_shutdown(self, app: web.Application) -> None:
-        self._closing.set()
-        for event in self._holds.values():
-            event.set()
 
     # --- request handling -----------------------------------------------------------------
 
@@ -790,40 +711,6 @@ class FakePhpbbBoard:
 
     # --- faults, delays -------------------------------------------------------------------
 
-    async def _wait_for_path(self, path: str) -> None:
-        delay = max((s for sub, s in self._delays.items() if sub in path), default=0.0)
-        if delay > 0:
-            await self._pause(delay)
-        for substring, event in list(self._holds.items()):
-            if substring in path and not event.is_set():
-                await self._wait_either(event)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the server shuts down."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
-
-    async def _wait_either(self, event: asyncio.Event) -> None:
-        waiters = [
-            asyncio.ensure_future(event.wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    def _take_fault(self, path: str) -> Fault | None:
-        for injected in self._faults:
-            if injected.path_contains is None or injected.path_contains in path:
-                if injected.remaining is not None:
-                    injected.remaining -= 1
-                    if injected.remaining <= 0:
-                        self._faults.remove(injected)
-                return injected.fault
-        return None
-
     async def _apply_fault(
         self, fault: Fault, request: web.Request
     ) -> web.StreamResponse | _Dropped | None:
@@ -872,7 +759,7 @@ class FakePhpbbBoard:
             _close_transport(request)
             return _Dropped(response)
         if fault.retries_too:
-            again = _Injected(
+            again: Injected[Fault] = Injected(
                 fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
             )
             self._faults.insert(0, again)

@@ -1,0 +1,159 @@
+"""FakeServer: what every fake platform server shares — lifecycle, injected faults, holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from aiohttp import web
+
+FaultT = TypeVar("FaultT")
+
+
+@dataclass(kw_only=True)
+class Injected(Generic[FaultT]):
+    """An injected fault and how many more requests it applies to (None: until cleared)."""
+
+    fault: FaultT
+    remaining: int | None
+    path_contains: str | None
+
+
+class FakeServer(Generic[FaultT]):
+    """A real aiohttp server on loopback whose requests tests can break, delay or hold.
+
+    Subclasses provide `make_app()` (which must create `self._closing` afresh and register
+    `self._on_shutdown`) and may override `_url_suffix()`; they call `_wait_for_path` and
+    `_take_fault` at the start of request handling.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[Injected[FaultT]] = []
+        self._delays: dict[str, float] = {}
+        self._holds: dict[str, asyncio.Event] = {}
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    def make_app(self) -> web.Application:
+        """A fresh aiohttp application serving this fake."""
+        raise NotImplementedError
+
+    def _url_suffix(self) -> str:
+        """What follows host:port in `base_url` (an API version, a board's path)."""
+        return ""
+
+    # --- faults, delays and holds ---------------------------------------------------------
+
+    def inject(
+        self, fault: FaultT, *, times: int | None = 1, path_contains: str | None = None
+    ) -> None:
+        """Answer the next `times` matching requests (None: until cleared) with `fault`."""
+        self._faults.append(Injected(fault=fault, remaining=times, path_contains=path_contains))
+
+    @property
+    def pending_faults(self) -> int:
+        """Injected faults not yet used up."""
+        return len(self._faults)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault."""
+        self._faults.clear()
+
+    def delay_path(self, path_contains: str, seconds: float) -> None:
+        """Delay every request whose path contains the substring (0 removes the delay)."""
+        if seconds > 0:
+            self._delays[path_contains] = seconds
+        else:
+            self._delays.pop(path_contains, None)
+
+    def hold(self, path_contains: str) -> asyncio.Event:
+        """Hold requests whose path contains the substring until the returned event is set."""
+        event = self._holds.get(path_contains)
+        if event is None or event.is_set():
+            event = asyncio.Event()
+            self._holds[path_contains] = event
+        return event
+
+    def release_all(self) -> None:
+        """Release every held request and remove all holds and delays."""
+        for event in self._holds.values():
+            event.set()
+        self._holds.clear()
+        self._delays.clear()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on host:port (0 = any free port); see `base_url`."""
+        if self._runner is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        # A short shutdown_timeout: a held request must not keep stop() waiting for a minute.
+        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._base_url = f"http://{host}:{runner.addresses[0][1]}{self._url_suffix()}"
+
+    async def stop(self) -> None:
+        """Stop serving; delayed and held requests are cut short."""
+        runner, self._runner = self._runner, None
+        self._base_url = None
+        if runner is not None:
+            self._closing.set()
+            await runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        """The URL an operator would configure, once started."""
+        if self._base_url is None:
+            raise RuntimeError(f"{type(self).__name__} is not running; await start() first")
+        return self._base_url
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self._closing.set()
+        for event in self._holds.values():
+            event.set()
+
+    # --- request plumbing -----------------------------------------------------------------
+
+    async def _wait_for_path(self, path: str) -> None:
+        delay = max((s for sub, s in self._delays.items() if sub in path), default=0.0)
+        if delay > 0:
+            await self._pause(delay)
+        for substring, event in list(self._holds.items()):
+            if substring in path and not event.is_set():
+                await self._wait_either(event)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the server shuts down."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
+
+    async def _wait_either(self, event: asyncio.Event) -> None:
+        waiters = [
+            asyncio.ensure_future(event.wait()),
+            asyncio.ensure_future(self._closing.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _take_fault(self, path: str) -> FaultT | None:
+        for injected in self._faults:
+            if injected.path_contains is None or injected.path_contains in path:
+                if injected.remaining is not None:
+                    injected.remaining -= 1
+                    if injected.remaining <= 0:
+                        self._faults.remove(injected)
+                return injected.fault
+        return None
