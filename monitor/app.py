@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
 
 from monitor import __version__
+from monitor.alerts.links import Links, derive_secret
 from monitor.alerts.service import AlertService
 from monitor.clock import Clock, SystemClock
 from monitor.config import (
@@ -80,6 +82,22 @@ def source_settings(config: Config) -> list[SourceSettings]:
             )
         )
     return settings
+
+
+def build_links(config: Config) -> Links | None:
+    """Signed ack/dismiss links, when a link secret or an API token exists to sign them."""
+    given = config.http.link_secret
+    secret = derive_secret(
+        given.get_secret_value() if given is not None else None,
+        [t.token.get_secret_value() for t in config.http.api_tokens],
+    )
+    if secret is None:
+        return None
+    return Links(
+        base_url=config.http.base_url(),
+        secret=secret,
+        ttl=timedelta(seconds=config.alerts.link_ttl),
+    )
 
 
 def build_source(
@@ -244,6 +262,10 @@ def create_app(
             clock=app[CLOCK],
             metrics=metrics,
             rng=rng,
+            alerts=config.alerts,
+            links=build_links(config),
+            # Ack and dismiss from the API or the queue page reach every subscriber.
+            emit=on_events,
         )
         round_subscribers.append(service.apply_all)
         app[ALERTS] = service

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.alerts.settings import ReceiverConfig, RosterConfig
+from monitor.alerts.settings import AlertsConfig, ReceiverConfig, RosterConfig
 from monitor.durations import parse_duration
 from monitor.sla.calendar import (
     ALWAYS,
@@ -39,7 +39,17 @@ DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
 # Keys that may instead be given as `<key>_file` (systemd LoadCredential= friendly).
 SECRET_KEYS = frozenset(
-    {"access_token", "app_secret", "verify_token", "api_key", "password", "token", "secret", "url"}
+    {
+        "access_token",
+        "app_secret",
+        "verify_token",
+        "api_key",
+        "password",
+        "token",
+        "secret",
+        "url",
+        "link_secret",
+    }
 )
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -58,11 +68,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
 class ApiToken(_Model):
     """A bearer token for /api/v1/* and the queue page, limited to some brands ("*" = all)."""
 
     token: SecretStr
     brands: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    # Who holds the token (shown as who acknowledged or dismissed an item).
+    name: str | None = None
 
 
 class HttpConfig(_Model):
@@ -71,6 +89,21 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
     api_tokens: list[ApiToken] = Field(default_factory=list)
+    # The address people reach this service at, for the queue and ack/dismiss links in
+    # notifications (default http://host:port).
+    public_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    # Signs the ack/dismiss links; when left out it is derived from the API tokens (so
+    # rotating the tokens also invalidates old links). No tokens and no secret: no links.
+    link_secret: SecretStr | None = None
+
+    @field_validator("link_secret")
+    @classmethod
+    def _empty_is_derived(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    def base_url(self) -> str:
+        """Where links point: public_url, else the listen address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
 
 class FacebookWebhookConfig(_Model):
@@ -176,12 +209,6 @@ class _SourceCommon(_Model):
     request_timeout: Seconds = 20.0
 
 
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
@@ -244,6 +271,7 @@ class Config(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     facebook_webhook: FacebookWebhookConfig | None = None
     roster: RosterConfig = Field(default_factory=RosterConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
@@ -264,6 +292,8 @@ class Config(_Model):
     def secrets(self) -> list[str]:
         """Every secret value, so the logger can redact them wherever they appear."""
         found = [t.token.get_secret_value() for t in self.http.api_tokens]
+        if self.http.link_secret is not None:
+            found.append(self.http.link_secret.get_secret_value())
         for receiver in self.receivers:
             for secret in (receiver.url, receiver.secret):
                 if secret is not None:

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-Kind = Literal["warning", "breach", "resolved"]
+Kind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
+Role = Literal["student", "backup", "lead"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,19 @@ class AlertItem:
     state: str  # open | warning | breached | answered_in_time | answered_late | dismissed
     responder: str | None = None
     responded_at: datetime | None = None
+    # Signed, expiring links (GET shows a confirmation, its button does it); None when the
+    # item is no longer waiting or links are not configured.
+    ack_url: str | None = None
+    dismiss_url: str | None = None
+    acked_by: str | None = None  # someone already acknowledged it (escalation stopped)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipient:
+    """Whom a notification is for: a role in the duty and the person holding it."""
+
+    role: Role
+    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +60,12 @@ class Notification:
     created_at: datetime  # when the event happened (the warning or due instant)
     items: tuple[AlertItem, ...]
     duty: Duty | None  # None: a roster gap, nobody is on duty
+    # The person this is for (student for warning/breach/reminder/handover, backup or lead for
+    # an escalation); None for a resolution, which goes to everyone who was told.
+    addressed_to: Recipient | None = None
+    # Escalation step (1 = first role in escalate_to) or reminder number; None otherwise.
+    step: int | None = None
+    queue_url: str | None = None  # the queue page
 
 
 def _time(value: str | None) -> datetime | None:
@@ -62,6 +82,9 @@ def notification_to_json(n: Notification) -> dict[str, Any]:
         "platform": n.platform,
         "created_at": n.created_at.isoformat(),
         "duty": None if n.duty is None else asdict(n.duty),
+        "addressed_to": None if n.addressed_to is None else asdict(n.addressed_to),
+        "step": n.step,
+        "queue_url": n.queue_url,
         "items": [
             {
                 **asdict(i),
@@ -92,4 +115,7 @@ def notification_from_json(data: dict[str, Any]) -> Notification:
         created_at=datetime.fromisoformat(data["created_at"]),
         duty=Duty(**data["duty"]) if data.get("duty") else None,
         items=tuple(items),
+        addressed_to=Recipient(**data["addressed_to"]) if data.get("addressed_to") else None,
+        step=data.get("step"),
+        queue_url=data.get("queue_url"),
     )

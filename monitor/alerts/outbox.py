@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from monitor.alerts.escalation import FollowUp
 from monitor.alerts.models import Notification, notification_from_json, notification_to_json
 from monitor.store import Store
-from monitor.store.tables import alert_outbox, item_alerts
+from monitor.store.tables import alert_followups, alert_handovers, alert_outbox, item_alerts
+
+
+class _Stale(Exception):
+    """A follow-up changed since it was read (sent, acknowledged or stopped): roll back."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,37 +76,207 @@ class Outbox:
         async with self._engine.connect() as conn:
             return {row[0] for row in await conn.execute(query)}
 
-    async def enqueue(self, n: Notification, receivers: Iterable[str], now: datetime) -> None:
-        """Record the alert for its items and queue it for every receiver, atomically."""
+    async def enqueue(
+        self,
+        n: Notification,
+        receivers: Iterable[str],
+        now: datetime,
+        *,
+        mark: str | None = None,
+        new_followups: Sequence[FollowUp] = (),
+        advance: Sequence[tuple[FollowUp, FollowUp]] = (),
+        handover: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record the alert for its items and queue it for every receiver, atomically.
+
+        `mark` is what item_alerts records per item (default the kind; "escalation:2" for a
+        step). With a breach, `new_followups` start escalation for items that have no row yet;
+        `advance` moves follow-ups from (before) to (after) only if nobody changed them in the
+        meantime; `handover` records a shift handover. False (and nothing written) when a
+        follow-up was stale or the alert or handover was already recorded.
+        """
         payload = notification_to_json(n)
-        async with self._engine.begin() as conn:
+        try:
+            async with self._engine.begin() as conn:
+                await self._enqueue(
+                    conn, n, payload, receivers, now, mark or n.kind, new_followups, advance
+                )
+                if handover is not None:
+                    await conn.execute(insert(alert_handovers), [handover])
+        except (_Stale, IntegrityError):
+            return False
+        return True
+
+    async def _enqueue(
+        self,
+        conn: Any,
+        n: Notification,
+        payload: dict[str, Any],
+        receivers: Iterable[str],
+        now: datetime,
+        mark: str,
+        new_followups: Sequence[FollowUp],
+        advance: Sequence[tuple[FollowUp, FollowUp]],
+    ) -> None:
+        for before, after in advance:
+            result = await conn.execute(
+                update(alert_followups)
+                .where(
+                    alert_followups.c.item_id == before.item_id,
+                    alert_followups.c.escalations_sent == before.escalations_sent,
+                    alert_followups.c.reminders_sent == before.reminders_sent,
+                    alert_followups.c.stopped_at.is_(None),
+                )
+                .values(**_progress(after))
+            )
+            if result.rowcount != 1:
+                raise _Stale(before.item_id)
+        if new_followups:
+            existing = await conn.execute(
+                select(alert_followups.c.item_id).where(
+                    alert_followups.c.item_id.in_([f.item_id for f in new_followups])
+                )
+            )
+            known = {row[0] for row in existing}
+            fresh = [_followup_values(f) for f in new_followups if f.item_id not in known]
+            if fresh:
+                await conn.execute(insert(alert_followups), fresh)
+        if n.items and mark != "handover":
             await conn.execute(
                 insert(item_alerts),
                 [
                     {
                         "item_id": i.item_id,
-                        "kind": n.kind,
+                        "kind": mark,
                         "notification_id": n.id,
                         "created_at": now,
                     }
                     for i in n.items
                 ],
             )
-            rows = [
-                {
-                    "delivery_id": f"{n.id}.{receiver}",
-                    "receiver": receiver,
-                    "kind": n.kind,
-                    "notification": payload,
-                    "created_at": n.created_at,
-                    "next_attempt_at": now,
-                    "attempts": 0,
-                    "state": "pending",
-                }
-                for receiver in receivers
-            ]
-            if rows:
-                await conn.execute(insert(alert_outbox), rows)
+        rows = [
+            {
+                "delivery_id": f"{n.id}.{receiver}",
+                "receiver": receiver,
+                "kind": n.kind,
+                "notification": payload,
+                "created_at": n.created_at,
+                "next_attempt_at": now,
+                "attempts": 0,
+                "state": "pending",
+            }
+            for receiver in receivers
+        ]
+        if rows:
+            await conn.execute(insert(alert_outbox), rows)
+
+    async def followups(self, item_ids: Collection[int]) -> dict[int, FollowUp]:
+        """The follow-up rows of the given items."""
+        ids = sorted(item_ids)
+        found: dict[int, FollowUp] = {}
+        async with self._engine.connect() as conn:
+            for start in range(0, len(ids), 1000):
+                result = await conn.execute(
+                    select(alert_followups).where(
+                        alert_followups.c.item_id.in_(ids[start : start + 1000])
+                    )
+                )
+                found.update((row.item_id, _followup(row)) for row in result)
+        return found
+
+    async def next_followup_at(self) -> datetime | None:
+        """The earliest pending escalation step or reminder."""
+        async with self._engine.connect() as conn:
+            value: datetime | None = (
+                await conn.execute(
+                    select(func.min(alert_followups.c.next_at)).where(
+                        alert_followups.c.stopped_at.is_(None)
+                    )
+                )
+            ).scalar()
+        return value
+
+    async def due_followups(self, now: datetime) -> list[FollowUp]:
+        """Follow-ups with a step due at `now`."""
+        query = (
+            select(alert_followups)
+            .where(alert_followups.c.stopped_at.is_(None), alert_followups.c.next_at <= now)
+            .order_by(alert_followups.c.next_at, alert_followups.c.item_id)
+        )
+        async with self._engine.connect() as conn:
+            return [_followup(row) for row in await conn.execute(query)]
+
+    async def stop_followups(
+        self, item_ids: Collection[int], *, reason: str, now: datetime
+    ) -> None:
+        """No more escalation or reminders for these items (answered, dismissed, done)."""
+        ids = sorted(item_ids)
+        if not ids:
+            return
+        async with self._engine.begin() as conn:
+            for start in range(0, len(ids), 1000):
+                await conn.execute(
+                    update(alert_followups)
+                    .where(
+                        alert_followups.c.item_id.in_(ids[start : start + 1000]),
+                        alert_followups.c.stopped_at.is_(None),
+                    )
+                    .values(stopped_at=now, stop_reason=reason, next_at=None)
+                )
+
+    async def acknowledge(self, item_id: int, source: str, *, by: str, now: datetime) -> FollowUp:
+        """Record an ack: escalation and reminders stop (now, or never start). Idempotent."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(alert_followups).where(alert_followups.c.item_id == item_id)
+                )
+            ).first()
+            if row is None:
+                await conn.execute(
+                    insert(alert_followups),
+                    [
+                        _followup_values(
+                            FollowUp(
+                                item_id=item_id,
+                                source=source,
+                                breached_at=None,
+                                acked_at=now,
+                                acked_by=by,
+                                stopped_at=now,
+                                stop_reason="acked",
+                            )
+                        )
+                    ],
+                )
+            elif row.acked_at is None:
+                values: dict[str, Any] = {"acked_at": now, "acked_by": by}
+                if row.stopped_at is None:
+                    values.update(stopped_at=now, stop_reason="acked", next_at=None)
+                await conn.execute(
+                    update(alert_followups)
+                    .where(alert_followups.c.item_id == item_id)
+                    .values(**values)
+                )
+            result = (
+                await conn.execute(
+                    select(alert_followups).where(alert_followups.c.item_id == item_id)
+                )
+            ).one()
+        return _followup(result)
+
+    async def handover_sent(self, source: str, starts_at: datetime) -> bool:
+        """Whether the handover of this shift start was already queued."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(alert_handovers.c.source).where(
+                        alert_handovers.c.source == source,
+                        alert_handovers.c.starts_at == starts_at,
+                    )
+                )
+            ).first()
+        return row is not None
 
     async def head(self, receiver: str) -> OutboxRow | None:
         """The oldest pending notification of a receiver (delivered strictly in order)."""
@@ -150,3 +326,23 @@ class Outbox:
             query = query.where(alert_outbox.c.receiver == receiver)
         async with self._engine.connect() as conn:
             return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+def _followup(row: Any) -> FollowUp:
+    m = row._mapping
+    return FollowUp(**{name: m[name] for name in FollowUp.__dataclass_fields__})
+
+
+def _followup_values(f: FollowUp) -> dict[str, Any]:
+    return {name: getattr(f, name) for name in FollowUp.__dataclass_fields__}
+
+
+def _progress(f: FollowUp) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "escalations_sent": f.escalations_sent,
+        "reminders_sent": f.reminders_sent,
+        "next_at": f.next_at,
+    }
+    if f.next_at is None:
+        values.update(stopped_at=f.stopped_at, stop_reason=f.stop_reason)
+    return values

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from monitor.alerts.ics import IcsShift
 
 _DAY = timedelta(days=1)
+_EPSILON = timedelta(microseconds=1)
 _MIDNIGHT = time(0, 0)
 
 # Precedence rank of where an entry comes from (lower wins at equal specificity).
@@ -289,6 +290,32 @@ class Roster:
         """The lead to tell at `at`: the on-duty entry's (or shift's) lead, else the roster's."""
         duty = self.on_duty(at, brand=brand, source=source)
         return self.lead if duty is None else duty.lead
+
+    def changes(
+        self, start: datetime, end: datetime, *, brand: str, source: str
+    ) -> list[tuple[datetime, Duty]]:
+        """Shift starts in (start, end): instants where someone new (or again) comes on duty.
+
+        The duty can only change where a roster entry's span begins or ends, so those are the
+        only instants checked; a change is a different student than just before (or the end
+        of a gap), never the start of a gap.
+        """
+        start = _aware(start, "changes start").astimezone(UTC)
+        end = _aware(end, "changes end").astimezone(UTC)
+        boundaries: set[datetime] = set()
+        for entry in self.entries:
+            if entry.specificity(brand, source) is not None:
+                for s, e in entry.spans(start, end):
+                    boundaries.update((s, e))
+        found: list[tuple[datetime, Duty]] = []
+        for at in sorted(b for b in boundaries if start < b < end):
+            after = self.on_duty(at, brand=brand, source=source)
+            if after is None:
+                continue
+            before = self.on_duty(at - _EPSILON, brand=brand, source=source)
+            if before is None or before.student != after.student:
+                found.append((at, after))
+        return found
 
     def gaps(
         self, start: datetime, end: datetime, *, brand: str, source: str

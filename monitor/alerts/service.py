@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 
 import aiohttp
 
+from monitor.alerts.actions import ItemActions
 from monitor.alerts.delivery import DeliveryWorker
+from monitor.alerts.escalation import FollowUpPolicy
 from monitor.alerts.ics import IcsRoster
+from monitor.alerts.links import Links
 from monitor.alerts.models import Duty
 from monitor.alerts.notifier import Notifier
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.roster import Roster
-from monitor.alerts.settings import ReceiverConfig, RosterConfig
-from monitor.clock import Clock
+from monitor.alerts.settings import AlertsConfig, ReceiverConfig, RosterConfig
+from monitor.clock import Clock, sleep_or_wake
 from monitor.domain import SourceRef
 from monitor.domain.events import Event
 from monitor.logging import get_logger
@@ -28,6 +31,13 @@ log = get_logger("monitor.alerts.service")
 
 # How often the roster is checked for gaps (who is on duty right now).
 GAP_CHECK_SECONDS = 60.0
+# The handover loop looks this far ahead for the next shift start, and sleeps at most this
+# long, so .ics changes are picked up.
+HANDOVER_HORIZON = timedelta(days=2)
+HANDOVER_MAX_SLEEP = 900.0
+# At start, a shift that began this recently while the service was down still gets its
+# handover (later than that it would be stale news).
+HANDOVER_GRACE = timedelta(minutes=15)
 
 
 class AlertService:
@@ -45,8 +55,13 @@ class AlertService:
         clock: Clock,
         metrics: Metrics,
         rng: random.Random | None = None,
+        alerts: AlertsConfig | None = None,
+        links: Links | None = None,
+        emit: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self._roster_config = roster
+        self._alerts = alerts or AlertsConfig()
+        self.links = links
         self._sources = dict(sources)
         self._clock = clock
         self._metrics = metrics
@@ -74,7 +89,18 @@ class AlertService:
             duty=self.duty,
             clock=clock,
             on_enqueued=self._wake_all,
+            policy=FollowUpPolicy.from_config(self._alerts),
+            links=links,
+            lead=self.lead,
         )
+        self.actions = ItemActions(
+            store=store,
+            outbox=self.outbox,
+            clock=clock,
+            sources=sources,
+            emit=emit or self.apply_all,
+        )
+        self._followup_wake = asyncio.Event()
         self._gap: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: list[asyncio.Task[None]] = []
@@ -87,6 +113,10 @@ class AlertService:
     def duty(self, at: datetime, brand: str, source: str) -> Duty | None:
         """Who is on duty for a source at an instant (None: a roster gap)."""
         return self.roster().on_duty(at, brand=brand, source=source)
+
+    def lead(self, at: datetime, brand: str, source: str) -> str | None:
+        """The lead to tell at an instant (the roster's lead in a gap)."""
+        return self.roster().lead_for(at, brand=brand, source=source)
 
     def apply_all(self, events: list[Event]) -> None:
         """Event subscriber (a list at a time, so items due together share a message)."""
@@ -115,6 +145,9 @@ class AlertService:
         self.check_gaps()
         self._tasks.append(asyncio.create_task(self._notify(), name="notifier"))
         self._tasks.append(asyncio.create_task(self._gap_loop(), name="roster-gaps"))
+        self._tasks.append(asyncio.create_task(self._followup_loop(), name="escalation"))
+        if self._alerts.handover != "off":
+            self._tasks.append(asyncio.create_task(self._handover_loop(), name="handover"))
         for name, worker in self.workers.items():
             self._deliveries.append(asyncio.create_task(worker.run(), name=f"deliver:{name}"))
 
@@ -153,6 +186,63 @@ class AlertService:
             await self._clock.sleep(GAP_CHECK_SECONDS)
             self.check_gaps()
 
+    async def _followup_loop(self) -> None:
+        """Escalation steps and reminders: sleep until the earliest persisted next_at."""
+        while True:
+            delay: float | None
+            try:
+                now = self._clock.now()
+                upcoming = await self.outbox.next_followup_at()
+                if upcoming is not None and upcoming <= now:
+                    await self.notifier.fire_followups(now)
+                    upcoming = await self.outbox.next_followup_at()
+                    # A step that could not be recorded (a race) is retried, but not in a spin.
+                    delay = 1.0 if upcoming is not None and upcoming <= now else 0.0
+                else:
+                    delay = (upcoming - now).total_seconds() if upcoming is not None else None
+            except Exception:
+                log.exception("escalation round failed; retrying in 5 s")
+                delay = 5.0
+            if delay == 0.0:
+                continue
+            await sleep_or_wake(self._clock, self._followup_wake, delay)
+
+    async def handovers(self, start: datetime, end: datetime) -> datetime | None:
+        """Queue the handovers of shifts starting in (start, end]; return the next start."""
+        roster = self.roster()
+        due: list[tuple[datetime, str, Duty]] = []
+        upcoming: datetime | None = None
+        for ref in self._sources.values():
+            for at, duty in roster.changes(
+                start, end + HANDOVER_HORIZON, brand=ref.brand, source=ref.name
+            ):
+                if at <= end:
+                    due.append((at, ref.name, duty))
+                else:
+                    upcoming = at if upcoming is None else min(upcoming, at)
+                    break
+        for at, source, duty in sorted(due, key=lambda d: (d[0], d[1])):
+            await self.notifier.handover(
+                source, at, duty, only_when_waiting=self._alerts.handover == "when_waiting"
+            )
+        return upcoming
+
+    async def _handover_loop(self) -> None:
+        since = self._clock.now() - HANDOVER_GRACE
+        while True:
+            now = self._clock.now()
+            try:
+                upcoming = await self.handovers(since, now)
+                since = now
+            except Exception:
+                log.exception("shift handover failed; retrying in 60 s")
+                upcoming = now + timedelta(seconds=60)
+            delay = HANDOVER_MAX_SLEEP
+            if upcoming is not None:
+                delay = min(delay, (upcoming - now).total_seconds())
+            await self._clock.sleep(max(0.0, delay))
+
     def _wake_all(self) -> None:
+        self._followup_wake.set()
         for worker in self.workers.values():
             worker.wake()

@@ -19,11 +19,42 @@ from pydantic import (
 from monitor.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
-AlertKind = Literal["warning", "breach", "resolved"]
+AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
+Role = Literal["student", "backup", "lead"]
+ALL_KINDS: tuple[AlertKind, ...] = (
+    "warning",
+    "breach",
+    "resolved",
+    "escalation",
+    "reminder",
+    "handover",
+)
+# Receiver types whose body has no place for an empty list of items (Alertmanager's never is).
+NEEDS_ITEMS = frozenset({"alertmanager"})
 
 
 def _all_kinds() -> list[AlertKind]:
-    return ["warning", "breach", "resolved"]
+    return list(ALL_KINDS)
+
+
+def _escalation_roles() -> list[Literal["backup", "lead"]]:
+    return ["backup", "lead"]
+
+
+def _all_roles() -> list[Role]:
+    return ["student", "backup", "lead"]
+
+
+def _optional_duration(value: object) -> float | None:
+    """A duration, or None for "off" / 0 / false (the feature is switched off)."""
+    if value is None or value is False or value == 0 or value == "off":
+        return None
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as '30m', or \"off\"")
+
+
+OptionalSeconds = Annotated[float | None, BeforeValidator(_optional_duration)]
 
 
 class _Model(BaseModel):
@@ -112,11 +143,18 @@ class ReceiverConfig(_Model):
     """Where notifications go: a signed JSON webhook, a Slack incoming webhook, or the console."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    type: Literal["webhook", "slack", "console"]
+    # webhook: signed webcare.alert.v1 JSON; slack: incoming webhook (Block Kit); teams: a
+    # Teams workflow webhook (Adaptive Card); mattermost: incoming webhook (Markdown);
+    # alertmanager: Alertmanager's webhook body (version 4); console: one line on stdout.
+    type: Literal["webhook", "slack", "console", "teams", "mattermost", "alertmanager"]
     url: Annotated[SecretStr, AfterValidator(_check_url)] | None = None
-    # HMAC-SHA256 key for `webhook` receivers (X-Webcare-Signature).
+    # HMAC-SHA256 key for `webhook` and `alertmanager` receivers (X-Webcare-Signature).
     secret: SecretStr | None = None
     kinds: list[AlertKind] = Field(default_factory=_all_kinds)
+    # Whom the receiver speaks for: a notification addressed to another role (an escalation
+    # to the lead, say) is not sent to it. Resolutions are addressed to nobody: every
+    # receiver that wants `resolved` gets them.
+    roles: list[Role] = Field(default_factory=_all_roles, min_length=1)
     brands: list[str] = Field(default_factory=lambda: ["*"])
     sources: list[str] = Field(default_factory=lambda: ["*"])
     timeout: Seconds = 10.0
@@ -128,3 +166,27 @@ class ReceiverConfig(_Model):
         if self.type != "console" and self.url is None:
             raise ValueError(f"a {self.type} receiver needs `url`")
         return self
+
+
+class AlertsConfig(_Model):
+    """Escalation, reminders, shift handover and the ack/dismiss links in notifications."""
+
+    # After a breach without ack, reply or dismissal: the first role in `escalate_to` is told,
+    # then each next role another `escalate_after` later.
+    escalate_after: Seconds = 900.0
+    escalate_to: list[Literal["backup", "lead"]] = Field(default_factory=_escalation_roles)
+    # The on-duty student is reminded this often after a breach until the item is answered,
+    # acknowledged or dismissed; "off" switches reminders off.
+    remind_every: OptionalSeconds = 1800.0
+    # At the start of each shift the incoming student gets what is waiting, per source:
+    # always, only when something waits, or never.
+    handover: Literal["always", "when_waiting", "off"] = "always"
+    # How long the ack / dismiss links in a notification stay valid.
+    link_ttl: Seconds = 7 * 86400.0
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _distinct(cls, value: list[Literal["backup", "lead"]]) -> list[Literal["backup", "lead"]]:
+        if len(set(value)) != len(value):
+            raise ValueError("each role at most once")
+        return value

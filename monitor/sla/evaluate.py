@@ -100,14 +100,16 @@ class SlaPolicy:
 
     def evaluate(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
         """The item's state given the current thread: dismissed, reopened, answered or as is."""
+        if item.state is ItemState.DISMISSED and item.dismissed_reason not in ("hidden", "deleted"):
+            # Dismissed by a moderator (no reply needed, spam): that decision stands, through
+            # later polls, hiding and un-hiding, and late replies alike.
+            return item
         reason = dismissal_reason(message)
         if reason is not None:
             if item.state is ItemState.DISMISSED and item.dismissed_reason == reason:
                 return item
             return replace(item, state=ItemState.DISMISSED, dismissed_reason=reason)
         if item.state is ItemState.DISMISSED:
-            if item.dismissed_reason not in ("hidden", "deleted"):
-                return item  # dismissed by a moderator: stays dismissed
             # Un-hidden: back with its original clock; the scheduler re-judges its deadlines.
             item = replace(item, state=ItemState.OPEN, dismissed_reason=None)
         if not item.state.is_unanswered:

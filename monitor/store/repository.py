@@ -270,6 +270,35 @@ class Store:
             row = (await conn.execute(select(items).where(items.c.message_id == message_id))).one()
             return _item_row(row)
 
+    async def dismiss(
+        self, message_id: int, *, reason: str, from_states: Collection[ItemState]
+    ) -> tuple[Item, Item] | None:
+        """Mark an item dismissed with `reason` if it is in one of `from_states`.
+
+        Returns (before, after), or None when the item does not exist or is in another state.
+        """
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(select(items).where(items.c.message_id == message_id))
+            ).first()
+            if row is None:
+                return None
+            before = _item_row(row)
+            result = await conn.execute(
+                update(items)
+                .where(
+                    items.c.message_id == message_id,
+                    items.c.state.in_([s.value for s in from_states]),
+                )
+                .values(state=ItemState.DISMISSED.value, dismissed_reason=reason)
+            )
+            if result.rowcount != 1:
+                return None
+            after = _item_row(
+                (await conn.execute(select(items).where(items.c.message_id == message_id))).one()
+            )
+            return before, after
+
     async def active_threads(self, source: str, *, active_since: datetime) -> frozenset[str]:
         """Threads to keep re-polling: an unanswered item, or any message since `active_since`."""
         async with self.engine.connect() as conn:

@@ -112,3 +112,32 @@ item_alerts = Table(
     Column("notification_id", String(100), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Escalation and reminders after a breach, and acknowledgements: the next step's instant is
+# persisted (next_at), so a restart resumes exactly where it stopped.
+alert_followups = Table(
+    "alert_followups",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("breached_at", UTCDateTime, nullable=True),  # None: acknowledged before a breach
+    Column("escalations_sent", Integer, nullable=False, default=0),
+    Column("reminders_sent", Integer, nullable=False, default=0),
+    Column("next_at", UTCDateTime, nullable=True),  # None: nothing more to send
+    Column("acked_at", UTCDateTime, nullable=True),
+    Column("acked_by", String(200), nullable=True),
+    Column("stopped_at", UTCDateTime, nullable=True),
+    Column("stop_reason", String(20), nullable=True),  # acked | answered | dismissed | done
+    Index("ix_alert_followups_next_at", "next_at"),
+)
+
+# One handover per source and shift start: sent exactly once, across restarts too.
+alert_handovers = Table(
+    "alert_handovers",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("starts_at", UTCDateTime, primary_key=True),
+    Column("student", String(200), nullable=False),
+    Column("notification_id", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

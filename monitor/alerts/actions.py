@@ -1,0 +1,107 @@
+"""Acknowledge and dismiss: what the API, the queue page and the signed links all call.
+
+Ack stops escalation and reminders for an item (or keeps them from starting) without
+touching its SLA figures: it is still waiting for a reply. Dismiss takes an unanswered item
+out of every figure with a reason (DESIGN.md section 2) and goes through the same events as
+a hidden post, so metrics, the deadline scheduler and the notifier all follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from monitor.alerts.escalation import FollowUp
+from monitor.alerts.outbox import Outbox
+from monitor.clock import Clock
+from monitor.domain import Item, ItemState, SourceRef
+from monitor.domain.events import Event, ItemDismissed
+from monitor.logging import get_logger
+from monitor.store import Store
+
+log = get_logger("monitor.alerts.actions")
+
+DismissReason = Literal["no_reply_needed", "spam", "duplicate"]
+DISMISS_REASONS: tuple[DismissReason, ...] = ("no_reply_needed", "spam", "duplicate")
+_UNANSWERED = tuple(s for s in ItemState if s.is_unanswered)
+BY_LIMIT = 100
+
+
+class ActionError(Exception):
+    """The action cannot be done; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionResult:
+    """The item after the action, and its follow-up (ack) record."""
+
+    item: Item
+    followup: FollowUp | None
+    changed: bool  # False: it was already acknowledged
+
+
+class ItemActions:
+    """Ack and dismiss one item; `emit` hands events to every subscriber of the app."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        outbox: Outbox,
+        clock: Clock,
+        sources: Mapping[str, SourceRef],
+        emit: Callable[[list[Event]], None],
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._clock = clock
+        self._sources = dict(sources)
+        self._emit = emit
+
+    async def item(self, item_id: int) -> Item:
+        """The item, or ActionError 404."""
+        found = (await self._store.items_by_id([item_id])).get(item_id)
+        if found is None or found.source not in self._sources:
+            raise ActionError(404, f"no item {item_id}")
+        return found
+
+    async def ack(self, item_id: int, *, by: str) -> ActionResult:
+        """Acknowledge: no more escalation or reminders; the SLA clock keeps running."""
+        item = await self.item(item_id)
+        if not item.state.is_unanswered:
+            raise ActionError(409, f"item {item_id} is {item.state.value}: nothing to acknowledge")
+        before = (await self._outbox.followups([item_id])).get(item_id)
+        followup = await self._outbox.acknowledge(
+            item_id, item.source, by=_clean(by), now=self._clock.now()
+        )
+        changed = before is None or before.acked_at is None
+        if changed:
+            log.info("item acknowledged", item=item_id, source=item.source, by=followup.acked_by)
+        return ActionResult(item=item, followup=followup, changed=changed)
+
+    async def dismiss(self, item_id: int, *, reason: str, by: str) -> ActionResult:
+        """Dismiss with a reason: the item leaves every figure and stays dismissed."""
+        if reason not in DISMISS_REASONS:
+            raise ActionError(400, f"reason must be one of {', '.join(DISMISS_REASONS)}")
+        item = await self.item(item_id)
+        if item.state is ItemState.DISMISSED and item.dismissed_reason == reason:
+            return ActionResult(item=item, followup=None, changed=False)
+        if not item.state.is_unanswered:
+            raise ActionError(409, f"item {item_id} is {item.state.value}: it cannot be dismissed")
+        done = await self._store.dismiss(item_id, reason=reason, from_states=_UNANSWERED)
+        if done is None:
+            raise ActionError(409, f"item {item_id} changed meanwhile; try again")
+        before, after = done
+        log.info("item dismissed", item=item_id, source=item.source, reason=reason, by=_clean(by))
+        self._emit([ItemDismissed(source=self._sources[item.source], item=after, previous=before)])
+        return ActionResult(item=after, followup=None, changed=True)
+
+
+def _clean(by: str) -> str:
+    text = " ".join(by.split())[:BY_LIMIT]
+    return text or "someone"
