@@ -28,7 +28,14 @@ CONSOLE_MAX_ITEMS = 5
 CONSOLE_EXCERPT_LIMIT = 80
 
 _RESOLVED = frozenset({"answered_in_time", "answered_late", "dismissed"})
-_KIND_TITLE = {"warning": "Warning", "breach": "Breach", "resolved": "Resolved"}
+_KIND_TITLE = {
+    "warning": "Warning",
+    "breach": "Breach",
+    "resolved": "Resolved",
+    "escalation": "Escalation",
+    "reminder": "Reminder",
+    "handover": "Handover",
+}
 # Bidi overrides and isolates let a consumer make text read differently than it is stored.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # "@here", "@channel", "@someone": a zero-width space after "@" keeps Slack from linking it.
@@ -47,6 +54,13 @@ def generic_payload(n: Notification, *, delivery_id: str) -> dict[str, Any]:
         "platform": n.platform,
         "created_at": iso_utc(n.created_at),
         "on_duty": _duty_json(n.duty),
+        "addressed_to": (
+            None
+            if n.addressed_to is None
+            else {"role": n.addressed_to.role, "name": clean_text(n.addressed_to.name, NAME_LIMIT)}
+        ),
+        "step": n.step,
+        "queue_url": n.queue_url,
         "items": [_item_json(item) for item in n.items],
         "summary": summary(n),
     }
@@ -85,7 +99,8 @@ def console_line(n: Notification) -> str:
     """One readable line for the console receiver (the demo prints these)."""
     ref = n.created_at
     parts = [
-        f"{_human_utc(ref, ref, with_date=True)} {n.kind.upper()} {clean_text(n.brand, NAME_LIMIT)}"
+        f"{_human_utc(ref, ref, with_date=True)} {_title(n).upper()}"
+        f" {clean_text(n.brand, NAME_LIMIT)}"
         f"/{clean_text(n.source, NAME_LIMIT)} ({clean_text(n.platform, NAME_LIMIT)}):"
         f" {_count(len(n.items))}",
         _plain_duty(n.duty),
@@ -94,7 +109,8 @@ def console_line(n: Notification) -> str:
         author = clean_text(item.author, NAME_LIMIT) or "a consumer"
         excerpt = clean_text(item.excerpt, CONSOLE_EXCERPT_LIMIT)
         link = clean_text(item.permalink, 500) or "no link"
-        parts.append(f'#{item.item_id} {author}: "{excerpt}" {_status(item, ref)} {link}')
+        ack = f" ack: {item.ack_url}" if item.ack_url else ""
+        parts.append(f'#{item.item_id} {author}: "{excerpt}" {_status(item, ref)} {link}{ack}')
     hidden = len(n.items) - CONSOLE_MAX_ITEMS
     if hidden > 0:
         parts.append(f"and {hidden} more")
@@ -107,17 +123,40 @@ def summary(n: Notification) -> str:
     where = f"on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
     count = _count(len(n.items))
     waiting = [item for item in n.items if item.state not in _RESOLVED] or list(n.items)
+    if n.kind == "handover":
+        to = clean_text(n.addressed_to.name, NAME_LIMIT) if n.addressed_to else "the next shift"
+        if not n.items:
+            return f"Handover to {to} {where}: nothing is waiting; {_plain_duty(n.duty)}."
+        late = sum(1 for item in n.items if item.due_at <= ref)
+        first_due = min(item.due_at for item in n.items)
+        past = f", {late} past target" if late else ""
+        return (
+            f"Handover to {to} {where}: {count} waiting{past}, the first"
+            f" {_due_phrase(first_due, ref)}; {_plain_duty(n.duty)}."
+        )
     if not n.items:
         what = f"{count} {where}"
     elif n.kind == "warning":
         first_due = min(item.due_at for item in waiting)
         what = f"{count} waiting {where}, the first {_due_phrase(first_due, ref)}"
-    elif n.kind == "breach":
+    elif n.kind in ("breach", "escalation", "reminder"):
         oldest = min(item.created_at for item in waiting)
-        what = f"{count} past target {where}, the oldest waiting {_human(ref - oldest)}"
+        still = "still " if n.kind != "breach" else ""
+        what = f"{count} {still}past target {where}, the oldest waiting {_human(ref - oldest)}"
     else:
         what = f"{count} {where}: {_resolutions(n.items)}"
-    return f"{_KIND_TITLE[n.kind]}: {what}; {_plain_duty(n.duty)}."
+    return f"{_title(n)}: {what}; {_plain_duty(n.duty)}."
+
+
+def _title(n: Notification) -> str:
+    """ "Breach", "Escalation to backup night-bram", "Reminder 2"."""
+    title = _KIND_TITLE[n.kind]
+    if n.kind == "escalation" and n.addressed_to is not None:
+        name = clean_text(n.addressed_to.name, NAME_LIMIT)
+        return f"{title} to {n.addressed_to.role} {name}"
+    if n.kind == "reminder" and n.step is not None:
+        return f"{title} {n.step}"
+    return title
 
 
 def iso_utc(moment: datetime) -> str:
@@ -176,6 +215,9 @@ def _item_json(item: AlertItem) -> dict[str, Any]:
         "state": item.state,
         "responder": clean_text(item.responder, NAME_LIMIT) or None,
         "responded_at": iso_utc(item.responded_at) if item.responded_at is not None else None,
+        "acked_by": clean_text(item.acked_by, NAME_LIMIT) or None,
+        "ack_url": item.ack_url,
+        "dismiss_url": item.dismiss_url,
     }
 
 
@@ -260,14 +302,22 @@ def _plain_duty(duty: Duty | None) -> str:
 
 
 def _slack_header(n: Notification) -> str:
-    title = _KIND_TITLE[n.kind]
+    return clean_text(headline(n), SLACK_HEADER_LIMIT)
+
+
+def headline(n: Notification) -> str:
+    """A short title: "Breach: 2 consumer posts past target on acme-fb (acme)"."""
+    count = _count(len(n.items))
     text = {
-        "warning": f"{title}: {_count(len(n.items))} due soon",
-        "breach": f"{title}: {_count(len(n.items))} past target",
-        "resolved": f"{title}: {_count(len(n.items))}",
+        "warning": f"{count} due soon",
+        "breach": f"{count} past target",
+        "resolved": count,
+        "escalation": f"{count} past target",
+        "reminder": f"{count} still past target",
+        "handover": f"{count} waiting" if n.items else "nothing waiting",
     }[n.kind]
     where = f" on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
-    return clean_text(text + where, SLACK_HEADER_LIMIT)
+    return f"{_title(n)}: {text}{where}"
 
 
 def _slack_date(moment: datetime, ref: datetime) -> str:
@@ -310,7 +360,19 @@ def _slack_item(n: Notification, item: AlertItem) -> str:
             f" (since {_slack_date(item.created_at, ref)})"
             f" · {_due_phrase(item.due_at, ref)} ({_slack_date(item.due_at, ref)})"
         )
-    return f"{head}\n>{excerpt}\n{status}"
+    actions = " · ".join(
+        f"<{_slack_url(url)}|{label}>"
+        for label, url in (("Acknowledge", item.ack_url), ("Dismiss", item.dismiss_url))
+        if url
+    )
+    if item.acked_by:
+        status += f" · acknowledged by {slack_escape(clean_text(item.acked_by, NAME_LIMIT))}"
+    return f"{head}\n>{excerpt}\n{status}" + (f"\n{actions}" if actions else "")
+
+
+def _slack_url(url: str) -> str:
+    """Our own link, with Slack's delimiters escaped."""
+    return url.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "%7C")
 
 
 def _slack_duty(duty: Duty | None) -> str:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from monitor.alerts.actions import DISMISS_REASONS, ActionError, ActionResult
+from monitor.config import Config
 from monitor.domain import ItemState
 from monitor.report import ALL, ReportKind, build, build_items_report, check_window, parse_instant
 from monitor.store.reports import report_items
-from monitor.web.keys import CLOCK, CONFIG, STORE
+from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
 
 # The /items window when none is given: everything ever stored (the query leaves it open).
 OPEN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,10 +41,40 @@ def _bad_request(message: str) -> NoReturn:
     _fail(web.HTTPBadRequest, message)
 
 
-def authorized_brands(request: web.Request) -> frozenset[str] | None:
-    """Brands the request's bearer token may see (None: all), or raise 401/403."""
-    tokens = request.app[CONFIG].http.api_tokens
-    if not tokens:
+@dataclass(frozen=True, kw_only=True)
+class TokenMatch:
+    """What a presented token may see (brands None: all) and who holds it."""
+
+    brands: frozenset[str] | None
+    name: str | None
+
+
+def match_token(config: Config, presented: str) -> TokenMatch | None:
+    """The configured token(s) equal to `presented`, or None."""
+    given = presented.strip().encode()
+    if not given:
+        return None
+    brands: set[str] = set()
+    names: list[str] = []
+    matched = False
+    # Compare against every token (no early exit) so timing tells nothing about which matched.
+    for token in config.http.api_tokens:
+        if hmac.compare_digest(token.token.get_secret_value().encode(), given):
+            matched = True
+            brands.update(token.brands)
+            if token.name:
+                names.append(token.name)
+    if not matched:
+        return None
+    return TokenMatch(
+        brands=None if ALL in brands else frozenset(brands), name=names[0] if names else None
+    )
+
+
+def authorized(request: web.Request) -> TokenMatch:
+    """The request's bearer token (brands it may see, its holder), or raise 401/403."""
+    config = request.app[CONFIG]
+    if not config.http.api_tokens:
         _fail(
             web.HTTPForbidden,
             "the API is disabled: no token is configured ([[http.api_tokens]] in the config)",
@@ -50,17 +83,15 @@ def authorized_brands(request: web.Request) -> frozenset[str] | None:
     challenge = {"WWW-Authenticate": 'Bearer realm="webcare-monitor"'}
     if scheme.lower() != "bearer" or not presented.strip():
         _fail(web.HTTPUnauthorized, "a bearer token is required", **challenge)
-    given = presented.strip().encode()
-    brands: set[str] = set()
-    matched = False
-    # Compare against every token (no early exit) so timing tells nothing about which matched.
-    for token in tokens:
-        if hmac.compare_digest(token.token.get_secret_value().encode(), given):
-            matched = True
-            brands.update(token.brands)
-    if not matched:
+    found = match_token(config, presented)
+    if found is None:
         _fail(web.HTTPUnauthorized, "invalid token", **challenge)
-    return None if ALL in brands else frozenset(brands)
+    return found
+
+
+def authorized_brands(request: web.Request) -> frozenset[str] | None:
+    """Brands the request's bearer token may see (None: all), or raise 401/403."""
+    return authorized(request).brands
 
 
 def _instant(query: MultiMapping[str], name: str) -> datetime | None:
@@ -178,7 +209,95 @@ async def items(request: web.Request) -> web.Response:
     return _json(result.to_json())
 
 
+def action_json(result: ActionResult) -> dict[str, Any]:
+    """The item after an ack or dismissal."""
+    item, followup = result.item, result.followup
+    return {
+        "id": item.message_id,
+        "brand": item.brand,
+        "source": item.source,
+        "state": item.state.value,
+        "dismissed_reason": item.dismissed_reason,
+        "due_at": item.due_at.isoformat().replace("+00:00", "Z"),
+        "acked_at": (
+            followup.acked_at.isoformat().replace("+00:00", "Z")
+            if followup is not None and followup.acked_at is not None
+            else None
+        ),
+        "acked_by": followup.acked_by if followup is not None else None,
+        "changed": result.changed,
+    }
+
+
+async def _action_body(request: web.Request) -> Mapping[str, Any]:
+    """An optional JSON object or form body; the query string fills in what it lacks."""
+    values: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                data = json.loads(await request.read() or b"{}")
+            except ValueError:
+                _bad_request("the body is not valid JSON")
+            if not isinstance(data, dict):
+                _bad_request("the body must be a JSON object")
+            values.update(data)
+        else:
+            values.update(await request.post())
+    return values
+
+
+async def _visible_item(request: web.Request, brands: frozenset[str] | None) -> int:
+    try:
+        item_id = int(request.match_info["item_id"])
+    except ValueError:
+        _fail(web.HTTPNotFound, "no such item")
+    try:
+        item = await request.app[ALERTS].actions.item(item_id)
+    except ActionError as err:
+        _fail(web.HTTPNotFound, str(err))
+    if brands is not None and item.brand not in brands:
+        # Not 403: another brand's item ids are not even confirmed to exist.
+        _fail(web.HTTPNotFound, f"no item {item_id}")
+    return item_id
+
+
+def _action_failed(err: ActionError) -> NoReturn:
+    error = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}.get(err.status, web.HTTPConflict)
+    _fail(error, str(err))
+
+
+async def ack_item(request: web.Request) -> web.Response:
+    """POST /api/v1/items/{id}/ack [{"by": "name"}]: stop escalation, keep the SLA clock."""
+    token = authorized(request)
+    item_id = await _visible_item(request, token.brands)
+    body = await _action_body(request)
+    by = str(body.get("by") or token.name or "api")
+    try:
+        result = await request.app[ALERTS].actions.ack(item_id, by=by)
+    except ActionError as err:
+        _action_failed(err)
+    return _json(action_json(result))
+
+
+async def dismiss_item(request: web.Request) -> web.Response:
+    """POST /api/v1/items/{id}/dismiss {"reason": "no_reply_needed"|"spam"|"duplicate"}."""
+    token = authorized(request)
+    item_id = await _visible_item(request, token.brands)
+    body = await _action_body(request)
+    reason = str(body.get("reason") or "")
+    if reason not in DISMISS_REASONS:
+        _bad_request(f"reason must be one of {', '.join(DISMISS_REASONS)}")
+    by = str(body.get("by") or token.name or "api")
+    try:
+        result = await request.app[ALERTS].actions.dismiss(item_id, reason=reason, by=by)
+    except ActionError as err:
+        _action_failed(err)
+    return _json(action_json(result))
+
+
 def add_api_routes(app: web.Application) -> None:
-    """Register /api/v1/report and /api/v1/items."""
+    """Register /api/v1/report, /api/v1/items and the item actions."""
     app.router.add_get("/api/v1/report", report)
     app.router.add_get("/api/v1/items", items)
+    app.router.add_post("/api/v1/items/{item_id}/ack", ack_item)
+    app.router.add_post("/api/v1/items/{item_id}/dismiss", dismiss_item)

@@ -189,8 +189,12 @@ async def test_webhook_delivers_the_generic_json_signed(
             "state": "warning",
             "responder": None,
             "responded_at": None,
+            "acked_by": None,
+            "ack_url": None,
+            "dismiss_url": None,
         }
     ]
+    assert (body["addressed_to"], body["step"], body["queue_url"]) == (None, None, None)
     assert body["summary"].startswith("Warning: 1 consumer post waiting on acme-fb (Acme)")
 
 

@@ -113,8 +113,14 @@ def test_generic_payload_field_by_field() -> None:
                 "state": "warning",
                 "responder": None,
                 "responded_at": None,
+                "acked_by": None,
+                "ack_url": None,
+                "dismiss_url": None,
             }
         ],
+        "addressed_to": None,
+        "step": None,
+        "queue_url": None,
         "summary": "Warning: 1 consumer post waiting on acme-fb (Acme), the first due in 8 min;"
         " on duty: anna (backup bob, lead carol).",
     }
