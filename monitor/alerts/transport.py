@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from monitor.alerts.channels import alertmanager_payload, mattermost_payload, teams_payload
 from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
 from monitor.alerts.models import Notification
 from monitor.alerts.settings import ReceiverConfig
@@ -43,23 +44,30 @@ async def send(
     session: aiohttp.ClientSession,
     now: datetime,
 ) -> SendResult:
-    """Deliver `n` once to `receiver`: POST it (webhook, slack) or print it (console)."""
+    """Deliver `n` once to `receiver`: POST it in the receiver's format, or print it (console)."""
     if receiver.type == "console":
         print(console_line(n), file=sys.stdout, flush=True)
         return SendResult(ok=True, retryable=False)
     if receiver.url is None:  # the config validator requires a url; this keeps mypy honest
         return _failed(receiver, "has no url", retryable=False)
     headers = {"Content-Type": "application/json"}
-    if receiver.type == "webhook":
-        body = orjson.dumps(generic_payload(n, delivery_id=delivery_id))
+    if receiver.type in ("webhook", "alertmanager"):
+        if receiver.type == "webhook":
+            body = orjson.dumps(generic_payload(n, delivery_id=delivery_id))
+            headers[SCHEMA_HEADER] = SCHEMA
+        else:
+            body = orjson.dumps(alertmanager_payload(n, receiver=receiver.name))
         headers[DELIVERY_HEADER] = delivery_id
-        headers[SCHEMA_HEADER] = SCHEMA
         if receiver.secret is not None:
             # Signed with the attempt's time, not the notification's: a retry hours later
             # must still pass the receiver's replay window.
             headers[SIGNATURE_HEADER] = sign(
                 receiver.secret.get_secret_value(), body, int(now.timestamp())
             )
+    elif receiver.type == "teams":
+        body = orjson.dumps(teams_payload(n))
+    elif receiver.type == "mattermost":
+        body = orjson.dumps(mattermost_payload(n))
     else:
         body = orjson.dumps(slack_payload(n))
     return await _post(receiver, receiver.url.get_secret_value(), body, headers, session, now)
