@@ -40,6 +40,7 @@ from monitor.store import Store, create_engine, upgrade
 from monitor.web.api import add_api_routes
 from monitor.web.facebook_webhook import add_webhook_routes
 from monitor.web.health import add_routes
+from monitor.web.queue import add_queue_routes
 from monitor.web.keys import (
     ALERTS,
     CLOCK,
@@ -307,4 +308,5 @@ def create_app(
     add_routes(app)
     add_api_routes(app)
     add_webhook_routes(app)
+    add_queue_routes(app)
     return app

@@ -460,6 +460,10 @@ class Notifier:
         )
         self._on_enqueued()
 
+    async def historic_before(self, source: str) -> datetime | None:
+        """Items created before this instant are history: never alerted on (public view)."""
+        return await self._historic_before(source)
+
     async def _historic_before(self, source: str) -> datetime | None:
         """Items created before this instant are history: never alerted on."""
         if source not in self._tracking_start:

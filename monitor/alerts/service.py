@@ -114,6 +114,15 @@ class AlertService:
         """Who is on duty for a source at an instant (None: a roster gap)."""
         return self.roster().on_duty(at, brand=brand, source=source)
 
+    @property
+    def sources(self) -> dict[str, SourceRef]:
+        """The configured sources by name."""
+        return dict(self._sources)
+
+    async def historic_before(self, source: str) -> datetime | None:
+        """Items created before this instant are history: never alerted on."""
+        return await self.notifier.historic_before(source)
+
     def lead(self, at: datetime, brand: str, source: str) -> str | None:
         """The lead to tell at an instant (the roster's lead in a gap)."""
         return self.roster().lead_for(at, brand=brand, source=source)

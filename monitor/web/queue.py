@@ -1,0 +1,289 @@
+"""The queue page at `/` for the on-duty student, and the signed ack/dismiss links.
+
+Access: a token from [[http.api_tokens]] (per brand), kept in an HttpOnly, SameSite=Strict
+cookie after the login form or a one-time `/?token=...` (which redirects to `/` so the token
+does not stay in the address bar). The page's ack and dismiss buttons are plain forms with a
+CSRF field derived from the token. Signed links from notifications (`/act/{id}/{action}`)
+need no token: the signature is the permission, for that item and action, until it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from aiohttp import web
+
+from monitor.alerts.actions import DISMISS_REASONS, ActionError
+from monitor.web.api import TokenMatch, match_token
+from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
+from monitor.web.queue_render import (
+    CSP,
+    DutyLine,
+    QueueEntry,
+    confirm_page,
+    login_page,
+    message_page,
+    queue_page,
+)
+
+COOKIE = "webcare_token"
+COOKIE_MAX_AGE = 30 * 86400
+# How far ahead the page looks for the next shift.
+NEXT_SHIFT_HORIZON = timedelta(days=7)
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", headers=_HEADERS)
+
+
+def _see(location: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location, headers={"Cache-Control": "no-store"})
+
+
+def csrf_token(token: str) -> str:
+    """The form field that proves a POST came from our page (bound to the session's token)."""
+    return hmac.new(b"webcare-monitor/csrf/v1", token.encode(), hashlib.sha256).hexdigest()
+
+
+def _session(request: web.Request) -> tuple[str, TokenMatch] | None:
+    token = request.cookies.get(COOKIE, "")
+    found = match_token(request.app[CONFIG], token) if token else None
+    return None if found is None else (token, found)
+
+
+def _disabled() -> web.Response:
+    return _html(
+        message_page(
+            "Queue disabled",
+            "No access token is configured ([[http.api_tokens]] in the config).",
+        ),
+        status=403,
+    )
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+    )
+
+
+async def queue(request: web.Request) -> web.StreamResponse:
+    """GET /: the queue, or the login form (401) without a valid token."""
+    config = request.app[CONFIG]
+    if not config.http.api_tokens:
+        return _disabled()
+    given = request.query.get("token")
+    if given is not None:
+        if match_token(config, given) is None:
+            return _html(login_page(error="That token is not valid."), status=401)
+        response = _see("/")
+        _set_cookie(request, response, given)
+        raise response
+    session = _session(request)
+    if session is None:
+        return _html(login_page(), status=401)
+    token, match = session
+    return _html(await render_queue(request, match.brands, csrf_token(token)))
+
+
+async def render_queue(
+    request: web.Request, brands: frozenset[str] | None, csrf: str, notice: str | None = None
+) -> str:
+    """The page for a token that sees `brands` (None: all)."""
+    service = request.app[ALERTS]
+    store = request.app[STORE]
+    now = request.app[CLOCK].now()
+    sources = {
+        name: ref for name, ref in service.sources.items() if brands is None or ref.brand in brands
+    }
+    cutoffs = {name: await service.historic_before(name) for name in sources}
+    waiting = [i for i in await store.unanswered_items() if i.source in sources]
+    current = []
+    for item in waiting:
+        cutoff = cutoffs[item.source]
+        if cutoff is None or item.created_at >= cutoff:
+            current.append(item)
+    messages = await store.messages_by_id([i.message_id for i in current])
+    followups = await service.outbox.followups([i.message_id for i in current])
+    entries = []
+    for item in current:
+        stored = messages.get(item.message_id)
+        state = (
+            "breached" if item.due_at <= now else "warning" if item.warning_at <= now else "open"
+        )
+        follow = followups.get(item.message_id)
+        entries.append(
+            QueueEntry(
+                item_id=item.message_id,
+                brand=item.brand,
+                source=item.source,
+                platform=sources[item.source].platform,
+                author=stored.message.author_name if stored else None,
+                text=stored.message.text if stored else "",
+                permalink=stored.message.permalink if stored else None,
+                created_at=item.created_at,
+                due_at=item.due_at,
+                state=state,
+                acked_by=follow.acked_by if follow is not None else None,
+            )
+        )
+    # Most urgent first: the earliest due (so the longest overdue) at the top.
+    entries.sort(key=lambda e: (e.due_at, e.created_at, e.item_id))
+    roster = service.roster()
+    lines: dict[tuple[object, ...], list[str]] = {}
+    for name, ref in sorted(sources.items()):
+        duty = roster.on_duty(now, brand=ref.brand, source=name)
+        changes = roster.changes(now, now + NEXT_SHIFT_HORIZON, brand=ref.brand, source=name)
+        nxt = changes[0] if changes else None
+        key = (
+            duty.student if duty else None,
+            duty.backup if duty else None,
+            duty.lead if duty else roster.lead,
+            nxt[1].student if nxt else None,
+            nxt[0] if nxt else None,
+        )
+        lines.setdefault(key, []).append(name)
+    duty_lines = [
+        DutyLine(
+            sources=tuple(names),
+            student=key[0],  # type: ignore[arg-type]
+            backup=key[1],  # type: ignore[arg-type]
+            lead=key[2],  # type: ignore[arg-type]
+            next_student=key[3],  # type: ignore[arg-type]
+            next_at=key[4],  # type: ignore[arg-type]
+        )
+        for key, names in lines.items()
+    ]
+    return queue_page(
+        entries=entries,
+        duty=duty_lines,
+        now=now,
+        tz=roster.timezone,
+        csrf=csrf,
+        older=len(waiting) - len(current),
+        notice=notice,
+    )
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """POST /login: check the token, keep it in a cookie, back to the queue."""
+    config = request.app[CONFIG]
+    if not config.http.api_tokens:
+        return _disabled()
+    form = await request.post()
+    token = str(form.get("token", ""))
+    if match_token(config, token) is None:
+        return _html(login_page(error="That token is not valid."), status=401)
+    response = _see("/")
+    _set_cookie(request, response, token)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout: forget the cookie."""
+    response = _see("/")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+async def page_action(request: web.Request) -> web.StreamResponse:
+    """POST /items/{id}/ack|dismiss from the page's buttons (cookie + CSRF field)."""
+    session = _session(request)
+    if session is None:
+        return _html(login_page(error="Please log in again."), status=401)
+    token, match = session
+    form = await request.post()
+    if not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(token)):
+        return _html(message_page("Not done", "The form was stale; reload the queue."), 403)
+    action = request.match_info["action"]
+    try:
+        item_id = int(request.match_info["item_id"])
+        actions = request.app[ALERTS].actions
+        item = await actions.item(item_id)
+        if match.brands is not None and item.brand not in match.brands:
+            raise ActionError(404, f"no item {item_id}")
+        by = match.name or "queue page"
+        if action == "ack":
+            await actions.ack(item_id, by=by)
+        else:
+            reason = str(form.get("reason", ""))
+            await actions.dismiss(item_id, reason=reason, by=by)
+    except ValueError:
+        return _html(message_page("Not found", "No such item."), 404)
+    except ActionError as err:
+        return _html(message_page("Not done", str(err)), err.status)
+    raise _see(f"/#item-{item_id}" if action == "ack" else "/")
+
+
+async def signed_link(request: web.Request) -> web.StreamResponse:
+    """GET shows a confirmation, POST does it: /act/{id}/ack|dismiss?exp=&sig= from a notice."""
+    service = request.app[ALERTS]
+    links = service.links
+    action = request.match_info["action"]
+    try:
+        item_id = int(request.match_info["item_id"])
+    except ValueError:
+        return _html(message_page("Not found", "No such item."), 404)
+    now = request.app[CLOCK].now()
+    if links is None or not links.verify(
+        action,
+        item_id,
+        request.query.get("exp", ""),
+        request.query.get("sig", ""),
+        now=now,
+    ):
+        return _html(message_page("Link not valid", "This link is not valid or has expired."), 403)
+    try:
+        item = await service.actions.item(item_id)
+    except ActionError as err:
+        return _html(message_page("Not found", str(err)), err.status)
+    if request.method == "GET":
+        stored = (await request.app[STORE].messages_by_id([item_id])).get(item_id)
+        return _html(
+            confirm_page(
+                action=action,
+                item_id=item_id,
+                excerpt=stored.message.text if stored else "",
+                author=stored.message.author_name if stored else None,
+            )
+        )
+    form = await request.post()
+    try:
+        if action == "ack":
+            await service.actions.ack(item_id, by="link")
+            done = f"Item {item_id} is acknowledged: no more escalation or reminders."
+        else:
+            reason = str(form.get("reason", ""))
+            if reason not in DISMISS_REASONS:
+                raise ActionError(400, f"reason must be one of {', '.join(DISMISS_REASONS)}")
+            await service.actions.dismiss(item_id, reason=reason, by="link")
+            done = f"Item {item_id} is dismissed ({reason})."
+    except ActionError as err:
+        return _html(message_page("Not done", str(err)), err.status)
+    del item
+    return _html(message_page("Done", done))
+
+
+def add_queue_routes(app: web.Application) -> None:
+    """Register the queue page, its login and buttons, and the signed links."""
+    app.router.add_get("/", queue)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_post(r"/items/{item_id}/{action:ack|dismiss}", page_action)
+    app.router.add_route("GET", r"/act/{item_id}/{action:ack|dismiss}", signed_link)
+    app.router.add_route("POST", r"/act/{item_id}/{action:ack|dismiss}", signed_link)
