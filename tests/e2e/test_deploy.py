@@ -216,3 +216,50 @@ def test_the_container_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(ROOT / "deploy" / "docker" / "config.toml")
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9464)
     assert config.database_url.startswith("sqlite+aiosqlite:////var/lib/webcare-monitor/")
+
+
+def yaml_values(path: Path, key: str) -> list[str]:
+    """The values of `key: value` lines (flat scan: enough for these small sample files)."""
+    return re.findall(rf"^\s*-?\s*{key}:\s*(\S+)", path.read_text(), re.M)
+
+
+def test_compose_prometheus_matches_the_sample_but_for_addresses(tmp_path: Path) -> None:
+    """deploy/docker/prometheus.yml = deploy/prometheus/prometheus.yml with container names."""
+    sample = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    ours = ROOT / "deploy" / "docker" / "prometheus.yml"
+    if not sample.exists():
+        pytest.skip("deploy/prometheus/prometheus.yml not there yet")
+    for key in ("job_name", "scrape_interval", "evaluation_interval"):
+        assert yaml_values(ours, key) == yaml_values(sample, key), key
+    # Every rule file of the sample is loaded through our glob.
+    rules = re.findall(r"^\s*-\s*(rules/\S+)", sample.read_text(), re.M)
+    assert rules and all(Path(r).match("rules/*.yml") for r in rules), rules
+    # As Prometheus sees it in its container: the config with the rules directory beside it.
+    promtool = tool("promtool", shutil.which("promtool"), "apt-get install prometheus")
+    shutil.copy(ours, tmp_path / "prometheus.yml")
+    shutil.copytree(ROOT / "deploy" / "prometheus" / "rules", tmp_path / "rules")
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rule in rules:
+        assert "SUCCESS" in result.stdout and Path(rule).name in result.stdout, result.stdout
+
+
+def test_compose_grafana_provisions_the_datasource_and_every_dashboard() -> None:
+    sample = ROOT / "dashboards" / "provisioning" / "datasources" / "webcare-prometheus.yaml"
+    provider = ROOT / "dashboards" / "provisioning" / "dashboards" / "webcare.yaml"
+    if not (sample.exists() and provider.exists()):
+        pytest.skip("dashboards/provisioning not there yet")
+    ours = ROOT / "deploy" / "docker" / "grafana-datasource.yaml"
+    for key in ("name", "uid", "type", "timeInterval"):
+        assert yaml_values(ours, key) == yaml_values(sample, key), key
+    assert yaml_values(ours, "url") == ["http://prometheus:9090"]
+    (path,) = yaml_values(provider, "path")
+    grafana = compose_config(COMPOSE)["services"]["grafana"]  # type: ignore[index]
+    mounted = {v["target"]: Path(v["source"]) for v in grafana["volumes"] if v["type"] == "bind"}
+    for dashboard in sorted((ROOT / "dashboards").glob("*.json")):
+        assert mounted.get(f"{path}/{dashboard.name}") == dashboard, dashboard.name
+    assert mounted["/etc/grafana/provisioning/dashboards"] == provider.parent
