@@ -40,7 +40,6 @@ from monitor.store import Store, create_engine, upgrade
 from monitor.web.api import add_api_routes
 from monitor.web.facebook_webhook import add_webhook_routes
 from monitor.web.health import add_routes
-from monitor.web.queue import add_queue_routes
 from monitor.web.keys import (
     ALERTS,
     CLOCK,
@@ -53,6 +52,7 @@ from monitor.web.keys import (
     SCHEDULER,
     STORE,
 )
+from monitor.web.queue import add_queue_routes
 
 log = get_logger("monitor.app")
 

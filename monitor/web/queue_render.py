@@ -98,9 +98,10 @@ def _page(title: str, body: str, *, refresh: bool = False) -> str:
 
 def _local(moment: datetime, tz: ZoneInfo, now: datetime) -> str:
     local = moment.astimezone(tz)
+    # With the zone's abbreviation: on the autumn night 02:20 CET comes after 02:50 CEST.
     if local.date() == now.astimezone(tz).date():
-        return local.strftime("%H:%M")
-    return local.strftime("%a %d %b %H:%M")
+        return local.strftime("%H:%M %Z")
+    return local.strftime("%a %d %b %H:%M %Z")
 
 
 def _when(entry: QueueEntry, now: datetime) -> str:
