@@ -48,6 +48,10 @@ token = "{API_TOKEN}"
 name = "nina-phone"
 """
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+SECRET_BLOCK = (
+    '[[receivers]]\nname = "{name}"\ntype = "webhook"\nurl = "{url}"\n'
+    'secret = "receiver-signing-secret"\n'
+)
 
 
 def steps(receiver: Receiver) -> list[tuple[str, int | None, str | None, str]]:
