@@ -236,3 +236,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     # Looked up lazily so a SQLite-only run (-m "not postgres") never starts a server.
     url: str = request.getfixturevalue("postgres_database_url")
     return url
+
+
+# Tests that run real servers on the wall clock (Prometheus, the demo, Chromium, a wheel
+# build, restarts, deadline and escalation timing). On a 2-core machine two of them at once
+# starve each other and time out; in one xdist group they run one after another on one
+# worker while the other worker takes the rest of the suite.
+WALL_CLOCK_HEAVY = (
+    "tests/integration/test_dashboards_prometheus.py",
+    "tests/integration/test_report_sql.py",
+    "tests/e2e/test_deploy_image.py",
+    "tests/e2e/test_queue_page.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_restart.py",
+    "tests/e2e/test_reload.py",
+    "tests/e2e/test_alerts.py",
+    "tests/e2e/test_escalation.py",
+    "tests/e2e/test_handover.py",
+    "tests/e2e/test_deadlines.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the wall-clock-heavy tests in one xdist group (see WALL_CLOCK_HEAVY)."""
+    for item in items:
+        if any(str(item.path).endswith(path) for path in WALL_CLOCK_HEAVY):
+            item.add_marker(pytest.mark.xdist_group("wall_clock_heavy"))
