@@ -12,6 +12,30 @@ from aiohttp import web
 FaultT = TypeVar("FaultT")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Delay:
+    """Wait before answering normally (provokes client timeouts; cut short on shutdown)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TruncatedBody:
+    """Announce the full Content-Length, send half the body, then drop the connection."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Disconnect:
+    """Close the connection without answering.
+
+    aiohttp (like most clients) silently retries an idempotent request once after a
+    disconnect, so by default the retry of the same path is dropped too and the caller sees
+    the failure; `retries_too=False` drops one connection only (a blip the client absorbs).
+    """
+
+    retries_too: bool = True
+
+
 @dataclass(kw_only=True)
 class Injected(Generic[FaultT]):
     """An injected fault and how many more requests it applies to (None: until cleared)."""
@@ -148,6 +172,33 @@ class FakeServer(Generic[FaultT]):
             for waiter in waiters:
                 waiter.cancel()
 
+    async def _truncated(
+        self,
+        request: web.Request,
+        full: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """Promise `full` in Content-Length, send half of it, then drop the connection."""
+        response = web.StreamResponse(status=200, headers=headers)
+        response.content_type = content_type
+        response.content_length = len(full)
+        await response.prepare(request)
+        await response.write(full[: len(full) // 2])
+        _close_transport(request)
+        return response
+
+    def _disconnect(self, request: web.Request, fault: Disconnect) -> web.Response:
+        """Drop the connection (and, unless told otherwise, the client's automatic retry)."""
+        if fault.retries_too:
+            again = Injected(
+                fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
+            )
+            # Every fake lists Disconnect in its Fault union; the base cannot spell that.
+            self._faults.insert(0, again)  # type: ignore[arg-type]
+        _close_transport(request)
+        return web.Response(status=500)  # never reaches the client: the socket is closed
+
     def _take_fault(self, path: str) -> FaultT | None:
         for injected in self._faults:
             if injected.path_contains is None or injected.path_contains in path:
@@ -157,3 +208,9 @@ class FakeServer(Generic[FaultT]):
                         self._faults.remove(injected)
                 return injected.fault
         return None
+
+
+def _close_transport(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.close()

@@ -67,8 +67,8 @@ import orjson
 from aiohttp import web
 
 from monitor.clock import Clock, SystemClock
-from monitor.simulator.base import FakeServer, Injected
-from monitor.simulator.graph_api import Delay, Disconnect, HttpStatus, MalformedJson, TruncatedBody
+from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
+from monitor.simulator.graph_api import HttpStatus, MalformedJson
 
 __all__ = [
     "MODERATOR_ACTION",
@@ -921,20 +921,8 @@ class FakeDiscourse(FakeServer[Fault]):
             return _raw_json(b'{"topic_list": {"topics": [{"id": 1,},]}}')
         if isinstance(fault, TruncatedBody):
             full = orjson.dumps({"topic_list": {"topics": [{"id": 1, "title": "x" * 300}]}})
-            response = web.StreamResponse(status=200)
-            response.content_type = "application/json"
-            response.content_length = len(full)
-            await response.prepare(request)
-            await response.write(full[: len(full) // 2])
-            _close_transport(request)
-            return response
-        if fault.retries_too:
-            again: Injected[Fault] = Injected(
-                fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
-            )
-            self._faults.insert(0, again)
-        _close_transport(request)
-        return web.Response(status=500)
+            return await self._truncated(request, full, "application/json")
+        return self._disconnect(request, fault)
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -1110,9 +1098,3 @@ def _html_page(title: str) -> web.Response:
         text=f"<!DOCTYPE html><html><head><title>{_escape(title)}</title></head></html>",
         content_type="text/html",
     )
-
-
-def _close_transport(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()

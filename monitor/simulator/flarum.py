@@ -65,7 +65,7 @@ from urllib.parse import quote_plus
 import orjson
 from aiohttp import web
 
-from monitor.simulator.base import FakeServer, Injected
+from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
 
 __all__ = [
     "ADMIN_GROUP",
@@ -117,31 +117,8 @@ class HttpStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Delay:
-    """Wait before answering normally (provokes client timeouts; cut short on shutdown)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, kw_only=True)
 class MalformedJson:
     """Answer 200 with the JSON:API content type and a body that is not valid JSON."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class TruncatedBody:
-    """Announce the full Content-Length, send half the body, then drop the connection."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Disconnect:
-    """Close the connection without answering.
-
-    aiohttp silently retries an idempotent request once after a disconnect, so by default the
-    retry is dropped too and the caller sees the failure; `retries_too=False` drops one only.
-    """
-
-    retries_too: bool = True
 
 
 Fault = FlarumError | HttpStatus | Delay | MalformedJson | TruncatedBody | Disconnect
@@ -737,20 +714,8 @@ class FakeFlarum(FakeServer[Fault]):
             return web.Response(body=raw, content_type=JSON_API)
         if isinstance(fault, TruncatedBody):
             full = orjson.dumps({"data": [{"type": "posts", "id": "1", "attributes": {}}] * 20})
-            response = web.StreamResponse(status=200)
-            response.content_type = JSON_API
-            response.content_length = len(full)
-            await response.prepare(request)
-            await response.write(full[: len(full) // 2])
-            _close_transport(request)
-            return response
-        if fault.retries_too:
-            again: Injected[Fault] = Injected(
-                fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
-            )
-            self._faults.insert(0, again)
-        _close_transport(request)
-        return web.Response(status=500)
+            return await self._truncated(request, full, JSON_API)
+        return self._disconnect(request, fault)
 
     def _error_response(self, error: FlarumError) -> web.Response:
         entry: dict[str, str] = {"status": str(error.status), "code": error.code}  # [ERR]
@@ -1118,9 +1083,3 @@ def _page_link(url: str, query: Mapping[str, Any], offset: int, limit: int) -> s
         else:
             pairs.append(f"{quote_plus(key)}={quote_plus(str(value))}")
     return url + ("?" + "&".join(pairs) if pairs else "")
-
-
-def _close_transport(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()

@@ -77,7 +77,7 @@ from aiohttp import web
 from multidict import MultiDict
 from yarl import URL
 
-from monitor.simulator.base import FakeServer, Injected
+from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
 
 WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"  # [TIME]: no colon in the offset
 _VERSION = re.compile(r"^v\d+\.\d+$")
@@ -111,32 +111,8 @@ class HttpStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Delay:
-    """Wait before answering normally (provokes client timeouts; cut short on shutdown)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, kw_only=True)
 class MalformedJson:
     """Answer 200 with a JSON content type and a body that is not valid JSON."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class TruncatedBody:
-    """Announce the full Content-Length, send half the body, then drop the connection."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Disconnect:
-    """Close the connection without answering.
-
-    aiohttp (like most clients) silently retries an idempotent request once after a
-    disconnect, so by default the retry of the same path is dropped too and the caller sees
-    the failure; `retries_too=False` drops one connection only (a blip the client absorbs).
-    """
-
-    retries_too: bool = True
 
 
 Fault = GraphError | HttpStatus | Delay | MalformedJson | TruncatedBody | Disconnect
@@ -1014,20 +990,10 @@ class FakeGraphApi(FakeServer[Fault]):
             return self._raw_json_response(_MALFORMED)
         if isinstance(fault, TruncatedBody):
             full = orjson.dumps({"data": [{"id": f"{self.page_id}_1", "message": "x" * 200}]})
-            response = web.StreamResponse(status=200, headers=self._common_headers({}))
-            response.content_type = "application/json"
-            response.content_length = len(full)
-            await response.prepare(request)
-            await response.write(full[: len(full) // 2])
-            _close_transport(request)
-            return response
-        if fault.retries_too:
-            again: Injected[Fault] = Injected(
-                fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
+            return await self._truncated(
+                request, full, "application/json", self._common_headers({})
             )
-            self._faults.insert(0, again)
-        _close_transport(request)
-        return web.Response(status=500)
+        return self._disconnect(request, fault)
 
     def _error_parts(self, error: GraphError, object_id: str) -> tuple[int, bytes, dict[str, str]]:
         """Status, body and headers of a Graph error answer."""
@@ -1328,9 +1294,3 @@ def _project(full: Mapping[str, Any], fields: FieldSpec, node_type: str) -> dict
     if "id" in full:
         out.setdefault("id", full["id"])
     return out
-
-
-def _close_transport(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()

@@ -60,7 +60,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from monitor.simulator.base import FakeServer, Injected
+from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
 
 ANONYMOUS = 1  # phpBB's guest user id
 LinkStyle = Literal["topic_and_post", "post_only"]
@@ -101,20 +101,8 @@ def rate_limited(status: int = 429, retry_after: str = "120") -> HttpStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Delay:
-    """Wait before answering normally (provokes client timeouts; cut short on shutdown)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, kw_only=True)
 class MalformedXml:
     """Answer 200 with the Atom content type and a body that is not well-formed XML."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class TruncatedBody:
-    """Announce the full Content-Length, send half the feed, then drop the connection."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,17 +122,6 @@ class HtmlPage:
 @dataclass(frozen=True, kw_only=True)
 class EntityExpansion:
     """Answer 200 with a feed that declares and nests XML entities ("billion laughs")."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Disconnect:
-    """Close the connection without answering.
-
-    aiohttp silently retries an idempotent request once after a disconnect, so by default the
-    retry of the same path is dropped too; `retries_too=False` drops one connection only.
-    """
-
-    retries_too: bool = True
 
 
 Fault = (
@@ -751,20 +728,8 @@ class FakePhpbbBoard(FakeServer[Fault]):
                     content_type="application/atom+xml",
                     charset="UTF-8",
                 )
-            response = web.StreamResponse(status=200)
-            response.content_type = "application/atom+xml"
-            response.content_length = len(full)
-            await response.prepare(request)
-            await response.write(full[: len(full) // 2])
-            _close_transport(request)
-            return _Dropped(response)
-        if fault.retries_too:
-            again: Injected[Fault] = Injected(
-                fault=Disconnect(retries_too=False), remaining=1, path_contains=request.path
-            )
-            self._faults.insert(0, again)
-        _close_transport(request)
-        return _Dropped(web.Response(status=500))
+            return _Dropped(await self._truncated(request, full, "application/atom+xml"))
+        return _Dropped(self._disconnect(request, fault))
 
     def _sample_feed(self, request: web.Request) -> bytes:
         """A realistic feed body to cut in half: the overall feed (padded if the board is new)."""
@@ -841,9 +806,3 @@ def _unix(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
     return int(moment.timestamp())
-
-
-def _close_transport(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()
