@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from monitor import __version__
@@ -80,10 +79,14 @@ def cmd_db_recompute(args: argparse.Namespace) -> int:
     """`db recompute -c CONFIG --since ISO`: re-derive items after a calendar/policy change."""
     from monitor.app import source_settings
     from monitor.recompute import recompute
+    from monitor.report import parse_instant
     from monitor.store import Store, create_engine, upgrade
 
     config = _load_or_exit(args.config)
-    since = _parse_instant(args.since, "--since")
+    try:
+        since = parse_instant(args.since)
+    except ValueError as err:
+        raise SystemExit(f"--since: {err}") from err
 
     async def run() -> None:
         engine = create_engine(config.database_url)
@@ -99,15 +102,6 @@ def cmd_db_recompute(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
-
-
-def _parse_instant(text: str, flag: str) -> datetime:
-    """ISO 8601; a time without offset is UTC (DESIGN.md section 2)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise SystemExit(f"{flag}: not an ISO 8601 date or time: {text!r}") from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor.alerts.escalation import FollowUp
 from monitor.alerts.models import Notification, notification_from_json, notification_to_json
 from monitor.store import Store
+from monitor.store.repository import chunked
 from monitor.store.tables import alert_followups, alert_handovers, alert_outbox, item_alerts
 
 
@@ -54,10 +55,8 @@ class Outbox:
     async def alerted(self, item_ids: Collection[int]) -> dict[int, set[str]]:
         """The kinds each item was already alerted for."""
         found: dict[int, set[str]] = {}
-        ids = sorted(item_ids)
         async with self._engine.connect() as conn:
-            for start in range(0, len(ids), 1000):
-                chunk = ids[start : start + 1000]
+            for chunk in chunked(item_ids):
                 result = await conn.execute(
                     select(item_alerts.c.item_id, item_alerts.c.kind).where(
                         item_alerts.c.item_id.in_(chunk)
@@ -172,14 +171,11 @@ class Outbox:
 
     async def followups(self, item_ids: Collection[int]) -> dict[int, FollowUp]:
         """The follow-up rows of the given items."""
-        ids = sorted(item_ids)
         found: dict[int, FollowUp] = {}
         async with self._engine.connect() as conn:
-            for start in range(0, len(ids), 1000):
+            for chunk in chunked(item_ids):
                 result = await conn.execute(
-                    select(alert_followups).where(
-                        alert_followups.c.item_id.in_(ids[start : start + 1000])
-                    )
+                    select(alert_followups).where(alert_followups.c.item_id.in_(chunk))
                 )
                 found.update((row.item_id, _followup(row)) for row in result)
         return found
@@ -210,15 +206,14 @@ class Outbox:
         self, item_ids: Collection[int], *, reason: str, now: datetime
     ) -> None:
         """No more escalation or reminders for these items (answered, dismissed, done)."""
-        ids = sorted(item_ids)
-        if not ids:
+        if not item_ids:
             return
         async with self._engine.begin() as conn:
-            for start in range(0, len(ids), 1000):
+            for chunk in chunked(item_ids):
                 await conn.execute(
                     update(alert_followups)
                     .where(
-                        alert_followups.c.item_id.in_(ids[start : start + 1000]),
+                        alert_followups.c.item_id.in_(chunk),
                         alert_followups.c.stopped_at.is_(None),
                     )
                     .values(stopped_at=now, stop_reason=reason, next_at=None)

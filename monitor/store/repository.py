@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, func, select, text, update
 from sqlalchemy.engine import Row
@@ -16,6 +16,7 @@ from monitor.domain import Item, ItemState, Message, Period, SourceRef, StoredMe
 from monitor.store.tables import items, messages, sources
 
 UNANSWERED = [s.value for s in ItemState if s.is_unanswered]
+T = TypeVar("T", str, int)
 # Keep IN (...) lists well below PostgreSQL's 32,767 bind-parameter limit.
 _CHUNK = 1000
 
@@ -30,9 +31,11 @@ class SourceState:
     last_success_at: datetime | None
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+def chunked(values: Iterable[T]) -> Iterator[list[T]]:
+    """The values sorted and cut into IN (...) lists of at most _CHUNK."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
 
 
 def _message_row(row: Row[Any]) -> StoredMessage:
@@ -123,7 +126,7 @@ class Tx:
     ) -> dict[str, StoredMessage]:
         """Stored messages of a source with the given platform ids."""
         found: dict[str, StoredMessage] = {}
-        for chunk in _chunks(sorted(platform_ids)):
+        for chunk in chunked(platform_ids):
             result = await self.conn.execute(
                 select(messages).where(
                     messages.c.source == source, messages.c.platform_id.in_(chunk)
@@ -139,7 +142,7 @@ class Tx:
     ) -> dict[str, list[StoredMessage]]:
         """All stored messages of the given threads, in platform order."""
         threads: dict[str, list[StoredMessage]] = {t: [] for t in thread_ids}
-        for chunk in _chunks(sorted(thread_ids)):
+        for chunk in chunked(thread_ids):
             result = await self.conn.execute(
                 select(messages)
                 .where(messages.c.source == source, messages.c.thread_id.in_(chunk))
@@ -164,7 +167,7 @@ class Tx:
     async def thread_items(self, source: str, thread_ids: Collection[str]) -> dict[int, Item]:
         """Items of the given threads, keyed by message id."""
         found: dict[int, Item] = {}
-        for chunk in _chunks(sorted(thread_ids)):
+        for chunk in chunked(thread_ids):
             result = await self.conn.execute(
                 select(items).where(items.c.source == source, items.c.thread_id.in_(chunk))
             )
@@ -227,24 +230,18 @@ class Store:
     async def items_by_id(self, message_ids: Collection[int]) -> dict[int, Item]:
         """Current rows of the given items."""
         found: dict[int, Item] = {}
-        ids = sorted(message_ids)
         async with self.engine.connect() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                result = await conn.execute(
-                    select(items).where(items.c.message_id.in_(ids[start : start + _CHUNK]))
-                )
+            for chunk in chunked(message_ids):
+                result = await conn.execute(select(items).where(items.c.message_id.in_(chunk)))
                 found.update((row.message_id, _item_row(row)) for row in result)
         return found
 
     async def messages_by_id(self, message_ids: Collection[int]) -> dict[int, StoredMessage]:
         """Stored messages by our own id."""
         found: dict[int, StoredMessage] = {}
-        ids = sorted(message_ids)
         async with self.engine.connect() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                result = await conn.execute(
-                    select(messages).where(messages.c.id.in_(ids[start : start + _CHUNK]))
-                )
+            for chunk in chunked(message_ids):
+                result = await conn.execute(select(messages).where(messages.c.id.in_(chunk)))
                 found.update((row.id, _message_row(row)) for row in result)
         return found
 
