@@ -129,6 +129,26 @@ def timeseries_custom(
     }
 
 
+def waiting_over_time(description: str) -> Panel:
+    """Unanswered items stacked by SLA state, in the states' own colours (two dashboards)."""
+    return Panel(
+        "timeseries",
+        "Waiting over time",
+        description,
+        [target(f"sum by (state) (webcare_open_items{{{BRAND_SOURCE}}})", "{{state}}")],
+        timeseries_options(),
+        unit="short",
+        decimals=0,
+        custom=timeseries_custom(stacked=True),
+        color="palette-classic",
+        overrides=[
+            override("breached", color={"fixedColor": "red", "mode": "fixed"}),
+            override("warning", color={"fixedColor": "orange", "mode": "fixed"}),
+            override("open", color={"fixedColor": "blue", "mode": "fixed"}),
+        ],
+    )
+
+
 def table_custom() -> Json:
     return {
         "align": "auto",
@@ -660,27 +680,7 @@ def brand_overview() -> Json:
         8,
     )
     b.add(
-        Panel(
-            "timeseries",
-            "Waiting over time",
-            "Unanswered consumer items by SLA state.",
-            [
-                target(
-                    f"sum by (state) (webcare_open_items{{{BRAND_SOURCE}}})",
-                    "{{state}}",
-                )
-            ],
-            timeseries_options(),
-            unit="short",
-            decimals=0,
-            custom=timeseries_custom(stacked=True),
-            color="palette-classic",
-            overrides=[
-                override("breached", color={"fixedColor": "red", "mode": "fixed"}),
-                override("warning", color={"fixedColor": "orange", "mode": "fixed"}),
-                override("open", color={"fixedColor": "blue", "mode": "fixed"}),
-            ],
-        ),
+        waiting_over_time("Unanswered consumer items by SLA state."),
         12,
         8,
     )
@@ -962,22 +962,7 @@ def on_duty() -> Json:
         8,
     )
     b.add(
-        Panel(
-            "timeseries",
-            "Waiting over time",
-            "Unanswered items by SLA state.",
-            [target(f"sum by (state) (webcare_open_items{{{BRAND_SOURCE}}})", "{{state}}")],
-            timeseries_options(),
-            unit="short",
-            decimals=0,
-            custom=timeseries_custom(stacked=True),
-            color="palette-classic",
-            overrides=[
-                override("breached", color={"fixedColor": "red", "mode": "fixed"}),
-                override("warning", color={"fixedColor": "orange", "mode": "fixed"}),
-                override("open", color={"fixedColor": "blue", "mode": "fixed"}),
-            ],
-        ),
+        waiting_over_time("Unanswered items by SLA state."),
         14,
         8,
     )
