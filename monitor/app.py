@@ -14,7 +14,7 @@ from aiohttp import web
 from monitor import __version__
 from monitor.alerts.links import Links, derive_secret
 from monitor.alerts.service import AlertService
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock, SystemClock, sleep_or_wake
 from monitor.config import (
     Config,
     DiscourseConfig,
@@ -56,8 +56,12 @@ from monitor.web.queue import add_queue_routes
 
 log = get_logger("monitor.app")
 
-# Rolling compliance is a trend figure: once a minute is plenty and keeps the store quiet.
+# Rolling compliance is a trend figure: once a minute is plenty and keeps the store quiet...
 COMPLIANCE_REFRESH_SECONDS = 60.0
+# ... except for a source that has no figure yet (first poll after a start or a backfill): it is
+# refreshed as soon as its events are stored, at most this often, so Grafana never shows
+# "No data" for a minute after each restart.
+COMPLIANCE_FIRST_SECONDS = 2.0
 
 
 def source_settings(config: Config) -> list[SourceSettings]:
@@ -180,10 +184,14 @@ def create_app(
     # Subscribers that need a whole round of events at once (alerts group items due together).
     round_subscribers: list[Callable[[list[Event]], None]] = []
 
+    compliance_wake = asyncio.Event()
+
     def on_events(events: list[Event]) -> None:
         for event in events:
             for subscriber in subscribers:
                 subscriber(event)
+            if not compliance.has_figures(event.source.name):
+                compliance_wake.set()
         for round_subscriber in round_subscribers:
             round_subscriber(events)
 
@@ -238,12 +246,16 @@ def create_app(
 
     async def rolling_compliance(app: web.Application) -> AsyncIterator[None]:
         async def refresh_forever() -> None:
+            clock = app[CLOCK]
             while True:
+                await clock.sleep(COMPLIANCE_FIRST_SECONDS)
+                await sleep_or_wake(
+                    clock, compliance_wake, COMPLIANCE_REFRESH_SECONDS - COMPLIANCE_FIRST_SECONDS
+                )
                 try:
-                    await compliance.refresh(app[STORE], app[CLOCK].now())
+                    await compliance.refresh(app[STORE], clock.now())
                 except Exception:  # the next round may succeed; the old values stay served
                     log.exception("compliance refresh failed")
-                await app[CLOCK].sleep(COMPLIANCE_REFRESH_SECONDS)
 
         await compliance.refresh(app[STORE], app[CLOCK].now())
         task = asyncio.create_task(refresh_forever(), name="compliance")

@@ -7,6 +7,7 @@ from monitor.domain.models import (
     Message,
     Outcome,
     Period,
+    Skipped,
     SourceRef,
     StoredMessage,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Message",
     "Outcome",
     "Period",
+    "Skipped",
     "SourceRef",
     "StoredMessage",
 ]

@@ -68,6 +68,16 @@ class Message:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Skipped:
+    """Why one object (a thread, a post) was left out of a fetch."""
+
+    # The reason label of webcare_source_skipped_total: forbidden, not_found, bad_request,
+    # malformed (the platform answered, but without the fields we need).
+    reason: str
+    detail: str  # in the operator's words, for the one log line
+
+
+@dataclass(frozen=True, kw_only=True)
 class Batch:
     """What one fetch returned: messages plus what the source learned about deletions."""
 
@@ -89,6 +99,12 @@ class Batch:
     partial: bool = False
     # The platform asked us not to call again for this long (e.g. Graph's regain time).
     wait_seconds: float | None = None
+    # Set when the fetch stopped early (the platform throttled it mid-poll, or a transient
+    # failure): `messages` hold what came before and `cursor` says where the next fetch resumes.
+    # The value is the reason label of webcare_poll_errors_total ("rate_limited", "transient").
+    interrupted: str | None = None
+    # Objects that could not be read or used (platform id -> why); the rest was read as usual.
+    skipped: Mapping[str, Skipped] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

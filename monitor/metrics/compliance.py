@@ -20,6 +20,7 @@ class RollingCompliance(Collector):
     def __init__(self, sources: Iterable[SourceRef]) -> None:
         self._sources = {ref.name: ref for ref in sources}
         self._ratios: dict[tuple[str, str, str], float] = {}
+        self._with_figures: frozenset[str] = frozenset()
 
     async def refresh(self, store: Store, now: datetime) -> None:
         """Recompute every window from the store (so it is right after a restart too)."""
@@ -32,6 +33,11 @@ class RollingCompliance(Collector):
                 if source in self._sources and denominator:
                     ratios[(source, period, window)] = in_time / denominator
         self._ratios = ratios
+        self._with_figures = frozenset(source for source, _, _ in ratios)
+
+    def has_figures(self, source: str) -> bool:
+        """Whether any window of the source has a ratio (else its series are missing)."""
+        return source in self._with_figures
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Render the last computed ratios."""

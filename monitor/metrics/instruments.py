@@ -17,6 +17,10 @@ _ALERT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_ERROR_REASONS = ("auth", "rate_limited", "transient", "fatal", "store", "error")
 DISMISS_REASONS = ("hidden", "deleted")
+# Why one object of a source was skipped (Batch.skipped): the platform refused it (403), no
+# longer has it (404, where that does not mean "deleted"), refused the request (other 4xx), or
+# sent it without the fields we need.
+SKIP_REASONS = ("forbidden", "not_found", "bad_request", "malformed")
 WEBHOOK_OUTCOMES = ("accepted", "bad_signature", "malformed", "unknown_page", "error")
 
 
@@ -97,6 +101,13 @@ class Metrics:
         self.poll_errors = Counter(
             "webcare_poll_errors", "Failed polls by reason.", ["source", "reason"], registry=r
         )
+        self.source_skipped = Counter(
+            "webcare_source_skipped",
+            "Objects (threads, posts) a source could not read and skipped, by reason; each"
+            " object counts once until it is readable again.",
+            ["brand", "source", "reason"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "webcare_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll.",
@@ -169,6 +180,8 @@ class Metrics:
         self.poll_duration.labels(ref.name)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(ref.name, reason)
+        for reason in SKIP_REASONS:
+            self.source_skipped.labels(ref.brand, ref.name, reason)
         self.last_success.labels(ref.name)
         self.api_usage.labels(ref.name)
 

@@ -19,6 +19,7 @@ from monitor.logging import get_logger
 from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings, handle_batch
 from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
+from monitor.poller.skips import SkipList
 from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
 from monitor.store import Store
 
@@ -45,6 +46,9 @@ class PolledSource:
     # one HTTP batch (e.g. Facebook pages on one token); None: a group of its own.
     group: str | None = None
     next_at: datetime | None = None
+    # Polls in a row that stopped early (throttled mid-poll) and were resumed.
+    interruptions: int = 0
+    skips: SkipList = field(default_factory=SkipList)
 
     @property
     def name(self) -> str:
@@ -150,6 +154,7 @@ class Coordinator:
             )
             batch = await entry.source.fetch(request)
             result = await handle_batch(self._store, entry.settings, batch, self._clock.now())
+            self._note_skips(entry, batch)
         self._on_events(result.events)
         log.info("re-fetched", source=name, threads=len(thread_ids), events=len(result.events))
 
@@ -169,6 +174,8 @@ class Coordinator:
             active = await self._store.active_threads(
                 entry.name, active_since=now - timedelta(days=settings.active_days)
             )
+            # A thread that could not be read last time waits for its (slower) retry.
+            active -= entry.skips.resting(now)
             batch = await entry.source.fetch(
                 FetchRequest(cursor=entry.cursor, active_threads=active)
             )
@@ -183,28 +190,33 @@ class Coordinator:
             self._failed(entry, "error", err, started)
         else:
             duration = time.perf_counter() - started
+            # Stored, interrupted or not: the cursor says where the next fetch goes on.
             entry.cursor = dict(batch.cursor)
-            entry.last_success = self._clock.now()
-            entry.failures = 0
-            entry.polls += 1
             self._on_events(result.events)
-            self._mark_up(entry)
+            self._note_skips(entry, batch)
             m = self._metrics
             m.poll_duration.labels(entry.name).observe(duration)
-            m.last_success.labels(entry.name).set(entry.last_success.timestamp())
             if batch.api_usage_ratio is not None:
                 m.api_usage.labels(entry.name).set(batch.api_usage_ratio)
-            log.info(
-                "poll",
-                source=entry.name,
-                messages=len(batch.messages),
-                new=result.new_messages,
-                changed=result.changed_messages,
-                events=len(result.events),
-                requests=batch.requests,
-                active_threads=len(active),
-                duration_s=round(duration, 3),
-            )
+            fields = {
+                "source": entry.name,
+                "messages": len(batch.messages),
+                "new": result.new_messages,
+                "changed": result.changed_messages,
+                "events": len(result.events),
+                "requests": batch.requests,
+                "active_threads": len(active),
+                "duration_s": round(duration, 3),
+            }
+            if batch.interrupted is not None:
+                return self._interrupted(entry, batch, fields)
+            entry.last_success = self._clock.now()
+            entry.failures = 0
+            entry.interruptions = 0
+            entry.polls += 1
+            self._mark_up(entry)
+            m.last_success.labels(entry.name).set(entry.last_success.timestamp())
+            log.info("poll", **fields)
             delay = jittered(entry.interval * usage_slowdown(batch.api_usage_ratio), self._rng)
             # The platform's own "come back in N seconds" beats our pace.
             return max(delay, batch.wait_seconds or 0.0)
@@ -215,6 +227,45 @@ class Coordinator:
             rng=self._rng,
             retry_after=retry_after,
         )
+
+    def _interrupted(self, entry: PolledSource, batch: Batch, fields: dict[str, Any]) -> float:
+        """A poll stopped early but its progress is stored: resume soon, after the wait asked.
+
+        The source answers (it only asked us to slow down), so it is up; the last successful
+        poll moves only when a poll completes.
+        """
+        reason = batch.interrupted or "transient"
+        entry.failures = 0
+        entry.interruptions += 1
+        self._mark_up(entry)
+        self._metrics.poll_errors.labels(entry.name, reason).inc()
+        # Logged at info once per run of interruptions; a throttle every few requests would
+        # otherwise fill the log during a long backfill.
+        level = log.info if entry.interruptions == 1 else log.debug
+        level("poll interrupted, resuming", reason=reason, wait_s=batch.wait_seconds, **fields)
+        return backoff_delay(
+            entry.interruptions,
+            base=1.0,
+            cap=max(entry.interval, 60.0),
+            rng=self._rng,
+            retry_after=batch.wait_seconds,
+        )
+
+    def _note_skips(self, entry: PolledSource, batch: Batch) -> None:
+        """Count and log (once) the objects a fetch skipped; forget those read again."""
+        read = {*batch.complete_threads, *(m.platform_id for m in batch.messages)}
+        for object_id in entry.skips.cleared(read - batch.skipped.keys()):
+            log.info("skipped object readable again", source=entry.name, object=object_id)
+        ref = entry.settings.ref
+        for object_id, why in entry.skips.record(batch.skipped, self._clock.now()).items():
+            self._metrics.source_skipped.labels(ref.brand, ref.name, why.reason).inc()
+            log.warning(
+                "object skipped, polling the rest",
+                source=entry.name,
+                object=object_id,
+                reason=why.reason,
+                error=why.detail,
+            )
 
     def _failed(self, entry: PolledSource, reason: str, err: BaseException, started: float) -> None:
         entry.failures += 1

@@ -43,6 +43,9 @@ class Injected(Generic[FaultT]):
     fault: FaultT
     remaining: int | None
     path_contains: str | None
+    # Only every `every`-th matching request gets the fault (a throttle that lets most through).
+    every: int = 1
+    seen: int = 0
 
 
 class FakeServer(Generic[FaultT]):
@@ -76,6 +79,21 @@ class FakeServer(Generic[FaultT]):
     ) -> None:
         """Answer the next `times` matching requests (None: until cleared) with `fault`."""
         self._faults.append(Injected(fault=fault, remaining=times, path_contains=path_contains))
+
+    def inject_every(
+        self, fault: FaultT, every: int, *, path_contains: str | None = None
+    ) -> None:
+        """Answer every `every`-th matching request with `fault`, until cleared.
+
+        How real platforms throttle a long poll: most requests pass, and the Nth in a window is
+        refused at any point of the poll (Discourse's per-minute limits, Graph's codes 4/17/32/
+        613/80001 that arrive mid-poll, a proxy's 503 burst).
+        """
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        self._faults.append(
+            Injected(fault=fault, remaining=None, path_contains=path_contains, every=every)
+        )
 
     @property
     def pending_faults(self) -> int:
@@ -202,6 +220,10 @@ class FakeServer(Generic[FaultT]):
     def _take_fault(self, path: str) -> FaultT | None:
         for injected in self._faults:
             if injected.path_contains is None or injected.path_contains in path:
+                if injected.every > 1:
+                    injected.seen += 1
+                    if injected.seen % injected.every:
+                        continue
                 if injected.remaining is not None:
                     injected.remaining -= 1
                     if injected.remaining <= 0:

@@ -28,6 +28,8 @@ from monitor.sources.base import (
 _URL_QUERY = re.compile(r"(https?://[^\s'\"<>?#]+)[?#][^\s'\"<>]*")
 
 QueryParams = Mapping[str, str | int | float]
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,20 +100,34 @@ async def request_json(
     and the body is JSON (some platforms, e.g. the Graph API, put error codes in 5xx bodies).
     """
     where = f"{method} {safe_url(url)}"
+    # encoded=True: follow server-built links (Graph `paging.next`) byte for byte.
+    target = URL(url, encoded=True)
+    query = _stringify(params)
     try:
-        async with session.request(
-            method,
-            # encoded=True: follow server-built links (Graph `paging.next`) byte for byte.
-            URL(url, encoded=True),
-            params=_stringify(params),
-            headers=headers,
-            data=data,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            allow_redirects=True,
-        ) as resp:
-            raw = await resp.read()
-            status = resp.status
-            resp_headers = CIMultiDictProxy(CIMultiDict(resp.headers))
+        for _ in range(MAX_REDIRECTS + 1):
+            # Redirects are followed here, not by aiohttp: credentials ride in headers (Api-Key,
+            # Authorization) that must never reach another origin.
+            async with session.request(
+                method,
+                target,
+                params=query,
+                headers=headers,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                resp_headers = CIMultiDictProxy(CIMultiDict(resp.headers))
+            location = resp_headers.get("Location") if status in REDIRECTS else None
+            if location is None:
+                break
+            following = _redirect_target(target, query, location, where)
+            target, query = following, None
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, data = "GET", None  # what browsers and aiohttp do
+        else:
+            raise TransientError(f"{where}: more than {MAX_REDIRECTS} redirects")
     except aiohttp.InvalidURL as err:
         raise FatalError(f"{where}: invalid URL") from err
     except TimeoutError as err:
@@ -141,6 +157,24 @@ async def request_json(
     if status >= 500 and not accept_5xx_json:
         raise TransientError(f"{where}: server error HTTP {status}")
     return JsonResponse(status=status, body=body, headers=resp_headers, url=safe_url(url))
+
+
+def _redirect_target(
+    current: URL, query: Mapping[str, str] | None, location: str, where: str
+) -> URL:
+    """Where a redirect leads; an error if it leaves the origin the credentials belong to."""
+    here = current.update_query(query) if query else current
+    try:
+        target = here.join(URL(location))
+    except ValueError as err:
+        raise TransientError(f"{where}: redirect to an unreadable Location") from err
+    if target.origin() != current.origin():
+        raise FatalError(
+            f"{where}: the server redirects to {safe_url(target)}, another origin than"
+            f" {current.origin()}; credentials are never sent there. Check the configured base"
+            " URL (scheme, host and port) against where the service now lives"
+        )
+    return target
 
 
 def _stringify(params: QueryParams | None) -> dict[str, str] | None:
