@@ -219,6 +219,14 @@ class FacebookPageConfig(_SourceCommon):
     page_id: str = Field(min_length=1, pattern=r"^[0-9A-Za-z_.-]+$")
     access_token: SecretStr
     api_base_url: HttpUrl = DEFAULT_GRAPH_API
+    # The app's secret: every Graph call then carries appsecret_proof (required when the app
+    # has "Require App Secret" on). Defaults to [facebook_webhook] app_secret.
+    app_secret: SecretStr | None = None
+
+    @field_validator("app_secret")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
 
 class _ForumCommon(_SourceCommon):
@@ -277,6 +285,26 @@ class Config(_Model):
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_secret_for_pages(cls, data: Any) -> Any:
+        """Pages without their own app_secret sign their calls with the webhook's."""
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+            return data
+        webhook = data.get("facebook_webhook")
+        secret = webhook.get("app_secret") if isinstance(webhook, dict) else None
+        if secret is None:
+            return data
+        sources = [
+            {**source, "app_secret": secret}
+            if isinstance(source, dict)
+            and source.get("type") == "facebook_page"
+            and not source.get("app_secret")
+            else source
+            for source in data["sources"]
+        ]
+        return {**data, "sources": sources}
 
     def calendar(self, name: str) -> WeeklyCalendar:
         """The named calendar; `always` and `office` (NL hours and holidays) are built in."""

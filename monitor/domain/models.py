@@ -90,7 +90,10 @@ class Batch:
     deleted_threads: frozenset[str] = frozenset()
     # Highest API usage fraction the platform reported (0..1), if any.
     api_usage_ratio: float | None = None
-    requests: int = 0
+    requests: int = 0  # HTTP requests
+    # Calls as the platform's rate limit counts them, when that differs from HTTP requests
+    # (each entry of a Graph batch POST is one call).
+    api_calls: int | None = None
     # Push deliveries (webhooks) name single changes instead of re-reading whole threads:
     removed: frozenset[str] = frozenset()  # platform ids that were deleted
     hidden_changes: Mapping[str, bool] = field(default_factory=dict)  # platform id -> hidden

@@ -205,6 +205,7 @@ class Coordinator:
                 "changed": result.changed_messages,
                 "events": len(result.events),
                 "requests": batch.requests,
+                "calls": batch.requests if batch.api_calls is None else batch.api_calls,
                 "active_threads": len(active),
                 "duration_s": round(duration, 3),
             }

@@ -217,10 +217,13 @@ class FakeServer(Generic[FaultT]):
         _close_transport(request)
         return web.Response(status=500)  # never reaches the client: the socket is closed
 
-    def _take_fault(self, path: str) -> FaultT | None:
+    def _take_fault(self, path: str, *, periodic: bool = True) -> FaultT | None:
+        """The fault for this request, if any; `periodic=False` skips every-Nth throttles."""
         for injected in self._faults:
             if injected.path_contains is None or injected.path_contains in path:
                 if injected.every > 1:
+                    if not periodic:
+                        continue
                     injected.seen += 1
                     if injected.seen % injected.every:
                         continue

@@ -23,6 +23,16 @@ by tag next to the code that imitates them:
          exist the whole call fails, "(#803) Some of the aliases you requested do not exist: X"
          (nov/fb_graph#286, mobolic/facebook-sdk#315) and, in current versions, code 100 with
          the same text; at most 50 ids per call.
+[V26IDS] From v26.0 root multi-ID reads are refused: "Root requests using GET /?ids=... return
+         an error. Use per-object requests or supported batching" (Meta's v26.0 changelog, quoted
+         in restfb/restfb#1692). The fake refuses them (HTTP 400, code 100) from v26.0 on and
+         still serves them to older versions.
+[PROOF]  appsecret_proof = hex HMAC-SHA256(access token, app secret), a query parameter (batch:
+         a top-level parameter). With "Require App Secret" on, a call without it fails with
+         HTTP 400 GraphMethodException code 100 "API calls from the server require an
+         appsecret_proof argument" (sromku/android-simple-facebook#160, dektrium/yii2-user#305);
+         a wrong one fails with "Invalid appsecret_proof provided in the API argument"
+         (node-facebook/facebook-node-sdk#111).
 [BATCH]  Graph API "Batch Requests": POST with form field `batch` = JSON array of
          {"method", "relative_url"} (at most 50; each counts as one call for rate limiting) and
          `include_headers`; the answer is a JSON array in request order of {"code", "headers":
@@ -64,6 +74,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping
@@ -192,6 +204,22 @@ _REAL_ERRORS: Mapping[tuple[int, int | None], tuple[str, str, bool | None]] = Ma
     }
 )
 
+_ROOT_IDS_REFUSED = GraphError(  # [V26IDS]
+    code=100,
+    message="(#100) Root requests using GET /?ids=... are not supported in this version. Use"
+    " per-object requests or supported batching.",
+)
+_PROOF_REQUIRED = GraphError(  # [PROOF]
+    code=100,
+    type="GraphMethodException",
+    message="API calls from the server require an appsecret_proof argument",
+)
+_PROOF_INVALID = GraphError(  # [PROOF]
+    code=100,
+    type="GraphMethodException",
+    message="Invalid appsecret_proof provided in the API argument",
+)
+
 # Fields each node type knows; asking for anything else is an error, as on the real API, so a
 # typo in an adapter's `fields=` fails in tests instead of silently returning nothing.
 _KNOWN_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -304,6 +332,7 @@ class _Call:
     segments: tuple[str, ...]  # () for the root (multi-id reads), else (object_id[, edge])
     query: Mapping[str, str]
     token: str | None
+    proof: str | None = None  # appsecret_proof ([PROOF])
 
 
 class _GraphFailure(Exception):
@@ -350,6 +379,13 @@ class FakeGraphApi(FakeServer[Fault]):
         self.token_issued_at = 1_700_000_000
         self.token_valid = True
         self.token_scopes = ["pages_read_engagement", "pages_read_user_content", "pages_show_list"]
+        # The app's secret ([PROOF]): a given appsecret_proof is checked against it, and with
+        # `require_app_secret` a call without one is refused.
+        self.app_secret: str | None = None
+        self.require_app_secret = False
+        # A batch POST refused as a whole with this error (an app or endpoint that does not
+        # take batches), so a client's per-object fallback can be tested.
+        self.refuse_batches: GraphError | None = None
         # Every HTTP request received, and every Graph call (plain GETs and batch sub-requests).
         self.requests: list[RecordedRequest] = []
         self.calls: list[RecordedRequest] = []
@@ -559,6 +595,7 @@ class FakeGraphApi(FakeServer[Fault]):
             segments=segments,
             query=request.query,
             token=_token(request.query, request.headers.get("Authorization", "")),
+            proof=request.query.get("appsecret_proof"),
         )
 
     def _count(self, call: _Call) -> None:
@@ -571,9 +608,12 @@ class FakeGraphApi(FakeServer[Fault]):
     def _dispatch(self, call: _Call) -> dict[str, Any]:
         """Answer one call (HTTP or batch sub-request) with its body, or raise _GraphFailure."""
         self._check_token(call.token)
+        self._check_proof(call.token, call.proof)
         if not _VERSION.match(call.version) or len(call.segments) > 2:
             raise _unknown_path_error(call.path)
         if not call.segments:
+            if _version_number(call.version) >= (26, 0):
+                raise _GraphFailure(_ROOT_IDS_REFUSED)  # [V26IDS]
             return self._read_ids(call)
         object_id = self._usernames.get(call.segments[0], call.segments[0])
         if len(call.segments) == 1:
@@ -587,6 +627,18 @@ class FakeGraphApi(FakeServer[Fault]):
             return self._comments(call, object_id)
         raise self._no_such_field(object_id, edge)
 
+    def _check_proof(self, token: str | None, proof: str | None) -> None:
+        """[PROOF]: a wrong proof always fails; a missing one when the app requires it."""
+        if self.app_secret is None or token is None:
+            return
+        if proof is None:
+            if self.require_app_secret:
+                raise _GraphFailure(_PROOF_REQUIRED)
+            return
+        expected = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(proof, expected):
+            raise _GraphFailure(_PROOF_INVALID)
+
     def _check_token(self, token: str | None) -> None:
         if not token:
             raise _GraphFailure(GraphError(code=104))  # [E104]
@@ -597,7 +649,8 @@ class FakeGraphApi(FakeServer[Fault]):
 
     async def _serve_batch(self, request: web.Request) -> web.StreamResponse:
         await self._wait_for_path(request.path)
-        fault = self._take_fault(request.path)
+        # A throttle on every Nth call counts the calls inside, not the envelope.
+        fault = self._take_fault(request.path, periodic=False)
         if fault is not None:
             response = await self._apply_fault(fault, request)
             if response is not None:
@@ -610,17 +663,21 @@ class FakeGraphApi(FakeServer[Fault]):
         params.update((key, value) for key, value in form.items() if isinstance(value, str))
         version = request.match_info.get("version", self.version)
         token = params.get("access_token") or _token({}, request.headers.get("Authorization", ""))
+        proof = params.get("appsecret_proof")
         try:
             self._check_token(token)
+            self._check_proof(token, proof)
             if not _VERSION.match(version):
                 raise _unknown_path_error(request.path)
+            if self.refuse_batches is not None:
+                raise _GraphFailure(self.refuse_batches)
             operations = _batch_operations(params.get("batch"))
         except _GraphFailure as failure:
             return self._error_response(failure.error)
         include_headers = params.get("include_headers", "true").lower() != "false"
         answers = await asyncio.gather(
             *(
-                self._sub_request(request, version, operation, token, include_headers)
+                self._sub_request(request, version, operation, token, proof, include_headers)
                 for operation in operations
             )
         )
@@ -632,6 +689,7 @@ class FakeGraphApi(FakeServer[Fault]):
         version: str,
         operation: Mapping[str, Any],
         token: str | None,
+        proof: str | None,
         include_headers: bool,
     ) -> dict[str, Any] | None:
         """One operation of a batch: its {code, headers, body}, or None when it timed out."""
@@ -640,7 +698,7 @@ class FakeGraphApi(FakeServer[Fault]):
             error = GraphError(code=100, message="(#100) Each batch operation needs relative_url")
             self.graph_calls += 1
             return self._sub_error(error, include_headers)
-        call = _sub_call(request, version, relative, token)
+        call = _sub_call(request, version, relative, token, proof)
         self._count(call)
         method = operation.get("method", "GET")
         if not isinstance(method, str) or method.upper() != "GET":
@@ -1092,7 +1150,9 @@ def _token(query: Mapping[str, str], authorization: str) -> str | None:
     return token
 
 
-def _sub_call(request: web.Request, version: str, relative: str, token: str | None) -> _Call:
+def _sub_call(
+    request: web.Request, version: str, relative: str, token: str | None, proof: str | None
+) -> _Call:
     """A batch operation's relative_url as a call ("PAGE/feed?...", "v26.0/ID", "?ids=...")."""
     target = URL("/" + relative.lstrip("/"))
     segments = [segment for segment in target.path.split("/") if segment]
@@ -1107,6 +1167,7 @@ def _sub_call(request: web.Request, version: str, relative: str, token: str | No
         query=target.query,
         # An operation may carry its own token; otherwise the batch's applies.
         token=target.query.get("access_token", token),
+        proof=target.query.get("appsecret_proof", proof),
     )
 
 
@@ -1124,6 +1185,11 @@ def _batch_operations(raw: str | None) -> list[Mapping[str, Any]]:
         message = f"(#1) Too many requests in batch message. Maximum batch size is {BATCH_LIMIT}"
         raise _GraphFailure(GraphError(code=1, message=message))
     return operations
+
+
+def _version_number(version: str) -> tuple[int, int]:
+    major, _, minor = version.removeprefix("v").partition(".")
+    return int(major), int(minor or 0)
 
 
 def _split_ids(query: Mapping[str, str]) -> list[str]:

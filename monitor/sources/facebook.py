@@ -1,8 +1,9 @@
 """Facebook Page adapter: Graph API feed and comments into domain messages and our error tree.
 
 Frugal by design: one feed call brings new posts with their comments (field expansion), the
-other active threads are re-read with multi-id lookups of up to 50 posts per call, and pages on
-one token can share Graph batch requests (`GraphBatcher`).
+other active threads are re-read in Graph batch requests of up to 50 reads per POST (multi-id
+`GET /?ids=` reads are refused from v26.0), and pages on one token share those batches
+(`GraphBatcher`). A throttle in the middle of a poll keeps what came before (see `fetch`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -21,7 +22,8 @@ from yarl import URL
 
 from monitor.clock import Clock
 from monitor.config import FacebookPageConfig
-from monitor.domain import Batch, Message
+from monitor.domain import Batch, Message, Skipped
+from monitor.logging import get_logger
 from monitor.sources.base import (
     AuthError,
     FatalError,
@@ -30,15 +32,15 @@ from monitor.sources.base import (
     SourceError,
     TransientError,
 )
-from monitor.sources.graph_batch import GraphBatcher
-from monitor.sources.http import request_json
+from monitor.sources.facebook_token import proof_params
+from monitor.sources.graph_batch import BatchRefused, GraphBatcher
+from monitor.sources.http import JsonResponse, request_json
+
+log = get_logger("monitor.sources.facebook")
 
 FEED_FIELDS = "id,from{id,name},message,created_time,permalink_url,is_hidden"
 COMMENT_FIELDS = "id,from{id,name},message,created_time,parent{id},is_hidden,permalink_url"
 GRAPH_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # "2024-01-05T21:13:04+0000"
-# Graph's cap on the ids of one multi-id read (`GET /?ids=`).
-IDS_PER_LOOKUP = 50
-
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001})
 # 102 session key invalid, 104 no token sent, 190 invalid/expired token.
 TOKEN_CODES = frozenset({102, 104, 190})
@@ -67,19 +69,90 @@ class _ObjectMissing(FatalError):
     """Graph code 100/33: the object does not exist (or cannot be read)."""
 
 
-class _AliasMissing(_ObjectMissing):
-    """Graph code 803 (100 in newer versions): an id of a multi-id read does not exist."""
-
-
 @dataclass(kw_only=True)
 class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     # Bounds plain GETs in flight; batched ones need no bound (≤ 50 share one POST anyway).
     limiter: asyncio.Semaphore
-    requests: int = 0
+    calls: int = 0  # Graph calls, as the rate limits count them (each batch entry is one)
+    plain_requests: int = 0
+    batches: set[int] = field(default_factory=set)  # the batch POSTs our calls travelled in
     usage_ratio: float | None = None
     regain_seconds: float | None = None
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+
+    @property
+    def http_requests(self) -> int:
+        """HTTP requests: plain GETs plus the batch POSTs that carried our calls."""
+        return self.plain_requests + len(self.batches)
+
+
+@dataclass(kw_only=True)
+class _FeedRead:
+    """Feed posts read so far (with their comments, None when those did not all come)."""
+
+    posts: list[tuple[Raw, list[Raw] | None]] = field(default_factory=list)
+    next_url: str | None = None  # where the feed goes on, when a page could not be read now
+    errors: list[SourceError] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class _ThreadsRead:
+    """Threads read (None: gone), and the ones to read again once Graph lets us."""
+
+    found: dict[str, list[Raw] | None] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    errors: list[SourceError] = field(default_factory=list)
+
+    def merge(self, other: _ThreadsRead) -> None:
+        """Add another read's results to this one."""
+        self.found.update(other.found)
+        self.pending.extend(other.pending)
+        self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Resume:
+    """The rest of an interrupted poll, kept in the cursor: the next fetch does this first."""
+
+    feed_next: str | None  # the feed page to read next (None: the feed was read to its end)
+    threads: tuple[str, ...]  # threads still to read
+    newest: int  # the newest post seen so far: the feed cursor once the rest is done
+    newest_ids: tuple[str, ...]
+
+    @classmethod
+    def load(cls, cursor: Mapping[str, Any]) -> _Resume | None:
+        """The saved rest of a poll, or None (none saved, or unreadable: start afresh)."""
+        raw = cursor.get("resume")
+        if not isinstance(raw, dict):
+            return None
+        feed_next = raw.get("feed_next")
+        threads = raw.get("threads")
+        newest = raw.get("newest")
+        newest_ids = raw.get("newest_ids")
+        if (
+            not (feed_next is None or isinstance(feed_next, str))
+            or not isinstance(threads, list)
+            or not isinstance(newest, int)
+            or not isinstance(newest_ids, list)
+        ):
+            return None
+        return cls(
+            feed_next=feed_next,
+            threads=tuple(str(t) for t in threads),
+            newest=newest,
+            newest_ids=tuple(str(i) for i in newest_ids),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The form the store keeps."""
+        return {
+            "feed_next": self.feed_next,
+            "threads": list(self.threads),
+            "newest": self.newest,
+            "newest_ids": list(self.newest_ids),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +188,18 @@ class FacebookPageSource:
         self._token = config.access_token.get_secret_value()
         # Header, never a query parameter: URLs end up in logs and exception messages.
         self._headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        # appsecret_proof on every call when the app secret is known (Meta's recommendation).
+        self._proof = proof_params(config)
+        # Several threads are read in Graph batch POSTs: pages sharing a token use the shared
+        # batcher for everything; a lone page batches only its thread reads.
+        self._thread_batcher = batcher or GraphBatcher(
+            session,
+            api_base_url=self._base,
+            access_token=self._token,
+            proof=self._proof,
+            clock=clock,
+        )
+        self._batch_refusal_logged = False
         # `from.id` is always numeric; a page configured by its username is resolved once.
         self._page_numeric_id: str | None = config.page_id if config.page_id.isdigit() else None
         # filter(stream): the default `toplevel` leaves out replies, where brand answers live.
@@ -136,41 +221,59 @@ class FacebookPageSource:
         return self._page_numeric_id
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New feed posts with their comments since the cursor, plus the other active threads."""
+        """New feed posts with their comments since the cursor, plus the other active threads.
+
+        A throttle or a transient failure in the middle keeps what came before: the batch is
+        marked interrupted and its cursor says what is left (the rest of the feed, the threads
+        not read), which the next fetch finishes before anything else.
+        """
         state = _FetchState(limiter=asyncio.Semaphore(self._concurrency))
         if self._batcher is not None and request.include_feed:
             # A poll cycle (not a re-read before a breach): the batcher expects this page.
             self._batcher.arrive(self._config.name)
         page_id = await self._numeric_page_id(state)
         since = self._since(request.cursor)
-        # `since` is inclusive: posts created at the cursor instant come back with the feed,
-        # comments included, so only the other active threads need a lookup of their own.
-        at_since = _since_ids(request.cursor) if request.include_feed else frozenset()
-        lookup = sorted(request.active_threads - at_since)
-        # Feed and lookups together: with a shared batcher they travel in the same POSTs.
+        resume = _Resume.load(request.cursor) if request.include_feed else None
+        if resume is not None:
+            feed_url: str | None = resume.feed_next
+            at_since: frozenset[str] = frozenset()
+            lookup = list(resume.threads)
+        else:
+            feed_url = self._feed_url(since) if request.include_feed else None
+            # `since` is inclusive: posts created at the cursor instant come back with the
+            # feed, comments included, so only the other active threads need a read of their own.
+            at_since = _since_ids(request.cursor) if request.include_feed else frozenset()
+            lookup = sorted(request.active_threads - at_since)
+        # Feed and thread reads together: with a batcher they travel in the same POSTs.
         with _one_error():
             async with asyncio.TaskGroup() as group:
-                feed_task = group.create_task(
-                    self._fetch_feed(state, since) if request.include_feed else _no_posts()
-                )
+                feed_task = group.create_task(self._fetch_feed(state, feed_url))
                 lookup_task = group.create_task(self._fetch_threads(state, lookup))
+        feed, looked_up = feed_task.result(), lookup_task.result()
         messages: list[Message] = []
         threads: dict[str, list[Raw] | None] = {}
         created: dict[str, int] = {}
-        for raw, comments in feed_task.result():
-            post = self._post_message(raw, page_id)
-            if post.platform_id in threads:
-                continue  # a post on two feed pages
+        for raw, comments in feed.posts:
+            post = self._post_message(raw, page_id, state)
+            if post is None or post.platform_id in threads:
+                continue  # unusable, or a post on two feed pages
             messages.append(post)
-            threads[post.platform_id] = comments
+            if comments is not None:
+                threads[post.platform_id] = comments
+            else:
+                looked_up.pending.append(post.platform_id)  # its comments did not all come
             created[post.platform_id] = int(post.created_at.timestamp())
-        looked_up = lookup_task.result()
-        # A post expected back from the feed that did not come is gone (or hidden from us).
+        # A post expected back from the feed that did not come is gone (or hidden from us);
+        # only a feed read to its end can tell.
         expected = sorted((request.active_threads & at_since) - threads.keys())
-        if expected:
-            looked_up.update(await self._fetch_threads(state, expected))
-        for post_id in sorted(looked_up):
-            threads.setdefault(post_id, looked_up[post_id])
+        if expected and feed.next_url is None:
+            more = await self._fetch_threads(state, expected)
+            looked_up.merge(more)
+        elif expected:
+            looked_up.pending.extend(expected)
+        for post_id in sorted(looked_up.found):
+            threads.setdefault(post_id, looked_up.found[post_id])
+        looked_up.pending = sorted(set(looked_up.pending) - threads.keys())
 
         complete: dict[str, frozenset[str]] = {}
         deleted: set[str] = set()
@@ -179,26 +282,61 @@ class FacebookPageSource:
                 deleted.add(post_id)
                 continue
             in_thread = [
-                self._comment_message(raw, post_id, page_id, position)
+                message
                 for position, raw in enumerate(raw_comments, start=1)
+                if (message := self._comment_message(raw, post_id, page_id, position, state))
             ]
             messages.extend(in_thread)
             # The comments were read, so the post itself still exists.
             complete[post_id] = frozenset({post_id, *(c.platform_id for c in in_thread)})
-        newest = max([since, *created.values()])
-        cursor: Mapping[str, Any] = request.cursor
-        if request.include_feed:
-            at_newest = sorted(post_id for post_id, at in created.items() if at == newest)
-            cursor = {"feed_since": newest, "feed_since_ids": at_newest}
+        errors = [*feed.errors, *looked_up.errors]
+        interrupted = feed.next_url is not None or bool(looked_up.pending)
+        if interrupted and not (messages or complete or deleted or state.skipped):
+            raise _most_severe(ExceptionGroup("no progress", errors)) or errors[0]
+        cursor = self._next_cursor(request, since, resume, created, feed, looked_up.pending)
         return Batch(
             messages=tuple(messages),
             cursor=cursor,
             complete_threads=complete,
             deleted_threads=frozenset(deleted),
             api_usage_ratio=state.usage_ratio,
-            requests=state.requests,
-            wait_seconds=state.regain_seconds,
+            requests=state.http_requests,
+            api_calls=state.calls,
+            wait_seconds=_wait(state, errors),
+            interrupted=_reason(errors) if interrupted and request.include_feed else None,
+            skipped=state.skipped,
         )
+
+    def _next_cursor(
+        self,
+        request: FetchRequest,
+        since: int,
+        resume: _Resume | None,
+        created: Mapping[str, int],
+        feed: _FeedRead,
+        pending: Sequence[str],
+    ) -> Mapping[str, Any]:
+        """Where the next fetch starts: after the feed's newest post, or where this one stopped."""
+        if not request.include_feed:
+            return request.cursor  # a re-read before a breach never moves the cursor
+        newest = max([since, *created.values()])
+        at_newest = {post_id for post_id, at in created.items() if at == newest}
+        if resume is not None and resume.newest > newest:
+            newest, at_newest = resume.newest, set(resume.newest_ids)
+        elif resume is not None and resume.newest == newest:
+            at_newest |= set(resume.newest_ids)
+        if feed.next_url is None and not pending:
+            return {"feed_since": newest, "feed_since_ids": sorted(at_newest)}
+        return {
+            "feed_since": since,
+            "feed_since_ids": sorted(_since_ids(request.cursor)),
+            "resume": _Resume(
+                feed_next=_without_proof(feed.next_url),
+                threads=tuple(sorted(pending)),
+                newest=newest,
+                newest_ids=tuple(sorted(at_newest)),
+            ).to_json(),
+        }
 
     # --- requests -------------------------------------------------------------------------
 
@@ -222,83 +360,93 @@ class FacebookPageSource:
         start = self._clock.now() - timedelta(days=self._config.backfill_days)
         return int(start.timestamp())
 
-    async def _fetch_feed(self, state: _FetchState, since: int) -> list[tuple[Raw, list[Raw]]]:
-        """Posts since `since`, each with all its comments (expanded in the same call)."""
+    def _feed_url(self, since: int) -> str:
+        """The first feed page: posts since `since`, each with its comments expanded."""
         params = {
             "fields": f"{FEED_FIELDS},{self._comments_field}",
             "limit": str(self._page_size),
             "since": str(since),
         }
-        posts = await self._get_all(state, f"{self._base}/{self._config.page_id}/feed", params)
-        with _one_error():
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._expanded_comments(state, raw)) for raw in posts]
-        return [(raw, task.result()) for raw, task in zip(posts, tasks, strict=True)]
+        return str(URL(f"{self._base}/{self._config.page_id}/feed").with_query(params))
 
-    async def _fetch_threads(
-        self, state: _FetchState, thread_ids: Sequence[str]
-    ) -> dict[str, list[Raw] | None]:
-        """Comments of each thread, None for a thread that no longer exists."""
-        if not thread_ids:
-            return {}
-        if len(thread_ids) == 1:
-            # One thread: its own edge costs the same single call and says directly if it is
-            # gone, where a failed multi-id read would need a second call to tell.
-            return {thread_ids[0]: await self._fetch_comments(state, thread_ids[0])}
-        chunks = [
-            thread_ids[start : start + IDS_PER_LOOKUP]
-            for start in range(0, len(thread_ids), IDS_PER_LOOKUP)
-        ]
-        with _one_error():
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._lookup(state, chunk)) for chunk in chunks]
-        results: dict[str, list[Raw] | None] = {}
-        for task in tasks:
-            results.update(task.result())
-        return results
+    async def _fetch_feed(self, state: _FetchState, url: str | None) -> _FeedRead:
+        """Feed pages from `url` on, each post with all its comments (None: not all read).
 
-    async def _lookup(
-        self, state: _FetchState, thread_ids: Sequence[str]
-    ) -> dict[str, list[Raw] | None]:
-        """Up to 50 threads in one multi-id read (`GET /?ids=...&fields=comments...`)."""
-        params = {"ids": ",".join(thread_ids), "fields": self._comments_field}
+        Stops at the first page that cannot be read for now (throttled, transient) and says
+        where to go on; what was read before it is kept.
+        """
+        read = _FeedRead()
+        seen: set[str] = set()
+        while url is not None:
+            try:
+                body = await self._get(state, url, None)
+            except (RateLimited, TransientError) as err:
+                read.errors.append(err)
+                read.next_url = url
+                break
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise TransientError(f"GET {_path(url)}: Graph response without a data list")
+            read.posts.extend((raw, None) for raw in data if isinstance(raw, dict))
+            next_url = _next_link(body)
+            if next_url is None or not data:
+                break
+            if next_url in seen:
+                raise TransientError(f"GET {_path(url)}: paging.next repeats itself")
+            self._check_link(next_url, f"GET {_path(url)}")
+            seen.add(next_url)
+            url = next_url
+        posts = [raw for raw, _ in read.posts]
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._expanded_or_none(state, raw, read)) for raw in posts]
+        read.posts = [(raw, task.result()) for raw, task in zip(posts, tasks, strict=True)]
+        return read
+
+    async def _expanded_or_none(
+        self, state: _FetchState, raw: Raw, read: _FeedRead
+    ) -> list[Raw] | None:
+        """A post's comments, or None when their next page cannot be read now (re-read later)."""
         try:
-            body = await self._get(state, f"{self._base}/", params)
-        except _ObjectMissing:
-            # Graph refuses the whole read when one post is gone; reading each tells which.
-            return await self._each(state, thread_ids)
-        found = {post_id: body.get(post_id) for post_id in thread_ids}
-        unanswered = [post_id for post_id, raw in found.items() if not isinstance(raw, dict)]
-        with _one_error():
-            async with asyncio.TaskGroup() as group:
-                tasks = {
-                    post_id: group.create_task(self._expanded_comments(state, raw))
-                    for post_id, raw in found.items()
-                    if isinstance(raw, dict)
-                }
-                rest = group.create_task(self._each(state, unanswered))
-        results: dict[str, list[Raw] | None] = {
-            post_id: task.result() for post_id, task in tasks.items()
-        }
-        results.update(rest.result())
-        return results
+            return await self._expanded_comments(state, raw)
+        except (RateLimited, TransientError) as err:
+            read.errors.append(err)
+            return None
 
-    async def _each(
-        self, state: _FetchState, thread_ids: Sequence[str]
-    ) -> dict[str, list[Raw] | None]:
-        """Threads read one by one, concurrently (a batcher folds them into one POST)."""
-        with _one_error():
-            async with asyncio.TaskGroup() as group:
-                tasks = {
-                    post_id: group.create_task(self._fetch_comments(state, post_id))
-                    for post_id in thread_ids
-                }
-        return {post_id: task.result() for post_id, task in tasks.items()}
+    async def _fetch_threads(self, state: _FetchState, thread_ids: Sequence[str]) -> _ThreadsRead:
+        """Comments of each thread (None: the thread is gone); the ones not readable now are
+        pending, the ones Graph refuses are skipped.
 
-    async def _fetch_comments(self, state: _FetchState, post_id: str) -> list[Raw] | None:
+        Several threads go out as Graph batch requests (≤ 50 reads per POST, each still one
+        call): multi-id reads (`GET /?ids=`) are refused from Graph API v26.0.
+        """
+        read = _ThreadsRead()
+        batched = len(thread_ids) > 1
+        async with asyncio.TaskGroup() as group:
+            for post_id in thread_ids:
+                group.create_task(self._read_thread(state, post_id, read, batched=batched))
+        return read
+
+    async def _read_thread(
+        self, state: _FetchState, post_id: str, read: _ThreadsRead, *, batched: bool
+    ) -> None:
+        try:
+            read.found[post_id] = await self._fetch_comments(state, post_id, batched=batched)
+        except (RateLimited, TransientError) as err:
+            read.errors.append(err)
+            read.pending.append(post_id)
+        except AuthError:
+            raise  # the token or the app, not this thread
+        except FatalError as err:
+            # Graph refuses this one object (a bad id, a post type it will not serve): the
+            # rest of the page is read, and the coordinator retries this one at a slower pace.
+            state.skipped[post_id] = Skipped(reason="bad_request", detail=str(err))
+
+    async def _fetch_comments(
+        self, state: _FetchState, post_id: str, *, batched: bool = False
+    ) -> list[Raw] | None:
         try:
             return await self._get_all(
-                state, f"{self._base}/{post_id}/comments", self._comment_params
+                state, f"{self._base}/{post_id}/comments", self._comment_params, batched=batched
             )
         except _ObjectMissing:
             return None
@@ -327,14 +475,23 @@ class FacebookPageSource:
         return items + await self._get_all(state, next_url, None)
 
     async def _get_all(
-        self, state: _FetchState, url: str, params: Mapping[str, str] | None
+        self,
+        state: _FetchState,
+        url: str,
+        params: Mapping[str, str] | None,
+        *,
+        batched: bool = False,
     ) -> list[Raw]:
-        """Every item of an edge, following `paging.next` verbatim until there is none."""
+        """Every item of an edge, following `paging.next` verbatim until there is none.
+
+        `batched`: the first page goes out in a Graph batch (several threads read at once).
+        """
         items: list[Raw] = []
         seen: set[str] = set()
         next_params: Mapping[str, str] | None = params
         while True:
-            body = await self._get(state, url, next_params)
+            body = await self._get(state, url, next_params, batched=batched)
+            batched = False
             data = body.get("data")
             if not isinstance(data, list):
                 raise TransientError(f"GET {_path(url)}: Graph response without a data list")
@@ -357,19 +514,34 @@ class FacebookPageSource:
             )
 
     async def _get(
-        self, state: _FetchState, url: str, params: Mapping[str, str] | None
+        self,
+        state: _FetchState,
+        url: str,
+        params: Mapping[str, str] | None,
+        *,
+        batched: bool = False,
     ) -> Mapping[str, Any]:
-        state.requests += 1
-        if self._batcher is not None:
-            response = await self._batcher.get(
-                self._relative(url, params), timeout=self._config.request_timeout
-            )
-        else:
+        """One Graph call: in a batch POST (shared batcher, or `batched`), else a plain GET."""
+        state.calls += 1
+        batcher = self._batcher or (self._thread_batcher if batched else None)
+        response: JsonResponse | None = None
+        if batcher is not None:
+            try:
+                response = await batcher.get(
+                    self._relative(url, params),
+                    timeout=self._config.request_timeout,
+                    sent_in=state.batches,
+                )
+            except BatchRefused as refused:
+                self._batch_refused(refused.response)  # throttled or a bad token: raised
+        if response is None:
+            # Plain GET, also when Graph refused a batch: read the object on its own.
+            state.plain_requests += 1
             async with state.limiter:
                 response = await request_json(
                     self._session,
                     url,
-                    params=params,
+                    params={**(params or {}), **self._proof},
                     headers=self._headers,
                     timeout=self._config.request_timeout,
                     clock=self._clock,
@@ -392,6 +564,24 @@ class FacebookPageSource:
         if not isinstance(body, dict):
             raise TransientError(f"{where}: Graph response is not a JSON object")
         return body
+
+    def _batch_refused(self, response: JsonResponse) -> None:
+        """Raise what a refused batch means for every call in it, unless a plain GET may help."""
+        body = response.body
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            mapped = self._graph_error(
+                error, response.status, parse_usage(response.headers), f"POST {response.url}"
+            )
+            if isinstance(mapped, RateLimited | AuthError):
+                raise mapped
+        if not self._batch_refusal_logged:
+            self._batch_refusal_logged = True
+            log.info(
+                "Graph refused a batch request; reading those objects one by one",
+                source=self._config.name,
+                status=response.status,
+            )
 
     def _relative(self, url: str, params: Mapping[str, str] | None) -> str:
         """A batch operation's relative_url: the part after api_base_url (version included)."""
@@ -430,8 +620,12 @@ class FacebookPageSource:
             )
         if code in TRANSIENT_CODES or error.get("is_transient") is True:
             return TransientError(f"temporary Graph API error ({ident}): {detail}")
-        if code == 803 or (code == 100 and subcode is None and "aliases" in said.lower()):
-            return _AliasMissing(f"some requested ids do not exist ({ident}): {detail}")
+        if code == 100 and "appsecret_proof" in said:
+            return AuthError(
+                f"Graph wants a valid appsecret_proof ({ident}): set app_secret on the source"
+                f" (or in [facebook_webhook]) to the app's secret from the Meta app dashboard."
+                f" {detail}"
+            )
         if code == 100 and subcode == 33:
             return _ObjectMissing(
                 f"object does not exist or the token cannot read it ({ident}): {detail}"
@@ -445,8 +639,14 @@ class FacebookPageSource:
             text = text.replace(self._token, "***")
         return text
 
-    def _post_message(self, raw: Mapping[str, Any], page_id: str) -> Message:
-        post_id = _required_id(raw, "post")
+    def _post_message(self, raw: Raw, page_id: str, state: _FetchState) -> Message | None:
+        """The post as a message; None (and skipped) when it lacks what we need."""
+        try:
+            post_id = _required_id(raw, "post")
+            created_at = _created_at(raw, post_id)
+        except _Malformed as err:
+            _skip_malformed(state, raw, err)
+            return None
         author_id, author_name = _author(raw)
         return Message(
             platform_id=post_id,
@@ -455,7 +655,7 @@ class FacebookPageSource:
             author_id=author_id,
             author_name=author_name,
             text=_text(raw),
-            created_at=_created_at(raw, post_id),
+            created_at=created_at,
             seq=0,
             is_brand=author_id == page_id,
             hidden=raw.get("is_hidden") is True,
@@ -463,11 +663,18 @@ class FacebookPageSource:
         )
 
     def _comment_message(
-        self, raw: Mapping[str, Any], post_id: str, page_id: str, position: int
-    ) -> Message:
-        comment_id = _required_id(raw, "comment")
+        self, raw: Raw, post_id: str, page_id: str, position: int, state: _FetchState
+    ) -> Message | None:
+        """The comment as a message; None (and skipped) when it lacks what we need."""
+        try:
+            comment_id = _required_id(raw, "comment")
+            created_at = _created_at(raw, comment_id)
+        except _Malformed as err:
+            _skip_malformed(state, raw, err, f"{post_id}#{position}")
+            return None
         parent = raw.get("parent")
         parent_id = parent.get("id") if isinstance(parent, dict) else None
+        # A comment without `from` (its author hid it from apps) is an unknown consumer.
         author_id, author_name = _author(raw)
         return Message(
             platform_id=comment_id,
@@ -476,7 +683,7 @@ class FacebookPageSource:
             author_id=author_id,
             author_name=author_name,
             text=_text(raw),
-            created_at=_created_at(raw, comment_id),
+            created_at=created_at,
             seq=comment_seq(comment_id, position),
             is_brand=author_id == page_id,
             hidden=raw.get("is_hidden") is True,
@@ -612,10 +819,22 @@ def _path(url: str) -> str:
     return str(URL(url, encoded=True).with_query(None))
 
 
+class _Malformed(ValueError):
+    """Graph returned an object without a field we need (id, created_time)."""
+
+
+def _skip_malformed(
+    state: _FetchState, raw: Raw, err: _Malformed, fallback_key: str | None = None
+) -> None:
+    value = raw.get("id")
+    key = str(value) if isinstance(value, str | int) and str(value) else fallback_key
+    state.skipped[key or "unknown"] = Skipped(reason="malformed", detail=str(err))
+
+
 def _required_id(raw: Mapping[str, Any], kind: str) -> str:
     value = raw.get("id")
     if not isinstance(value, str | int) or not str(value):
-        raise TransientError(f"Graph returned a {kind} without an id")
+        raise _Malformed(f"Graph returned a {kind} without an id")
     return str(value)
 
 
@@ -649,4 +868,26 @@ def _created_at(raw: Mapping[str, Any], object_id: str) -> datetime:
             raise ValueError("not a string")
         return parse_graph_time(value)
     except ValueError as err:
-        raise TransientError(f"Graph returned {object_id} with unreadable created_time") from err
+        raise _Malformed(f"Graph returned {object_id} with unreadable created_time") from err
+
+
+def _wait(state: _FetchState, errors: Sequence[SourceError]) -> float | None:
+    """The longest wait Graph asked for: estimated_time_to_regain_access, or a Retry-After."""
+    waits = [e.retry_after for e in errors if isinstance(e, RateLimited) and e.retry_after]
+    if state.regain_seconds is not None:
+        waits.append(state.regain_seconds)
+    return max(waits) if waits else None
+
+
+def _reason(errors: Sequence[SourceError]) -> str:
+    """Why a fetch stopped early, as a poll-error reason."""
+    return RateLimited.reason if any(isinstance(e, RateLimited) for e in errors) else "transient"
+
+
+def _without_proof(url: str | None) -> str | None:
+    """A paging link fit to keep in the cursor: the proof (and any token) is added per call."""
+    if url is None:
+        return None
+    link = URL(url, encoded=True)
+    kept = {k: v for k, v in link.query.items() if k not in ("appsecret_proof", "access_token")}
+    return str(link.with_query(kept)) if kept != dict(link.query) else url

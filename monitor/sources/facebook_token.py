@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +12,23 @@ import aiohttp
 from monitor.config import FacebookPageConfig
 from monitor.sources.base import AuthError, TransientError
 from monitor.sources.http import request_json
+
+
+def proof_params(config: FacebookPageConfig) -> dict[str, str]:
+    """`appsecret_proof` for every Graph call of this page, when the app secret is known.
+
+    Hex HMAC-SHA256 of the access token keyed with the app secret ("Securing Requests",
+    developers.facebook.com/docs/graph-api/securing-requests); Graph refuses calls without it
+    when the app has "Require App Secret" on.
+    """
+    if config.app_secret is None:
+        return {}
+    proof = hmac.new(
+        config.app_secret.get_secret_value().encode(),
+        config.access_token.get_secret_value().encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    return {"appsecret_proof": proof}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +58,7 @@ async def check_token(config: FacebookPageConfig, session: aiohttp.ClientSession
     response = await request_json(
         session,
         f"{config.api_base_url}/debug_token",
-        params={"input_token": token},
+        params={"input_token": token, **proof_params(config)},
         headers={"Authorization": f"Bearer {token}"},
         timeout=config.request_timeout,
     )

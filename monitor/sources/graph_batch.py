@@ -6,7 +6,7 @@ POST to the API root with form fields `batch` = JSON array of {"method": "GET", 
 The answer is a JSON array in request order of {"code": int, "headers": [{"name", "value"}],
 "body": "<JSON encoded string>"}, with null for an operation that did not complete in time
 (facebookarchive/php-graph-sdk#619). A batch refused as a whole (bad token, throttled) is an
-ordinary Graph error response.
+ordinary Graph error response (raised to each caller as BatchRefused).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from monitor.clock import Clock
 from monitor.config import FacebookPageConfig, SourceConfig
 from monitor.sources.base import RateLimited, SourceError, TransientError
+from monitor.sources.facebook_token import proof_params
 from monitor.sources.http import JsonResponse, request_json, safe_url
 
 BATCH_LIMIT = 50
@@ -44,6 +45,16 @@ class _Pending:
     relative_url: str
     timeout: float
     future: asyncio.Future[JsonResponse]
+    # The caller's record of the batch POSTs its sub-requests travelled in (HTTP requests).
+    sent_in: set[int] | None = None
+
+
+class BatchRefused(Exception):
+    """Graph answered the batch POST as a whole with an error instead of sub-responses."""
+
+    def __init__(self, response: JsonResponse) -> None:
+        super().__init__(f"batch refused with HTTP {response.status}")
+        self.response = response
 
 
 class GraphBatcher:
@@ -55,6 +66,7 @@ class GraphBatcher:
         *,
         api_base_url: str,
         access_token: str,
+        proof: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         members: int = 0,
         linger: float = LINGER_SECONDS,
@@ -74,6 +86,8 @@ class GraphBatcher:
             "Authorization": f"Bearer {access_token}",
             "Accept": "application/json",
         }
+        # appsecret_proof goes with the POST; Graph applies it to every operation inside.
+        self._proof = dict(proof or {})
         self._queue: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -86,11 +100,22 @@ class GraphBatcher:
             self._arrived = set()  # a new cycle
         self._arrived.add(member)
 
-    async def get(self, relative_url: str, *, timeout: float) -> JsonResponse:  # noqa: ASYNC109
-        """GET `relative_url` (relative to api_base_url) inside the next batch; its response."""
+    async def get(
+        self,
+        relative_url: str,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        sent_in: set[int] | None = None,
+    ) -> JsonResponse:
+        """GET `relative_url` (relative to api_base_url) inside the next batch; its response.
+
+        Raises BatchRefused when Graph refuses the whole batch POST with an error answer.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[JsonResponse] = loop.create_future()
-        self._queue.append(_Pending(relative_url=relative_url, timeout=timeout, future=future))
+        self._queue.append(
+            _Pending(relative_url=relative_url, timeout=timeout, future=future, sent_in=sent_in)
+        )
         if len(self._queue) >= self._limit:
             self._flush()
         else:
@@ -140,12 +165,20 @@ class GraphBatcher:
         operations = [{"method": "GET", "relative_url": p.relative_url} for p in chunk]
         self.batches_sent += 1
         self.sub_requests_sent += len(chunk)
+        for pending in chunk:
+            if pending.sent_in is not None:
+                pending.sent_in.add(self.batches_sent)
+        form = {
+            "batch": orjson.dumps(operations).decode(),
+            "include_headers": "true",
+            **self._proof,
+        }
         try:
             response = await request_json(
                 self._session,
                 f"{self._base}/",
                 method="POST",
-                data={"batch": orjson.dumps(operations).decode(), "include_headers": "true"},
+                data=form,
                 headers=self._headers,
                 timeout=max(p.timeout for p in chunk),
                 clock=self._clock,
@@ -171,10 +204,9 @@ class GraphBatcher:
                     if not pending.future.done():
                         pending.future.set_result(result)
         elif isinstance(answers, dict) and isinstance(answers.get("error"), dict):
-            # Refused as a whole (token, throttling, a Graph 5xx): each caller maps that answer.
+            # Refused as a whole (token, throttling, batches not taken): each caller decides.
             for pending in chunk:
-                if not pending.future.done():
-                    pending.future.set_result(self._as_sub(pending, response))
+                _fail(pending, BatchRefused(self._as_sub(pending, response)))
         else:
             where = f"POST {safe_url(self._base + '/')}"
             for pending in chunk:
@@ -253,6 +285,7 @@ def shared_batchers(
             session,
             api_base_url=str(group[0].api_base_url),
             access_token=group[0].access_token.get_secret_value(),
+            proof=proof_params(group[0]),
             clock=clock,
             members=len(group),
         )

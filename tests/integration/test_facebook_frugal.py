@@ -135,7 +135,7 @@ async def test_a_quiet_repoll_of_the_newest_post_costs_one_call(
     assert older not in ids(second)
 
 
-async def test_other_active_threads_share_one_multi_id_lookup(
+async def test_other_active_threads_share_one_batch_post(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
     old = [graph.add_post(created_time=at(-600 - i), message=f"old {i}") for i in range(3)]
@@ -146,33 +146,32 @@ async def test_other_active_threads_share_one_multi_id_lookup(
         graph.add_comment(post_id=post, created_time=at(-1), message="late", author=ANN)
         for post in old
     ]
-    calls = graph.graph_calls
+    calls, requests = graph.graph_calls, graph.http_requests
     active = FetchRequest(cursor=first.cursor, active_threads=frozenset(old))
     second = await page.fetch(active)
 
     assert set(late) <= ids(second)
     assert set(second.complete_threads) == {*old, newest}  # the newest came with the feed
-    assert second.requests == 2  # the feed and one lookup
-    # ... which Facebook counts as one call per id.
-    assert graph.graph_calls - calls == 1 + 3
-    (lookup,) = calls_to(graph, "/v26.0/")
-    assert sorted(lookup["ids"].split(",")) == sorted(old)
-    assert lookup["fields"].startswith("comments.filter(stream).order(chronological)")
+    # The feed GET and one batch POST; Facebook counts one call per batch entry.
+    assert second.requests == graph.http_requests - requests == 2
+    assert second.api_calls == graph.graph_calls - calls == 1 + 3
+    assert not [query for _, query in graph.requests if "ids" in query]  # refused from v26.0
+    lookups = calls_to(graph, "/comments")[-3:]
+    assert all(query["filter"] == "stream" for query in lookups)
 
 
-async def test_more_than_50_active_threads_take_one_lookup_per_50(
+async def test_more_than_50_active_threads_take_one_batch_per_50(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
     old = [graph.add_post(created_time=at(-600 - i), message="old") for i in range(120)]
     request = FetchRequest(cursor={}, active_threads=frozenset(old), include_feed=False)
     batch = await source(graph, session).fetch(request)
     assert set(batch.complete_threads) == set(old)
-    lookups = calls_to(graph, "/v26.0/")
-    assert sorted(len(query["ids"].split(",")) for query in lookups) == [20, 50, 50]
-    assert batch.requests == 3 and graph.graph_calls == 120
+    assert [path for path, _ in graph.requests] == ["/v26.0/"] * 3  # 50 + 50 + 20
+    assert batch.requests == 3 and batch.api_calls == graph.graph_calls == 120
 
 
-async def test_a_deleted_post_fails_the_lookup_and_is_found_one_by_one(
+async def test_a_deleted_post_in_a_batch_is_gone_and_the_others_are_read(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
     kept = [graph.add_post(created_time=at(-600 - i), message="kept") for i in range(2)]
@@ -184,18 +183,31 @@ async def test_a_deleted_post_fails_the_lookup_and_is_found_one_by_one(
 
     assert batch.deleted_threads == {gone}
     assert batch.complete_threads == {kept[0]: frozenset({kept[0], comment}), kept[1]: {kept[1]}}
-    assert batch.requests == 1 + 3  # the refused lookup, then each post's own edge
+    # Each sub-response has its own code: one POST tells which post is gone.
+    assert batch.requests == 1 and batch.api_calls == 3
 
 
-async def test_the_older_803_form_of_the_missing_id_error_falls_back_too(
+async def test_a_refused_batch_falls_back_to_one_read_per_thread(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
-    posts = [graph.add_post(created_time=at(-600 - i), message="p") for i in range(2)]
-    graph.inject(GraphError(code=803), times=1)  # the lookup: the first request of this fetch
+    posts = [graph.add_post(created_time=at(-600 - i), message="p") for i in range(3)]
+    graph.refuse_batches = GraphError(code=100, message="(#100) Batch requests are not allowed")
     request = FetchRequest(cursor={}, active_threads=frozenset(posts), include_feed=False)
     batch = await source(graph, session).fetch(request)
     assert set(batch.complete_threads) == set(posts)
-    assert len(calls_to(graph, "/comments")) == 2
+    assert len(calls_to(graph, "/comments")) == 3  # each thread on its own edge
+    assert batch.requests == 3 + 1  # the refused POST, then three plain GETs
+
+
+async def test_a_batch_refused_for_throttling_is_not_retried_one_by_one(
+    graph: FakeGraphApi, session: aiohttp.ClientSession
+) -> None:
+    posts = [graph.add_post(created_time=at(-600 - i), message="p") for i in range(3)]
+    graph.refuse_batches = GraphError(code=613)
+    request = FetchRequest(cursor={}, active_threads=frozenset(posts), include_feed=False)
+    with pytest.raises(RateLimited):
+        await source(graph, session).fetch(request)
+    assert not calls_to(graph, "/comments")  # no plain GETs while Graph says slow down
 
 
 async def test_a_single_active_thread_uses_its_own_edge(
@@ -459,25 +471,42 @@ async def test_simulator_expands_comments_inside_the_feed(
     assert status == 400 and "Unknown modifier (bogus)" in bad["error"]["message"]
 
 
-async def test_simulator_multi_id_read(graph: FakeGraphApi, session: aiohttp.ClientSession) -> None:
+async def test_simulator_refuses_multi_id_reads_from_v26(
+    graph: FakeGraphApi, session: aiohttp.ClientSession
+) -> None:
     posts = [graph.add_post(created_time=at(-5 - i), message=f"p{i}") for i in range(2)]
     status, body = await graph_get(
         session, f"{graph.base_url}/", ids=",".join(posts), fields="id,message"
     )
-    assert status == 200
-    assert body == {
-        posts[0]: {"id": posts[0], "message": "p0"},
-        posts[1]: {"id": posts[1], "message": "p1"},
-    }
-    assert graph.graph_calls == 2  # one per id
-
-    status, body = await graph_get(session, f"{graph.base_url}/", ids=f"{posts[0]},1_999")
     assert status == 400
     assert body["error"]["code"] == 100
-    assert "Some of the aliases you requested do not exist: 1_999" in body["error"]["message"]
-    many = ",".join(f"1_{n}" for n in range(51))
-    status, body = await graph_get(session, f"{graph.base_url}/", ids=many)
-    assert "Too many IDs. Maximum: 50. Provided: 51." in body["error"]["message"]
+    assert "Root requests using GET /?ids=" in body["error"]["message"]
+
+
+async def test_simulator_multi_id_read_before_v26(session: aiohttp.ClientSession) -> None:
+    graph = FakeGraphApi("104857600", "Acme", TOKEN, version="v25.0")
+    await graph.start()
+    try:
+        posts = [graph.add_post(created_time=at(-5 - i), message=f"p{i}") for i in range(2)]
+        status, body = await graph_get(
+            session, f"{graph.base_url}/", ids=",".join(posts), fields="id,message"
+        )
+        assert status == 200
+        assert body == {
+            posts[0]: {"id": posts[0], "message": "p0"},
+            posts[1]: {"id": posts[1], "message": "p1"},
+        }
+        assert graph.graph_calls == 2  # one per id
+
+        status, body = await graph_get(session, f"{graph.base_url}/", ids=f"{posts[0]},1_999")
+        assert status == 400
+        assert body["error"]["code"] == 100
+        assert "Some of the aliases you requested do not exist: 1_999" in body["error"]["message"]
+        many = ",".join(f"1_{n}" for n in range(51))
+        status, body = await graph_get(session, f"{graph.base_url}/", ids=many)
+        assert "Too many IDs. Maximum: 50. Provided: 51." in body["error"]["message"]
+    finally:
+        await graph.stop()
 
 
 async def test_simulator_batch_wire_format(

@@ -269,7 +269,8 @@ async def test_threads_read_one_by_one_are_fetched_with_bounded_concurrency(
     posts = [graph.add_post(created_time=at(-100 + i), message=f"p{i}") for i in range(10)]
     graph.delete(posts[0])
     graph.delay_path("/comments", 0.05)
-    # The multi-id read fails on the deleted post, so each thread is read on its own.
+    # Graph refuses the batch, so each thread is read on its own, at most 4 at a time.
+    graph.refuse_batches = GraphError(code=1)
     request = FetchRequest(cursor={}, active_threads=frozenset(posts), include_feed=False)
     batch = await make_source(graph, session).fetch(request)
     assert len(batch.complete_threads) == 9
@@ -430,17 +431,26 @@ async def test_missing_page_is_fatal(graph: FakeGraphApi, session: aiohttp.Clien
     assert "100/33" in str(error)
 
 
-async def test_transient_error_after_a_successful_page_recovers_next_time(
+async def test_transient_error_after_a_successful_page_keeps_it_and_resumes(
     graph: FakeGraphApi, session: aiohttp.ClientSession
 ) -> None:
-    old = graph.add_post(created_time=at(-600), message="old")
-    graph.add_post(created_time=at(-5), message="p")
+    # Older than the backfill (7 days): only its own read brings it.
+    old = graph.add_post(created_time=at(-8 * 24 * 60), message="old")
+    new = graph.add_post(created_time=at(-5), message="p")
     source = make_source(graph, session)
     request = FetchRequest(cursor={}, active_threads=frozenset({old}))
     graph.inject(HttpStatus(status=503), path_contains="/comments")
-    with pytest.raises(TransientError):
-        await source.fetch(request)
-    assert len((await source.fetch(request)).complete_threads) == 2
+    first = await source.fetch(request)
+    assert first.interrupted == "transient"
+    assert set(first.complete_threads) == {new}  # the feed's post is kept
+    assert first.cursor["resume"]["threads"] == [old]
+    calls = graph.graph_calls
+    # The resumed fetch reads only what was left: the old thread, not the feed again.
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
+    assert second.interrupted is None and set(second.complete_threads) == {old}
+    assert graph.graph_calls - calls == 1
+    assert "resume" not in second.cursor
+    assert second.cursor["feed_since_ids"] == [new]
 
 
 # --- usage headers ----------------------------------------------------------------------------
