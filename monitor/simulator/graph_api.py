@@ -398,6 +398,7 @@ class FakeGraphApi(FakeServer[Fault]):
         self._pages: dict[str, _Page] = {}
         self._usernames: dict[str, str] = {}
         self._nodes: dict[str, _Node] = {}
+        self._dropped: dict[str, tuple[str, ...]] = {}  # break_object()
         self._next_number = first_number
         if page_id is not None:
             self.add_page(page_id, page_name or page_id, username=username)
@@ -502,6 +503,12 @@ class FakeGraphApi(FakeServer[Fault]):
         """Change the text of a post or comment."""
         node = self._node(object_id)
         self._nodes[object_id] = replace(node, message=message)
+
+    def break_object(self, object_id: str, *, drop: tuple[str, ...] = ("created_time",)) -> None:
+        """Serve an object without some of its fields, as a broken or half-migrated object
+        would come (a test mode: one unusable object among readable ones)."""
+        self._node(object_id)
+        self._dropped[object_id] = drop
 
     def hide(self, object_id: str) -> None:
         """Hide a post or comment (still returned, with `is_hidden: true`)."""
@@ -1002,6 +1009,8 @@ class FakeGraphApi(FakeServer[Fault]):
         if node.is_post:
             full["updated_time"] = _wire_time(node.updated)
             full["permalink_url"] = f"https://www.facebook.com/{node.page_id}/posts/{node.number}"
+            for name in self._dropped.get(node.id, ()):
+                full.pop(name, None)
             return full
         post = self._nodes.get(node.post_id)
         post_number = post.number if post is not None else 0
@@ -1015,6 +1024,8 @@ class FakeGraphApi(FakeServer[Fault]):
             permalink += str(node.number)
         full["permalink_url"] = permalink
         full["like_count"] = 0
+        for name in self._dropped.get(node.id, ()):
+            full.pop(name, None)
         return full
 
     def _no_such_field(self, object_id: str, name: str) -> _GraphFailure:

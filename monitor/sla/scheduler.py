@@ -6,7 +6,7 @@ import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum
 
 from monitor.clock import Clock, sleep_or_wake
@@ -66,6 +66,10 @@ class DeadlineScheduler:
         self._on_events = on_events
         self._heap: list[_Entry] = []
         self._items: dict[int, Item] = {}
+        # Items first read after their due time: their thread was read past the due instant
+        # already, so re-reading it before the breach can only find the same (a year's
+        # backfill would otherwise re-read every unanswered thread once more).
+        self._read_after_due: set[int] = set()
         self._wake = asyncio.Event()
         self.fired = 0
 
@@ -88,10 +92,16 @@ class DeadlineScheduler:
 
     def apply(self, event: Event) -> None:
         """Follow the pipeline: new or reopened items get deadlines, answered ones lose them."""
+        if isinstance(event, ItemCreated):
+            item = event.item
+            detected = item.created_at + timedelta(seconds=event.detection_lag_seconds)
+            if detected >= item.due_at:
+                self._read_after_due.add(item.message_id)
         if isinstance(event, ItemCreated | ItemReopened):
             self.track(event.item)
         elif isinstance(event, ItemAnswered | ItemDismissed):
             self._items.pop(event.item.message_id, None)
+            self._read_after_due.discard(event.item.message_id)
 
     @property
     def next_deadline(self) -> datetime | None:
@@ -143,8 +153,11 @@ class DeadlineScheduler:
 
     async def _breach(self, source: str, items: list[Item]) -> None:
         """Re-fetch the threads once, then breach whatever is still unanswered."""
+        stale = frozenset(i.thread_id for i in items if i.message_id not in self._read_after_due)
+        self._read_after_due.difference_update(i.message_id for i in items)
         try:
-            await self._refetch(source, frozenset(i.thread_id for i in items))
+            if stale:
+                await self._refetch(source, stale)
         except Exception as err:  # the breach is declared on what we know at due time
             log.warning("re-fetch before breach failed", source=source, error=str(err))
         events: list[Event] = []

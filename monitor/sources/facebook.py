@@ -81,6 +81,8 @@ class _FetchState:
     usage_ratio: float | None = None
     regain_seconds: float | None = None
     skipped: dict[str, Skipped] = field(default_factory=dict)
+    # Failures that ended a read part-way (what came before it is kept).
+    partial_errors: list[SourceError] = field(default_factory=list)
 
     @property
     def http_requests(self) -> int:
@@ -88,27 +90,56 @@ class _FetchState:
         return self.plain_requests + len(self.batches)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _EdgeRead:
+    """Items of an edge as far as they could be read, and where the rest starts."""
+
+    items: list[Raw]
+    resume_at: str | None = None  # the page that could not be read now
+    error: SourceError | None = None  # why not
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Comments:
+    """Comments of one thread as far as they could be read."""
+
+    items: list[Raw]
+    # The page that could not be read now (throttled, transient): the rest starts there.
+    resume_at: str | None = None
+    # False when the read began mid-thread (resumed): the items are not the whole thread.
+    whole: bool = True
+
+    @property
+    def complete(self) -> bool:
+        """Every comment of the thread is in `items` (so missing stored ones were deleted)."""
+        return self.whole and self.resume_at is None
+
+
+# A thread still to read, and the comments page to start at (None: its first page).
+Pending = tuple[str, str | None]
+
+
 @dataclass(kw_only=True)
 class _FeedRead:
-    """Feed posts read so far (with their comments, None when those did not all come)."""
+    """Feed posts read so far, each with its comments."""
 
-    posts: list[tuple[Raw, list[Raw] | None]] = field(default_factory=list)
+    posts: list[tuple[Raw, _Comments | None]] = field(default_factory=list)
     next_url: str | None = None  # where the feed goes on, when a page could not be read now
     errors: list[SourceError] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
 class _ThreadsRead:
-    """Threads read (None: gone), and the ones to read again once Graph lets us."""
+    """Threads read (None: gone), and the ones to read on once Graph lets us."""
 
-    found: dict[str, list[Raw] | None] = field(default_factory=dict)
-    pending: list[str] = field(default_factory=list)
+    found: dict[str, _Comments | None] = field(default_factory=dict)
+    not_started: list[Pending] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
 
     def merge(self, other: _ThreadsRead) -> None:
         """Add another read's results to this one."""
         self.found.update(other.found)
-        self.pending.extend(other.pending)
+        self.not_started.extend(other.not_started)
         self.errors.extend(other.errors)
 
 
@@ -117,7 +148,7 @@ class _Resume:
     """The rest of an interrupted poll, kept in the cursor: the next fetch does this first."""
 
     feed_next: str | None  # the feed page to read next (None: the feed was read to its end)
-    threads: tuple[str, ...]  # threads still to read
+    threads: tuple[Pending, ...]  # threads still to read
     newest: int  # the newest post seen so far: the feed cursor once the rest is done
     newest_ids: tuple[str, ...]
 
@@ -140,7 +171,7 @@ class _Resume:
             return None
         return cls(
             feed_next=feed_next,
-            threads=tuple(str(t) for t in threads),
+            threads=tuple(_pending(entry) for entry in threads),
             newest=newest,
             newest_ids=tuple(str(i) for i in newest_ids),
         )
@@ -149,7 +180,7 @@ class _Resume:
         """The form the store keeps."""
         return {
             "feed_next": self.feed_next,
-            "threads": list(self.threads),
+            "threads": [[post_id, url] for post_id, url in self.threads],
             "newest": self.newest,
             "newest_ids": list(self.newest_ids),
         }
@@ -237,13 +268,13 @@ class FacebookPageSource:
         if resume is not None:
             feed_url: str | None = resume.feed_next
             at_since: frozenset[str] = frozenset()
-            lookup = list(resume.threads)
+            lookup: list[Pending] = list(resume.threads)
         else:
             feed_url = self._feed_url(since) if request.include_feed else None
             # `since` is inclusive: posts created at the cursor instant come back with the
             # feed, comments included, so only the other active threads need a read of their own.
             at_since = _since_ids(request.cursor) if request.include_feed else frozenset()
-            lookup = sorted(request.active_threads - at_since)
+            lookup = [(post_id, None) for post_id in sorted(request.active_threads - at_since)]
         # Feed and thread reads together: with a batcher they travel in the same POSTs.
         with _one_error():
             async with asyncio.TaskGroup() as group:
@@ -251,49 +282,49 @@ class FacebookPageSource:
                 lookup_task = group.create_task(self._fetch_threads(state, lookup))
         feed, looked_up = feed_task.result(), lookup_task.result()
         messages: list[Message] = []
-        threads: dict[str, list[Raw] | None] = {}
+        threads: dict[str, _Comments | None] = {}
         created: dict[str, int] = {}
         for raw, comments in feed.posts:
             post = self._post_message(raw, page_id, state)
             if post is None or post.platform_id in threads:
                 continue  # unusable, or a post on two feed pages
             messages.append(post)
-            if comments is not None:
-                threads[post.platform_id] = comments
-            else:
-                looked_up.pending.append(post.platform_id)  # its comments did not all come
+            threads[post.platform_id] = comments
             created[post.platform_id] = int(post.created_at.timestamp())
         # A post expected back from the feed that did not come is gone (or hidden from us);
         # only a feed read to its end can tell.
-        expected = sorted((request.active_threads & at_since) - threads.keys())
+        gone_or_late = sorted((request.active_threads & at_since) - threads.keys())
+        expected: list[Pending] = [(post_id, None) for post_id in gone_or_late]
         if expected and feed.next_url is None:
-            more = await self._fetch_threads(state, expected)
-            looked_up.merge(more)
-        elif expected:
-            looked_up.pending.extend(expected)
+            looked_up.merge(await self._fetch_threads(state, expected))
+        else:
+            looked_up.not_started.extend(expected)
         for post_id in sorted(looked_up.found):
             threads.setdefault(post_id, looked_up.found[post_id])
-        looked_up.pending = sorted(set(looked_up.pending) - threads.keys())
 
         complete: dict[str, frozenset[str]] = {}
         deleted: set[str] = set()
-        for post_id, raw_comments in threads.items():
-            if raw_comments is None:
+        pending = [entry for entry in looked_up.not_started if entry[0] not in threads]
+        for post_id, comments in threads.items():
+            if comments is None:
                 deleted.add(post_id)
                 continue
             in_thread = [
                 message
-                for position, raw in enumerate(raw_comments, start=1)
+                for position, raw in enumerate(comments.items, start=1)
                 if (message := self._comment_message(raw, post_id, page_id, position, state))
             ]
             messages.extend(in_thread)
-            # The comments were read, so the post itself still exists.
-            complete[post_id] = frozenset({post_id, *(c.platform_id for c in in_thread)})
-        errors = [*feed.errors, *looked_up.errors]
-        interrupted = feed.next_url is not None or bool(looked_up.pending)
+            if comments.complete:
+                # The comments were read, so the post itself still exists.
+                complete[post_id] = frozenset({post_id, *(c.platform_id for c in in_thread)})
+            elif comments.resume_at is not None:
+                pending.append((post_id, comments.resume_at))
+        errors = [*feed.errors, *looked_up.errors, *state.partial_errors]
+        interrupted = feed.next_url is not None or bool(pending)
         if interrupted and not (messages or complete or deleted or state.skipped):
             raise _most_severe(ExceptionGroup("no progress", errors)) or errors[0]
-        cursor = self._next_cursor(request, since, resume, created, feed, looked_up.pending)
+        cursor = self._next_cursor(request, since, resume, created, feed, pending)
         return Batch(
             messages=tuple(messages),
             cursor=cursor,
@@ -314,7 +345,7 @@ class FacebookPageSource:
         resume: _Resume | None,
         created: Mapping[str, int],
         feed: _FeedRead,
-        pending: Sequence[str],
+        pending: Sequence[Pending],
     ) -> Mapping[str, Any]:
         """Where the next fetch starts: after the feed's newest post, or where this one stopped."""
         if not request.include_feed:
@@ -332,7 +363,7 @@ class FacebookPageSource:
             "feed_since_ids": sorted(_since_ids(request.cursor)),
             "resume": _Resume(
                 feed_next=_without_proof(feed.next_url),
-                threads=tuple(sorted(pending)),
+                threads=tuple((p, _without_proof(url)) for p, url in sorted(pending, key=str)),
                 newest=newest,
                 newest_ids=tuple(sorted(at_newest)),
             ).to_json(),
@@ -398,71 +429,83 @@ class FacebookPageSource:
             url = next_url
         posts = [raw for raw, _ in read.posts]
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._expanded_or_none(state, raw, read)) for raw in posts]
-        read.posts = [(raw, task.result()) for raw, task in zip(posts, tasks, strict=True)]
+            tasks = [group.create_task(self._expanded_comments(state, raw)) for raw in posts]
+        edges = [task.result() for task in tasks]
+        read.posts = [
+            (raw, _Comments(items=edge.items, resume_at=edge.resume_at))
+            for raw, edge in zip(posts, edges, strict=True)
+        ]
+        read.errors.extend(edge.error for edge in edges if edge.error is not None)
         return read
 
-    async def _expanded_or_none(
-        self, state: _FetchState, raw: Raw, read: _FeedRead
-    ) -> list[Raw] | None:
-        """A post's comments, or None when their next page cannot be read now (re-read later)."""
-        try:
-            return await self._expanded_comments(state, raw)
-        except (RateLimited, TransientError) as err:
-            read.errors.append(err)
-            return None
-
-    async def _fetch_threads(self, state: _FetchState, thread_ids: Sequence[str]) -> _ThreadsRead:
-        """Comments of each thread (None: the thread is gone); the ones not readable now are
-        pending, the ones Graph refuses are skipped.
+    async def _fetch_threads(self, state: _FetchState, threads: Sequence[Pending]) -> _ThreadsRead:
+        """Comments of each thread (None: the thread is gone), from its first page or from
+        where an earlier read stopped; Graph's refusals of single threads are skipped.
 
         Several threads go out as Graph batch requests (≤ 50 reads per POST, each still one
         call): multi-id reads (`GET /?ids=`) are refused from Graph API v26.0.
         """
         read = _ThreadsRead()
-        batched = len(thread_ids) > 1
+        batched = len(threads) > 1
         async with asyncio.TaskGroup() as group:
-            for post_id in thread_ids:
-                group.create_task(self._read_thread(state, post_id, read, batched=batched))
+            for post_id, start_at in threads:
+                group.create_task(self._read_thread(state, post_id, start_at, read, batched))
         return read
 
     async def _read_thread(
-        self, state: _FetchState, post_id: str, read: _ThreadsRead, *, batched: bool
+        self,
+        state: _FetchState,
+        post_id: str,
+        start_at: str | None,
+        read: _ThreadsRead,
+        batched: bool,
     ) -> None:
         try:
-            read.found[post_id] = await self._fetch_comments(state, post_id, batched=batched)
+            if start_at is None:
+                comments = await self._fetch_comments(state, post_id, batched=batched)
+            else:
+                rest = await self._read_all(state, start_at, None, batched=batched)
+                comments = _Comments(items=rest.items, resume_at=rest.resume_at, whole=False)
+                if rest.error is not None:
+                    read.errors.append(rest.error)
         except (RateLimited, TransientError) as err:
             read.errors.append(err)
-            read.pending.append(post_id)
+            read.not_started.append((post_id, start_at))
         except AuthError:
             raise  # the token or the app, not this thread
         except FatalError as err:
             # Graph refuses this one object (a bad id, a post type it will not serve): the
             # rest of the page is read, and the coordinator retries this one at a slower pace.
             state.skipped[post_id] = Skipped(reason="bad_request", detail=str(err))
+        else:
+            read.found[post_id] = comments
 
     async def _fetch_comments(
         self, state: _FetchState, post_id: str, *, batched: bool = False
-    ) -> list[Raw] | None:
+    ) -> _Comments | None:
+        """A thread's comments from its own edge; None when the post is gone."""
         try:
-            return await self._get_all(
+            edge = await self._read_all(
                 state, f"{self._base}/{post_id}/comments", self._comment_params, batched=batched
             )
         except _ObjectMissing:
             return None
+        if edge.error is not None:
+            state.partial_errors.append(edge.error)
+        return _Comments(items=edge.items, resume_at=edge.resume_at)
 
-    async def _expanded_comments(self, state: _FetchState, raw: Raw) -> list[Raw]:
+    async def _expanded_comments(self, state: _FetchState, raw: Raw) -> _EdgeRead:
         """A post's comments from its expanded `comments` edge, reading on if they did not fit."""
         edge = raw.get("comments")
         if edge is None:
-            return []  # Graph leaves out an edge without items
+            return _EdgeRead(items=[])  # Graph leaves out an edge without items
         data = edge.get("data") if isinstance(edge, dict) else None
         if not isinstance(edge, dict) or not isinstance(data, list):
             raise TransientError(f"Graph returned post {raw.get('id')} with unreadable comments")
         items: list[Raw] = [item for item in data if isinstance(item, dict)]
         next_url = _next_link(edge)
         if next_url is None or not items:
-            return items
+            return _EdgeRead(items=items)
         self._check_link(next_url, f"comments of post {raw.get('id')}")
         link = URL(next_url, encoded=True)
         # A nested edge's `next` may carry only limit and cursor: without filter=stream the
@@ -472,33 +515,54 @@ class FacebookPageSource:
         }
         if missing:
             next_url = str(link.update_query(missing))
-        return items + await self._get_all(state, next_url, None)
+        try:
+            rest = await self._read_all(state, next_url, None)
+        except (RateLimited, TransientError) as err:
+            return _EdgeRead(items=items, resume_at=next_url, error=err)
+        return _EdgeRead(items=items + rest.items, resume_at=rest.resume_at, error=rest.error)
 
     async def _get_all(
+        self, state: _FetchState, url: str, params: Mapping[str, str] | None
+    ) -> list[Raw]:
+        """Every item of an edge; any failure on the way is raised."""
+        edge = await self._read_all(state, url, params)
+        if edge.error is not None:
+            raise edge.error
+        return edge.items
+
+    async def _read_all(
         self,
         state: _FetchState,
         url: str,
         params: Mapping[str, str] | None,
         *,
         batched: bool = False,
-    ) -> list[Raw]:
+    ) -> _EdgeRead:
         """Every item of an edge, following `paging.next` verbatim until there is none.
 
+        A page after the first that cannot be read now (throttled, transient) ends the read
+        with what came before and where to go on; a failing first page is raised.
         `batched`: the first page goes out in a Graph batch (several threads read at once).
         """
         items: list[Raw] = []
         seen: set[str] = set()
         next_params: Mapping[str, str] | None = params
+        first = True
         while True:
-            body = await self._get(state, url, next_params, batched=batched)
-            batched = False
+            try:
+                body = await self._get(state, url, next_params, batched=batched and first)
+            except (RateLimited, TransientError) as err:
+                if first:
+                    raise
+                return _EdgeRead(items=items, resume_at=url, error=err)
+            first = False
             data = body.get("data")
             if not isinstance(data, list):
                 raise TransientError(f"GET {_path(url)}: Graph response without a data list")
             items.extend(item for item in data if isinstance(item, dict))
             next_url = _next_link(body)
             if next_url is None or not data:
-                return items
+                return _EdgeRead(items=items)
             if next_url in seen:
                 raise TransientError(f"GET {_path(url)}: paging.next repeats itself")
             self._check_link(next_url, f"GET {_path(url)}")
@@ -882,6 +946,13 @@ def _wait(state: _FetchState, errors: Sequence[SourceError]) -> float | None:
 def _reason(errors: Sequence[SourceError]) -> str:
     """Why a fetch stopped early, as a poll-error reason."""
     return RateLimited.reason if any(isinstance(e, RateLimited) for e in errors) else "transient"
+
+
+def _pending(entry: Any) -> Pending:
+    """A saved pending thread: [post_id, url or None] (or a bare post id)."""
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str | None):
+        return str(entry[0]), entry[1]
+    return str(entry), None
 
 
 def _without_proof(url: str | None) -> str | None:

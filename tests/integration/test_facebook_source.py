@@ -443,7 +443,7 @@ async def test_transient_error_after_a_successful_page_keeps_it_and_resumes(
     first = await source.fetch(request)
     assert first.interrupted == "transient"
     assert set(first.complete_threads) == {new}  # the feed's post is kept
-    assert first.cursor["resume"]["threads"] == [old]
+    assert first.cursor["resume"]["threads"] == [[old, None]]
     calls = graph.graph_calls
     # The resumed fetch reads only what was left: the old thread, not the feed again.
     second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
