@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.domain import Batch, Period, SourceRef
+from monitor.domain import Batch, Period, Skipped, SourceRef
 from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
@@ -145,3 +145,60 @@ def test_pure_delay_rules() -> None:
     delays = [backoff_delay(n, base=10, cap=900, rng=rng) for n in range(1, 12)]
     assert all(5 <= d <= 900 for d in delays)
     assert delays[-1] >= 450  # capped, with at least half the nominal delay
+
+
+class BatchSource:
+    """A Source that answers from a script of ready-made batches and records the requests."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches = batches
+        self.requests: list[FetchRequest] = []
+
+    async def fetch(self, request: FetchRequest) -> Batch:
+        self.requests.append(request)
+        return self.batches.pop(0) if self.batches else Batch(messages=(), cursor=request.cursor)
+
+
+async def test_an_interrupted_poll_is_stored_and_resumed_after_the_wait(store: Store) -> None:
+    clock = FakeClock(START)
+    resume = {"resume": {"left": ["t2"]}}
+    source = BatchSource(
+        [
+            Batch(messages=(), cursor=resume, interrupted="rate_limited", wait_seconds=42.0),
+            Batch(messages=(), cursor={"done": True}),
+        ]
+    )
+    coordinator = make(store, clock, {}, group=None)
+    entry = PolledSource(settings=settings("s"), source=source, interval=60)
+    coordinator.sources["s"] = entry
+    coordinator._metrics.prepare(entry.settings.ref)
+
+    delay = await coordinator.poll_once("s")
+    assert delay == pytest.approx(42.0, abs=1.0)  # the platform's wait, not the interval
+    assert entry.cursor == resume and entry.up is True  # progress kept; not down
+    assert entry.last_success is None  # the poll has not completed yet
+    assert coordinator._metrics.poll_errors.labels("s", "rate_limited")._value.get() == 1
+    assert (await store.source_states())["s"].cursor == resume  # saved with the batch
+
+    await coordinator.poll_once("s")
+    assert source.requests[1].cursor == resume  # the next fetch resumes from it
+    assert entry.cursor == {"done": True} and entry.last_success == START
+
+
+async def test_a_skipped_thread_is_counted_once_and_left_out_until_its_retry(
+    store: Store,
+) -> None:
+    clock = FakeClock(START)
+    why = Skipped(reason="forbidden", detail="HTTP 403")
+    source = BatchSource([Batch(messages=(), cursor={}, skipped={"t1": why}) for _ in range(3)])
+    coordinator = make(store, clock, {}, group=None)
+    entry = PolledSource(settings=settings("s"), source=source, interval=60)
+    coordinator.sources["s"] = entry
+    metrics = coordinator._metrics
+    metrics.prepare(entry.settings.ref)
+    for _ in range(3):
+        await coordinator.poll_once("s")
+        await clock.advance(60)
+    assert metrics.source_skipped.labels("b", "s", "forbidden")._value.get() == 1
+    assert entry.up is True
+    assert "t1" in entry.skips and entry.skips.resting(clock.now()) == {"t1"}

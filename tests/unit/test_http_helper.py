@@ -248,3 +248,93 @@ def test_safe_url_and_scrub_drop_query_strings_and_user_info() -> None:
     )
     text = "Cannot connect to https://graph.example/v1/x?access_token=abc&b=1 (refused)"
     assert scrub(text) == "Cannot connect to https://graph.example/v1/x (refused)"
+
+
+# --- redirects: credentials never cross origins (issue 13, point 5) ----------------------------
+
+
+async def _recording_server(seen: list[dict[str, str]]) -> TestServer:
+    async def record(request: web.Request) -> web.Response:
+        seen.append({"path": request.path, **dict(request.headers)})
+        return _json(b'{"data": []}')
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    server = TestServer(app)
+    await server.start_server()
+    return server
+
+
+async def test_same_origin_redirects_are_followed_with_their_headers() -> None:
+    seen: list[dict[str, str]] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/new/place?x=1")
+
+    async def new_place(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return _json(b'{"data": ["here"]}')
+
+    app = web.Application()
+    app.router.add_get("/old", moved)
+    app.router.add_get("/new/place", new_place)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            response = await request_json(
+                session, str(server.make_url("/old")), headers={"Api-Key": SECRET}, timeout=2
+            )
+        assert response.body == {"data": ["here"]}
+        assert [headers.get("Api-Key") for headers in seen] == [SECRET]
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_to_another_origin_is_refused_and_gets_no_credentials(
+    status: int,
+) -> None:
+    seen: list[dict[str, str]] = []
+    elsewhere = await _recording_server(seen)
+    target = str(elsewhere.make_url("/collect"))
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(status=status, headers={"Location": target})
+
+    app = web.Application()
+    app.router.add_route("*", "/api", moved)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(FatalError) as caught:
+                await request_json(
+                    session,
+                    str(server.make_url("/api")),
+                    headers={"Api-Key": SECRET, "Authorization": f"Token {SECRET}"},
+                    timeout=2,
+                )
+        # The error names where it pointed; nothing reached the other origin.
+        assert f"redirects to {target}" in str(caught.value)
+        assert SECRET not in str(caught.value)
+        assert seen == []
+    finally:
+        await server.close()
+        await elsewhere.close()
+
+
+async def test_a_redirect_loop_is_a_transient_error() -> None:
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/again")
+
+    app = web.Application()
+    app.router.add_get("/again", loop)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(TransientError, match="more than 5 redirects"):
+                await request_json(session, str(server.make_url("/again")), timeout=2)
+    finally:
+        await server.close()
