@@ -80,9 +80,7 @@ class FakeServer(Generic[FaultT]):
         """Answer the next `times` matching requests (None: until cleared) with `fault`."""
         self._faults.append(Injected(fault=fault, remaining=times, path_contains=path_contains))
 
-    def inject_every(
-        self, fault: FaultT, every: int, *, path_contains: str | None = None
-    ) -> None:
+    def inject_every(self, fault: FaultT, every: int, *, path_contains: str | None = None) -> None:
         """Answer every `every`-th matching request with `fault`, until cleared.
 
         How real platforms throttle a long poll: most requests pass, and the Nth in a window is
