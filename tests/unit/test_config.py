@@ -364,6 +364,46 @@ def test_example_config_shows_every_key(section: Any, model: type[Any]) -> None:
     assert not missing, f"deploy/config.example.toml should document {sorted(missing)}"
 
 
+def _with_forum_sources() -> str:
+    """The example with its commented forum source blocks switched on."""
+    lines, in_block = [], False
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line == "# [[sources]]":
+            in_block = True
+            line = "[[sources]]"
+        elif in_block and line.startswith("#   "):
+            line = line.removeprefix("#   ")
+        else:
+            in_block = False
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def test_example_config_shows_every_source_type(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FB_PAGE_TOKEN", "EAAexampletoken")
+    monkeypatch.setenv("DISCOURSE_API_KEY", "dk")
+    monkeypatch.setenv("FLARUM_API_KEY", "fk")
+    text = _with_forum_sources()
+    config = load_config(_write(tmp_path, text))
+    by_type = {source.type: source for source in config.sources}
+    assert set(by_type) == {"facebook_page", "discourse", "phpbb_atom", "flarum"}
+    data = tomllib.loads(text)
+    common = set(FacebookPageConfig.model_fields) - {
+        "type",
+        "page_id",
+        "access_token",
+        "api_base_url",
+        "app_secret",
+    }
+    for shown in data["sources"][1:]:
+        model = type(by_type[shown["type"]])
+        # Each forum block shows every key of its own type (the common ones are shown above).
+        missing = set(model.model_fields) - common - set(shown)
+        assert not missing, f"{shown['type']} block should show {sorted(missing)}"
+
+
 def test_example_config_commented_alternatives_are_valid(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
