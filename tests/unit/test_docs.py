@@ -1,0 +1,42 @@
+"""The user docs stand alone: links stay inside the repo, and config examples load."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+TOML_BLOCK = re.compile(r"```toml\n(.*?)```", re.DOTALL)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_links_point_inside_the_repo_and_exist(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    assert "../shared" not in text and "DESIGN.md" not in text
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://", "mailto:", "#")):
+            continue
+        path = target.split("#", 1)[0]
+        assert (doc.parent / path).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_every_source_block_in_docs_sources_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FB_PAGE_TOKEN", "DISCOURSE_API_KEY", "FLARUM_API_KEY"):
+        monkeypatch.setenv(name, "secret-value")
+    blocks = TOML_BLOCK.findall((ROOT / "docs" / "sources.md").read_text(encoding="utf-8"))
+    assert len(blocks) == 4
+    types = set()
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"{number}.toml"
+        path.write_text(block, encoding="utf-8")
+        (source,) = load_config(path).sources
+        types.add(source.type)
+    assert types == {"facebook_page", "discourse", "phpbb_atom", "flarum"}
