@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import difflib
 import re
+import typing
 import tomllib
 from collections.abc import Iterator
 from datetime import date
@@ -385,6 +387,42 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _known_keys() -> frozenset[str]:
+    """Every key the config knows, in any section (for did-you-mean hints)."""
+    models: list[type[BaseModel]] = [Config]
+    keys: set[str] = set()
+    while models:
+        model = models.pop()
+        for name, info in model.model_fields.items():
+            keys.add(name)
+            if name in SECRET_KEYS:
+                keys.add(f"{name}_file")
+            for arg in typing.get_args(info.annotation) or (info.annotation,):
+                for inner in typing.get_args(arg) or (arg,):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        models.append(inner)
+    for source in typing.get_args(typing.get_args(SourceConfig)[0]):
+        keys.update(source.model_fields)
+    return frozenset(keys)
+
+
+def _in_words(error: Any) -> str:
+    """A pydantic error as the operator would say it: what is wrong and how to fix it."""
+    kind = error["type"]
+    key = error["loc"][-1] if error["loc"] else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(key), _known_keys(), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key {key!r}{hint}"
+    if kind == "missing":
+        if key in SECRET_KEYS:
+            return f"missing: set {key} (or {key}_file = a file that holds it)"
+        return f"missing: this key is required ({key})" if key else "missing"
+    if kind == "too_short":
+        return "must list at least one entry"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     """('sources', 1, 'facebook_page', 'page_id') -> 'sources[1].page_id'."""
     path = ""
@@ -442,8 +480,8 @@ def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Confi
         config = Config.model_validate(data)
     except ValidationError as err:
         for error in err.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{_loc_to_path(error['loc']) or '(top level)'}: {message}")
+            where = _loc_to_path(error["loc"]) or "(top level)"
+            problems.append(f"{where}: {_in_words(error)}")
     problems.extend(_reference_problems(data))
     if problems or config is None:
         raise ConfigError(problems)

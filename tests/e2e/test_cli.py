@@ -38,7 +38,7 @@ def test_check_config_reports_all_three_mistakes_with_key_paths(tmp_path: Path) 
     assert result.returncode == 1
     assert "3 problem(s)" in result.stderr
     assert "calendars.office.timezone: unknown IANA time zone 'Europe/Amstredam'" in result.stderr
-    assert "sources[1].page_id: Field required" in result.stderr
+    assert "sources[1].page_id: missing: this key is required (page_id)" in result.stderr
     assert "sources[1].poll_interval: invalid duration 'soon'" in result.stderr
 
 

@@ -205,7 +205,7 @@ def test_every_mistake_is_reported_with_its_key_path() -> None:
         }
     )
     assert len(problems) == 3, problems
-    assert "sources[1].page_id: Field required" in problems
+    assert "sources[1].page_id: missing: this key is required (page_id)" in problems
     assert any(p.startswith("http.port: ") for p in problems)
     assert any(p.startswith("sources[0].poll_interval: invalid duration 'often'") for p in problems)
 
@@ -217,8 +217,23 @@ def test_config_error_message_lists_one_problem_per_line() -> None:
 
 def test_missing_sources_and_unknown_keys() -> None:
     problems = _problems({"bogus": 1})
-    assert "sources: Field required" in problems
-    assert any(p.startswith("bogus: ") for p in problems)
+    assert "sources: missing: this key is required (sources)" in problems
+    assert "bogus: unknown key 'bogus'" in problems
+
+
+def test_mistakes_are_said_in_the_operators_words() -> None:
+    source = _source(pol_interval="60s")
+    del source["access_token"]
+    problems = _problems({"htpp": {}, "sources": [source]})
+    assert "htpp: unknown key 'htpp' (did you mean 'http'?)" in problems
+    assert (
+        "sources[0].pol_interval: unknown key 'pol_interval' (did you mean 'poll_interval'?)"
+        in (problems)
+    )
+    assert (
+        "sources[0].access_token: missing: set access_token (or access_token_file = a file that"
+        " holds it)" in problems
+    )
 
 
 def test_unknown_source_type_is_reported() -> None:
