@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import difflib
+import os
 import re
-import typing
 import tomllib
+import typing
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
