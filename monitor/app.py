@@ -38,6 +38,7 @@ from monitor.sources.facebook import FacebookPageSource
 from monitor.sources.graph_batch import GraphBatcher, batch_group, graph_key, shared_batchers
 from monitor.store import Store, create_engine, upgrade
 from monitor.web.api import add_api_routes
+from monitor.web.edge import edge
 from monitor.web.facebook_webhook import add_webhook_routes
 from monitor.web.health import add_routes
 from monitor.web.keys import (
@@ -62,6 +63,8 @@ COMPLIANCE_REFRESH_SECONDS = 60.0
 # refreshed as soon as its events are stored, at most this often, so Grafana never shows
 # "No data" for a minute after each restart.
 COMPLIANCE_FIRST_SECONDS = 2.0
+# Request bodies (webhook deliveries, forms, JSON) larger than this are refused with 413.
+MAX_BODY_BYTES = 1024**2
 
 
 def source_settings(config: Config) -> list[SourceSettings]:
@@ -143,7 +146,8 @@ def create_app(
     rng: random.Random | None = None,
 ) -> web.Application:
     """Wire config, store, sources, poller, metrics and routes into one aiohttp app."""
-    app = web.Application()
+    # Every request passes the edge: input refusals are counted 4xx answers, bugs a logged 500.
+    app = web.Application(middlewares=[edge], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     settings = source_settings(config)

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from monitor import __version__
 from monitor.alerts.roster_cli import add_roster_parser
@@ -28,11 +27,6 @@ def _load_or_exit(path: str) -> Config:
 def configure_from(config: Config) -> None:
     """Set up logging as the config says, with its secrets redacted."""
     configure_logging(level=config.log.level, fmt=config.log.format, secrets=config.secrets())
-
-
-def run_app_options(host: str, port: int) -> dict[str, Any]:
-    """web.run_app options of `demo` (`run` serves through monitor/reload.py)."""
-    return {"host": host, "port": port, "print": None, "access_log": None, "shutdown_timeout": 10}
 
 
 def serve(config: Config, path: str) -> None:

@@ -183,7 +183,8 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
 
 def run_demo(*, port: int, workdir: str | None, host: str = "127.0.0.1") -> None:
     """Run the demo until Ctrl-C; `host` 0.0.0.0 lets a container publish the port."""
-    from monitor.cli import run_app_options
+    from monitor.web.server import run_app
 
     path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="webcare-demo-"))
-    web.run_app(_demo_app(port, path), **run_app_options(host, port))
+    # The same server limits as `run` (monitor/web/server.py).
+    run_app(_demo_app(port, path), host=host, port=port)

@@ -34,6 +34,7 @@ from aiohttp import web
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
 from monitor.systemd_notify import SystemdNotifier
+from monitor.web.server import make_runner, start_sites
 
 log = get_logger("monitor.reload")
 
@@ -207,15 +208,15 @@ class ServiceRunner:
         self._notifier.ready(status=self._serving_status())
 
     async def _start(self, config: Config) -> web.AppRunner:
-        runner = web.AppRunner(
-            self._build(config), access_log=None, shutdown_timeout=self._shutdown_timeout
-        )
+        # Header and idle timeouts, size limits and the connection cap: monitor/web/server.py.
+        runner = make_runner(self._build(config), shutdown_timeout=self._shutdown_timeout)
         try:
             await runner.setup()  # every cleanup_ctx up: migrations, state, polling
-            for sock in self._sockets:
-                # The site closes the socket it is given when it stops; a duplicate keeps the
-                # original (and its backlog of waiting connections) for the next generation.
-                await web.SockSite(runner, sock.dup(), backlog=LISTEN_BACKLOG).start()
+            # The site closes the socket it is given when it stops; a duplicate keeps the
+            # original (and its backlog of waiting connections) for the next generation.
+            await start_sites(
+                runner, sockets=[sock.dup() for sock in self._sockets], backlog=LISTEN_BACKLOG
+            )
         except BaseException:
             await runner.cleanup()
             raise

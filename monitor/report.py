@@ -165,7 +165,10 @@ def parse_instant(text: str) -> datetime:
         ) from err
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as err:  # 0001-01-01T00:00+01:00 is before the first representable UTC
+        raise ValueError(f"time {text!r} is out of range (years 1-9999 in UTC)") from err
 
 
 def check_window(since: datetime, until: datetime) -> None:

@@ -21,7 +21,14 @@ DISMISS_REASONS = ("hidden", "deleted")
 # longer has it (404, where that does not mean "deleted"), refused the request (other 4xx), or
 # sent it without the fields we need.
 SKIP_REASONS = ("forbidden", "not_found", "bad_request", "malformed")
-WEBHOOK_OUTCOMES = ("accepted", "bad_signature", "malformed", "unknown_page", "error")
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "bad_signature",
+    "malformed",
+    "too_large",
+    "unknown_page",
+    "error",
+)
 
 
 def response_buckets(targets: Iterable[float]) -> list[float]:
@@ -122,7 +129,8 @@ class Metrics:
         )
         self.webhook_deliveries = Counter(
             "webcare_webhook_deliveries",
-            "Webhook deliveries by outcome (accepted, bad_signature, malformed, unknown_page).",
+            "Webhook deliveries by outcome (accepted, bad_signature, malformed, too_large,"
+            " unknown_page, error).",
             ["platform", "outcome"],
             registry=r,
         )
@@ -138,6 +146,20 @@ class Metrics:
             "webcare_alert_outbox_pending",
             "Notifications waiting in the outbox for a receiver.",
             ["receiver"],
+            registry=r,
+        )
+        self.alert_outbox_oldest_age = Gauge(
+            "webcare_alert_outbox_oldest_age_seconds",
+            "How long the oldest notification waiting for a receiver has waited since its event"
+            " (0 when none waits).",
+            ["receiver"],
+            registry=r,
+        )
+        self.http_rejected = Counter(
+            "webcare_http_rejected",
+            "HTTP requests and connections refused instead of served, by endpoint (route,"
+            " 'connection' or 'protocol') and reason; a series appears with its first refusal.",
+            ["endpoint", "reason"],
             registry=r,
         )
         self.alert_delivery = Histogram(
@@ -191,6 +213,7 @@ class Metrics:
             for outcome in ("delivered", "retried", "dead"):
                 self.alerts.labels(kind, name, outcome)
         self.alert_outbox_pending.labels(name).set(0)
+        self.alert_outbox_oldest_age.labels(name).set(0)
         self.alert_delivery.labels(name)
 
     def apply(self, event: Event) -> None:

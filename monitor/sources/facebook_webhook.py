@@ -8,12 +8,20 @@ FeedComment): `{"object": "page", "entry": [{"id": PAGE_ID, "time": UNIX, "chang
 "parent_id", "from": {"id", "name"}, "created_time": UNIX, "message"}}]}]}`. Older deliveries
 name the author with `sender_id` / `sender_name` instead of `from`; `remove` often has no
 `created_time` and no `from`.
+
+A signed delivery comes from Facebook, which redelivers anything not answered 200 for up to
+36 hours: a change we cannot take at its word (no usable `created_time`, one outside
+2004..2100) is not refused but re-read from the Graph API by the next poll of its thread.
+Values that cannot be stored at all (ids that are no Graph ids, a body that is no delivery)
+make the delivery malformed (400).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +33,14 @@ from monitor.domain import Batch, Message
 from monitor.sources.facebook import comment_seq
 
 POST_ITEMS = frozenset({"status", "post", "photo", "video", "share", "link", "event"})
+# Graph ids: digits, "{page}_{post}" or "{post}_{comment}"; letters too in some object types.
+_GRAPH_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,199}")
+# created_time outside this window is no time Facebook could mean (it opened in 2004); such a
+# change is re-read by a poll instead (and the calendar arithmetic stays far from year 9999).
+EARLIEST = datetime(2004, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_MAX_NAME_CHARS = 500
+_MAX_SEQ_DIGITS = 18  # the comment's position fits a 64-bit column
 
 
 class MalformedDelivery(ValueError):
@@ -74,9 +90,14 @@ def parse_delivery(body: bytes) -> dict[str, PageChanges]:
     for entry in document["entry"]:
         if not isinstance(entry, dict) or entry.get("id") is None:
             raise MalformedDelivery("an entry without a page id")
-        page_id = str(entry["id"])
+        page_id = _id(entry["id"])
+        if page_id is None:
+            raise MalformedDelivery("an entry whose id is no Graph id")
         changes = pages.setdefault(page_id, PageChanges())
-        for change in entry.get("changes") or []:
+        listed = entry.get("changes") or []
+        if not isinstance(listed, list):
+            raise MalformedDelivery("an entry whose changes are no list")
+        for change in listed:
             if isinstance(change, dict) and change.get("field") == "feed":
                 value = change.get("value")
                 if not isinstance(value, dict):
@@ -87,15 +108,12 @@ def parse_delivery(body: bytes) -> dict[str, PageChanges]:
 
 def _apply(changes: PageChanges, value: Mapping[str, Any], page_id: str) -> None:
     item, verb = value.get("item"), value.get("verb")
-    post_id = _id(value.get("post_id"))
-    if item == "comment":
-        target = _id(value.get("comment_id"))
-    elif item in POST_ITEMS:
-        target = post_id
-    else:
+    if item != "comment" and not (isinstance(item, str) and item in POST_ITEMS):
         return  # reactions, likes, ratings...: not messages
+    post_id = _id(value.get("post_id"))
+    target = _id(value.get("comment_id")) if item == "comment" else post_id
     if target is None or post_id is None:
-        raise MalformedDelivery(f"{item} {verb} without its ids")
+        raise MalformedDelivery(f"a {item} change without its ids")
     if verb == "remove":
         if item == "comment":
             changes.removed.add(target)
@@ -115,8 +133,8 @@ def _apply(changes: PageChanges, value: Mapping[str, Any], page_id: str) -> None
 def _message(
     value: Mapping[str, Any], is_comment: bool, target: str, post_id: str, page_id: str
 ) -> Message | None:
-    created = value.get("created_time")
-    if isinstance(created, bool) or not isinstance(created, int | float):
+    created_at = _instant(value.get("created_time"))
+    if created_at is None:
         return None
     sender = value.get("from")
     if isinstance(sender, dict):
@@ -129,16 +147,39 @@ def _message(
         thread_id=post_id,
         parent_id=(parent or post_id) if is_comment else None,
         author_id=author_id,
-        author_name=author_name if isinstance(author_name, str) else None,
-        text=str(value.get("message") or ""),
-        created_at=datetime.fromtimestamp(created, tz=UTC),
-        seq=comment_seq(target, 0) if is_comment else 0,
+        author_name=author_name[:_MAX_NAME_CHARS] if isinstance(author_name, str) else None,
+        # PostgreSQL cannot store NUL in text; Facebook never sends one.
+        text=str(value.get("message") or "").replace("\x00", ""),
+        created_at=created_at,
+        seq=_seq(target) if is_comment else 0,
         is_brand=author_id == page_id,
     )
 
 
+def _instant(value: Any) -> datetime | None:
+    """A Unix `created_time` inside [EARLIEST, LATEST), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not EARLIEST.timestamp() <= value < LATEST.timestamp():
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _seq(comment_id: str) -> int:
+    """As the poller orders comments (comment_seq), for ids whose number fits the column."""
+    tail = comment_id.rpartition("_")[2]
+    if tail.isascii() and tail.isdigit() and len(tail) <= _MAX_SEQ_DIGITS:
+        return comment_seq(comment_id, 0)
+    return 0
+
+
 def _id(value: Any) -> str | None:
+    """A Graph id (numbers arrive as JSON numbers in some deliveries), None when absent."""
     if isinstance(value, bool) or value is None:
         return None
     text = str(value)
-    return text or None
+    if not text:
+        return None
+    if not _GRAPH_ID.fullmatch(text):
+        raise MalformedDelivery(f"{text[:40]!r} is no Graph id")
+    return text

@@ -17,6 +17,10 @@ from monitor.config import Config
 from monitor.domain import ItemState
 from monitor.report import ALL, ReportKind, build, build_items_report, check_window, parse_instant
 from monitor.store.reports import report_items
+from monitor.web.edge import body as read_body
+from monitor.web.edge import form as read_form
+from monitor.web.edge import item_id as parse_item_id
+from monitor.web.edge import json_object, secret_bytes, text_field
 from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
 
 # The /items window when none is given: everything ever stored (the query leaves it open).
@@ -51,7 +55,7 @@ class TokenMatch:
 
 def match_token(config: Config, presented: str) -> TokenMatch | None:
     """The configured token(s) equal to `presented`, or None."""
-    given = presented.strip().encode()
+    given = secret_bytes(presented.strip())
     if not given:
         return None
     brands: set[str] = set()
@@ -234,23 +238,14 @@ async def _action_body(request: web.Request) -> Mapping[str, Any]:
     values: dict[str, Any] = dict(request.query)
     if request.can_read_body:
         if request.content_type == "application/json":
-            try:
-                data = json.loads(await request.read() or b"{}")
-            except ValueError:
-                _bad_request("the body is not valid JSON")
-            if not isinstance(data, dict):
-                _bad_request("the body must be a JSON object")
-            values.update(data)
+            values.update(json_object(await read_body(request)))
         else:
-            values.update(await request.post())
+            values.update(await read_form(request))
     return values
 
 
 async def _visible_item(request: web.Request, brands: frozenset[str] | None) -> int:
-    try:
-        item_id = int(request.match_info["item_id"])
-    except ValueError:
-        _fail(web.HTTPNotFound, "no such item")
+    item_id = parse_item_id(request.match_info["item_id"])
     try:
         item = await request.app[ALERTS].actions.item(item_id)
     except ActionError as err:
@@ -259,6 +254,11 @@ async def _visible_item(request: web.Request, brands: frozenset[str] | None) -> 
         # Not 403: another brand's item ids are not even confirmed to exist.
         _fail(web.HTTPNotFound, f"no item {item_id}")
     return item_id
+
+
+def _by(body: Mapping[str, Any], token: TokenMatch) -> str:
+    """Who acts: the body's "by", else the token's holder, else "api"."""
+    return text_field(body, "by") or token.name or "api"
 
 
 def _action_failed(err: ActionError) -> NoReturn:
@@ -271,7 +271,7 @@ async def ack_item(request: web.Request) -> web.Response:
     token = authorized(request)
     item_id = await _visible_item(request, token.brands)
     body = await _action_body(request)
-    by = str(body.get("by") or token.name or "api")
+    by = _by(body, token)
     try:
         result = await request.app[ALERTS].actions.ack(item_id, by=by)
     except ActionError as err:
@@ -284,10 +284,10 @@ async def dismiss_item(request: web.Request) -> web.Response:
     token = authorized(request)
     item_id = await _visible_item(request, token.brands)
     body = await _action_body(request)
-    reason = str(body.get("reason") or "")
-    if reason not in DISMISS_REASONS:
+    reason = body.get("reason")
+    if not isinstance(reason, str) or reason not in DISMISS_REASONS:
         _bad_request(f"reason must be one of {', '.join(DISMISS_REASONS)}")
-    by = str(body.get("by") or token.name or "api")
+    by = _by(body, token)
     try:
         result = await request.app[ALERTS].actions.dismiss(item_id, reason=reason, by=by)
     except ActionError as err:

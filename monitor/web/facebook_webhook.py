@@ -9,10 +9,13 @@ from aiohttp import web
 from monitor.logging import get_logger
 from monitor.sources.facebook import FacebookPageSource
 from monitor.sources.facebook_webhook import MalformedDelivery, parse_delivery, signature_valid
+from monitor.web.edge import Refusal, secret_bytes
+from monitor.web.edge import body as read_body
 from monitor.web.keys import CONFIG, COORDINATOR, METRICS
 
 log = get_logger("monitor.web.facebook_webhook")
 PATH = "/webhooks/facebook"
+MAX_CHALLENGE_CHARS = 200
 
 
 def _page_sources(request: web.Request) -> dict[str, str]:
@@ -32,33 +35,39 @@ async def handshake(request: web.Request) -> web.Response:
     """GET: answer Facebook's subscription check with the challenge."""
     settings = request.app[CONFIG].facebook_webhook
     if settings is None:
-        raise web.HTTPNotFound(text="Facebook webhooks are not configured\n")
+        raise Refusal("Facebook webhooks are not configured", status=404)
     query = request.query
     expected = settings.verify_token.get_secret_value().encode()
-    given = query.get("hub.verify_token", "").encode()
-    if query.get("hub.mode") == "subscribe" and hmac.compare_digest(expected, given):
-        return web.Response(text=query.get("hub.challenge", ""))
-    log.warning("webhook handshake refused", mode=query.get("hub.mode"))
-    raise web.HTTPForbidden(text="verify token mismatch\n")
+    given = secret_bytes(query.get("hub.verify_token", ""))
+    if query.get("hub.mode") != "subscribe" or not hmac.compare_digest(expected, given):
+        raise Refusal("verify token mismatch", status=403)
+    challenge = query.get("hub.challenge", "")
+    # Facebook's challenge is a number; anything else is not echoed back.
+    if len(challenge) > MAX_CHALLENGE_CHARS or not (challenge.isascii() and challenge.isalnum()):
+        raise Refusal("hub.challenge must be letters and digits")
+    return web.Response(text=challenge)
 
 
 async def deliver(request: web.Request) -> web.Response:
     """POST: store a signed delivery at once; anything unsigned is refused and counted."""
     settings = request.app[CONFIG].facebook_webhook
     if settings is None:
-        raise web.HTTPNotFound(text="Facebook webhooks are not configured\n")
-    body = await request.read()
+        raise Refusal("Facebook webhooks are not configured", status=404)
+    try:
+        body = await read_body(request)
+    except Refusal as refusal:
+        # Counted as a delivery too: an oversized or cut-off body is one Facebook may have sent.
+        _count(request, "too_large" if refusal.status == 413 else "malformed")
+        raise
     secret = settings.app_secret.get_secret_value()
     if not signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
         _count(request, "bad_signature")
-        log.warning("webhook refused: bad or missing signature", peer=request.remote)
-        raise web.HTTPForbidden(text="bad signature\n")
+        raise Refusal("bad or missing X-Hub-Signature-256", status=403)
     try:
         pages = parse_delivery(body)
     except MalformedDelivery as err:
         _count(request, "malformed")
-        log.warning("webhook refused: malformed delivery", error=str(err))
-        raise web.HTTPBadRequest(text=f"malformed delivery: {err}\n") from err
+        raise Refusal(f"malformed delivery: {err}") from err
     coordinator = request.app[COORDINATOR]
     known = _page_sources(request)
     for page_id, changes in pages.items():
@@ -74,7 +83,11 @@ async def deliver(request: web.Request) -> web.Response:
             log.exception("webhook delivery could not be stored", source=name)
             raise web.HTTPInternalServerError(text="not stored, please retry\n") from err
         if changes.reconcile:
-            await coordinator.refetch_quietly(name, frozenset(changes.reconcile))
+            try:
+                await coordinator.refetch_quietly(name, frozenset(changes.reconcile))
+            except Exception:
+                # Stored already: answering 500 would only make Facebook send it again.
+                log.exception("webhook re-read failed; the next poll reconciles", source=name)
     _count(request, "accepted")
     return web.Response(text="EVENT_RECEIVED")
 

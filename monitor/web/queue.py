@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
 from monitor.alerts.actions import DISMISS_REASONS, ActionError
 from monitor.web.api import TokenMatch, match_token
+from monitor.web.edge import MAX_TEXT_CHARS, Refusal, secret_bytes
+from monitor.web.edge import form as read_form
+from monitor.web.edge import item_id as parse_item_id
 from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
 from monitor.web.queue_render import (
     CSP,
@@ -32,6 +38,8 @@ COOKIE = "webcare_token"
 COOKIE_MAX_AGE = 30 * 86400
 # How far ahead the page looks for the next shift.
 NEXT_SHIFT_HORIZON = timedelta(days=7)
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-f]{1,64}")
 _HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": CSP,
@@ -44,13 +52,24 @@ def _html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", headers=_HEADERS)
 
 
+def _refuse(status: int, why: str, page: str) -> Refusal:
+    """A refusal answered with one of our pages; `why` is the log line's reason."""
+    return Refusal(why, status=status, response=_html(page, status=status))
+
+
+def _field(form: Mapping[str, Any], name: str) -> str:
+    """A form field as text ("" when absent, or a file instead of text)."""
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
 def _see(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location, headers={"Cache-Control": "no-store"})
 
 
 def csrf_token(token: str) -> str:
     """The form field that proves a POST came from our page (bound to the session's token)."""
-    return hmac.new(b"webcare-monitor/csrf/v1", token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(b"webcare-monitor/csrf/v1", secret_bytes(token), hashlib.sha256).hexdigest()
 
 
 def _session(request: web.Request) -> tuple[str, TokenMatch] | None:
@@ -59,13 +78,14 @@ def _session(request: web.Request) -> tuple[str, TokenMatch] | None:
     return None if found is None else (token, found)
 
 
-def _disabled() -> web.Response:
-    return _html(
+def _disabled() -> Refusal:
+    return _refuse(
+        403,
+        "the queue is disabled: no token is configured",
         message_page(
             "Queue disabled",
             "No access token is configured ([[http.api_tokens]] in the config).",
         ),
-        status=403,
     )
 
 
@@ -86,17 +106,17 @@ async def queue(request: web.Request) -> web.StreamResponse:
     """GET /: the queue, or the login form (401) without a valid token."""
     config = request.app[CONFIG]
     if not config.http.api_tokens:
-        return _disabled()
+        raise _disabled()
     given = request.query.get("token")
     if given is not None:
         if match_token(config, given) is None:
-            return _html(login_page(error="That token is not valid."), status=401)
+            raise _refuse(401, "invalid token", login_page(error="That token is not valid."))
         response = _see("/")
         _set_cookie(request, response, given)
         raise response
     session = _session(request)
     if session is None:
-        return _html(login_page(), status=401)
+        raise _refuse(401, "not logged in", login_page())
     token, match = session
     return _html(await render_queue(request, match.brands, csrf_token(token)))
 
@@ -184,11 +204,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     """POST /login: check the token, keep it in a cookie, back to the queue."""
     config = request.app[CONFIG]
     if not config.http.api_tokens:
-        return _disabled()
-    form = await request.post()
-    token = str(form.get("token", ""))
-    if match_token(config, token) is None:
-        return _html(login_page(error="That token is not valid."), status=401)
+        raise _disabled()
+    form = await read_form(request)
+    token = _field(form, "token")
+    if len(token) > MAX_TEXT_CHARS or match_token(config, token) is None:
+        raise _refuse(401, "invalid token", login_page(error="That token is not valid."))
     response = _see("/")
     _set_cookie(request, response, token)
     raise response
@@ -205,14 +225,16 @@ async def page_action(request: web.Request) -> web.StreamResponse:
     """POST /items/{id}/ack|dismiss from the page's buttons (cookie + CSRF field)."""
     session = _session(request)
     if session is None:
-        return _html(login_page(error="Please log in again."), status=401)
+        raise _refuse(401, "not logged in", login_page(error="Please log in again."))
     token, match = session
-    form = await request.post()
-    if not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(token)):
-        return _html(message_page("Not done", "The form was stale; reload the queue."), 403)
+    form = await read_form(request)
+    given = secret_bytes(_field(form, "csrf"))
+    if not hmac.compare_digest(given, csrf_token(token).encode()):
+        page = message_page("Not done", "The form was stale; reload the queue.")
+        raise _refuse(403, "stale or missing CSRF field", page)
     action = request.match_info["action"]
+    item_id = parse_item_id(request.match_info["item_id"])
     try:
-        item_id = int(request.match_info["item_id"])
         actions = request.app[ALERTS].actions
         item = await actions.item(item_id)
         if match.brands is not None and item.brand not in match.brands:
@@ -221,12 +243,10 @@ async def page_action(request: web.Request) -> web.StreamResponse:
         if action == "ack":
             await actions.ack(item_id, by=by)
         else:
-            reason = str(form.get("reason", ""))
+            reason = _field(form, "reason")
             await actions.dismiss(item_id, reason=reason, by=by)
-    except ValueError:
-        return _html(message_page("Not found", "No such item."), 404)
     except ActionError as err:
-        return _html(message_page("Not done", str(err)), err.status)
+        raise _refuse(err.status, str(err), message_page("Not done", str(err))) from err
     raise _see(f"/#item-{item_id}" if action == "ack" else "/")
 
 
@@ -235,23 +255,21 @@ async def signed_link(request: web.Request) -> web.StreamResponse:
     service = request.app[ALERTS]
     links = service.links
     action = request.match_info["action"]
-    try:
-        item_id = int(request.match_info["item_id"])
-    except ValueError:
-        return _html(message_page("Not found", "No such item."), 404)
+    item_id = parse_item_id(request.match_info["item_id"])
     now = request.app[CLOCK].now()
-    if links is None or not links.verify(
-        action,
-        item_id,
-        request.query.get("exp", ""),
-        request.query.get("sig", ""),
-        now=now,
-    ):
-        return _html(message_page("Link not valid", "This link is not valid or has expired."), 403)
+    expires, sig = request.query.get("exp", ""), request.query.get("sig", "")
+    # exp is Unix seconds and sig hex: anything else is refused before any arithmetic.
+    well_formed = _DIGITS.fullmatch(expires) is not None and _HEX.fullmatch(sig) is not None
+    if links is None or not well_formed or not links.verify(action, item_id, expires, sig, now=now):
+        raise _refuse(
+            403,
+            "link not valid or expired",
+            message_page("Link not valid", "This link is not valid or has expired."),
+        )
     try:
         item = await service.actions.item(item_id)
     except ActionError as err:
-        return _html(message_page("Not found", str(err)), err.status)
+        raise _refuse(err.status, str(err), message_page("Not found", str(err))) from err
     if request.method == "GET":
         stored = (await request.app[STORE].messages_by_id([item_id])).get(item_id)
         return _html(
@@ -262,19 +280,19 @@ async def signed_link(request: web.Request) -> web.StreamResponse:
                 author=stored.message.author_name if stored else None,
             )
         )
-    form = await request.post()
+    form = await read_form(request)
     try:
         if action == "ack":
             await service.actions.ack(item_id, by="link")
             done = f"Item {item_id} is acknowledged: no more escalation or reminders."
         else:
-            reason = str(form.get("reason", ""))
+            reason = _field(form, "reason")
             if reason not in DISMISS_REASONS:
                 raise ActionError(400, f"reason must be one of {', '.join(DISMISS_REASONS)}")
             await service.actions.dismiss(item_id, reason=reason, by="link")
             done = f"Item {item_id} is dismissed ({reason})."
     except ActionError as err:
-        return _html(message_page("Not done", str(err)), err.status)
+        raise _refuse(err.status, str(err), message_page("Not done", str(err))) from err
     del item
     return _html(message_page("Done", done))
 
