@@ -1465,8 +1465,8 @@ def operations() -> Json:
         Panel(
             "timeseries",
             "Alert outbox backlog",
-            "Notifications waiting per receiver; the WebcareAlertOutboxBacklog alert pages"
-            " after 15 minutes above zero.",
+            "Notifications waiting per receiver, retries included (a receiver that is down keeps"
+            " its backlog here until it accepts them or they reach max_age).",
             [
                 target(
                     f"sum by (receiver) (webcare_alert_outbox_pending{{{RECEIVER}}})",
@@ -1479,7 +1479,29 @@ def operations() -> Json:
             custom=timeseries_custom(),
             color="palette-classic",
         ),
-        10,
+        6,
+        6,
+    )
+    b.add(
+        Panel(
+            "stat",
+            "Oldest waiting alert",
+            "How long the oldest notification not yet accepted has waited since its event, per"
+            " receiver (0: none waits); the WebcareAlertOutboxBacklog alert pages above 15"
+            " minutes.",
+            [
+                target(
+                    f"max by (receiver) (webcare_alert_outbox_oldest_age_seconds{{{RECEIVER}}})",
+                    "{{receiver}}",
+                    instant=True,
+                )
+            ],
+            stat_options(text_mode="value_and_name"),
+            unit="s",
+            decimals=0,
+            steps=thresholds(("green", None), ("orange", 300), ("red", 900)),
+        ),
+        4,
         6,
     )
     b.add(

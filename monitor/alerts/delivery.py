@@ -1,4 +1,16 @@
-"""One delivery loop per receiver: in order, retried with backoff, never blocking the others."""
+"""One delivery loop per receiver: in order, retried with backoff, never blocking the others.
+
+The retry policy, the one the README states:
+
+- 5xx, 408, 429, timeouts and network errors are retried with exponential backoff and jitter
+  (5 s doubling to at most 5 min; a longer Retry-After wins) until the notification is older
+  than the receiver's `max_age`, then dead-lettered.
+- Any other refusal (another 4xx, a 3xx: redirects are not followed) is retried the same way
+  for REFUSED_GRACE_SECONDS from the first of an unbroken run of refusals by that receiver
+  (a hook being redeployed, a secret being rotated), and then dead-lettered as permanent; the
+  outbox row's last_error says so. `max_age` still applies within the grace.
+- A receiver without a usable URL is dead-lettered at once (the config check prevents it).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +37,8 @@ Sender = Callable[..., Awaitable[SendResult]]
 # so a receiver that comes back is served again quickly.
 RETRY_BASE_SECONDS = 5.0
 RETRY_CAP_SECONDS = 300.0
+# How long a receiver may refuse (4xx other than 408/429, 3xx) before a refusal is final.
+REFUSED_GRACE_SECONDS = 600.0
 # With nothing pending, look at the outbox again this often even without a wake-up.
 IDLE_CHECK_SECONDS = 60.0
 
@@ -53,6 +67,14 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self.down = False
+        # Start of the current unbroken run of refusals (None: the last answer was no refusal).
+        self.refusing_since: datetime | None = None
+        # The gauges read the outbox's backlog snapshot at scrape time: true at every moment.
+        name = receiver.name
+        metrics.alert_outbox_pending.labels(name).set_function(lambda: outbox.backlog(name).pending)
+        metrics.alert_outbox_oldest_age.labels(name).set_function(
+            lambda: outbox.backlog(name).age(clock.now())
+        )
 
     def wake(self) -> None:
         """New work was queued."""
@@ -65,6 +87,10 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         """Deliver until stopped; a store hiccup pauses this receiver only."""
+        try:
+            await self._outbox.load_backlog()  # what waits from before a restart
+        except Exception:
+            log.exception("outbox backlog could not be read", receiver=self.receiver.name)
         while not self._stopping:
             try:
                 delay = await self.step()
@@ -79,7 +105,6 @@ class DeliveryWorker:
         name = self.receiver.name
         row = await self._outbox.head(name)
         if row is None:
-            self._metrics.alert_outbox_pending.labels(name).set(0)
             return IDLE_CHECK_SECONDS
         now = self._clock.now()
         if row.next_attempt_at > now:
@@ -103,6 +128,7 @@ class DeliveryWorker:
         )
         done = self._clock.now()
         if result.ok:
+            self.refusing_since = None
             await self._finish(row, "delivered", None, done)
             self._metrics.alert_delivery.labels(name).observe(
                 max(0.0, (done - row.notification.created_at).total_seconds())
@@ -111,10 +137,28 @@ class DeliveryWorker:
                 log.info("alert receiver recovered", receiver=name)
                 self.down = False
             return 0.0
-        if not result.retryable:
+        if result.permanent:
             await self._finish(row, "dead", result.error, done)
-            log.error("alert refused by receiver", receiver=name, error=result.error)
+            log.error("alert cannot be sent to this receiver", receiver=name, error=result.error)
             return 0.0
+        error = result.error or ""
+        if result.retryable:
+            self.refusing_since = None
+        else:
+            if self.refusing_since is None:
+                self.refusing_since = done
+            final_at = self.refusing_since + timedelta(seconds=REFUSED_GRACE_SECONDS)
+            if done >= final_at:
+                record = (
+                    f"{error}; refused since {_z(self.refusing_since)} (grace "
+                    f"{REFUSED_GRACE_SECONDS:g} s): given up as permanent"
+                )
+                await self._finish(row, "dead", record, done)
+                log.error(
+                    "alert dead-lettered: receiver kept refusing it", receiver=name, error=error
+                )
+                return 0.0
+            error = f"{error}; a refusal: given up at {_z(final_at)} unless accepted before"
         attempts = row.attempts + 1
         wait = backoff_delay(
             attempts,
@@ -124,7 +168,7 @@ class DeliveryWorker:
             retry_after=result.retry_after,
         )
         await self._outbox.retry_later(
-            row.id, at=done + timedelta(seconds=wait), attempts=attempts, error=result.error or ""
+            row.id, at=done + timedelta(seconds=wait), attempts=attempts, error=error
         )
         self._count(row.notification, "retried")
         if not self.down:
@@ -135,8 +179,10 @@ class DeliveryWorker:
     async def _finish(self, row: OutboxRow, state: str, error: str | None, now: datetime) -> None:
         await self._outbox.finish(row.id, state=state, now=now, error=error)
         self._count(row.notification, state)
-        pending = (await self._outbox.pending_counts()).get(self.receiver.name, 0)
-        self._metrics.alert_outbox_pending.labels(self.receiver.name).set(pending)
 
     def _count(self, notification: Notification, outcome: str) -> None:
         self._metrics.alerts.labels(notification.kind, self.receiver.name, outcome).inc()
+
+
+def _z(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,8 @@ from monitor.alerts.models import Notification, notification_from_json, notifica
 from monitor.store import Store
 from monitor.store.repository import chunked
 from monitor.store.tables import alert_followups, alert_handovers, alert_outbox, item_alerts
+
+_T = TypeVar("_T")
 
 
 class _Stale(Exception):
@@ -34,6 +37,21 @@ class OutboxRow:
     attempts: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Backlog:
+    """What waits for one receiver: how many notifications, and since when the oldest."""
+
+    pending: int = 0
+    oldest: datetime | None = None  # created_at (the event's instant) of the oldest pending
+
+    def age(self, now: datetime) -> float:
+        """Seconds the oldest pending notification has waited (0 when none waits)."""
+        return 0.0 if self.oldest is None else max(0.0, (now - self.oldest).total_seconds())
+
+
+_EMPTY = Backlog()
+
+
 def _row(row: Any) -> OutboxRow:
     return OutboxRow(
         id=row.id,
@@ -51,6 +69,38 @@ class Outbox:
 
     def __init__(self, store: Store) -> None:
         self._engine = store.engine
+        # The backlog per receiver as the table holds it, for the gauges (a scrape never
+        # queries the store). Every write that adds or ends a pending row holds this lock,
+        # commits, and re-reads the backlog before releasing it, so the snapshot is never
+        # behind a committed write, whatever else happens concurrently.
+        self._writes = asyncio.Lock()
+        self._backlog: dict[str, Backlog] = {}
+
+    def backlog(self, receiver: str) -> Backlog:
+        """The receiver's backlog as of the last write (load_backlog at start)."""
+        return self._backlog.get(receiver, _EMPTY)
+
+    async def load_backlog(self) -> None:
+        """Read the backlog of every receiver from the table (at start)."""
+        async with self._writes:
+            self._backlog = await self._read_backlog()
+
+    async def between_writes(self, read: Callable[[], Awaitable[_T]]) -> _T:
+        """Run `read` while no write is in progress (tests compare the gauges with the table)."""
+        async with self._writes:
+            return await read()
+
+    async def _read_backlog(self) -> dict[str, Backlog]:
+        query = (
+            select(alert_outbox.c.receiver, func.count(), func.min(alert_outbox.c.created_at))
+            .where(alert_outbox.c.state == "pending")
+            .group_by(alert_outbox.c.receiver)
+        )
+        async with self._engine.connect() as conn:
+            return {
+                receiver: Backlog(pending=int(count), oldest=oldest)
+                for receiver, count, oldest in await conn.execute(query)
+            }
 
     async def alerted(self, item_ids: Collection[int]) -> dict[int, set[str]]:
         """The kinds each item was already alerted for."""
@@ -95,15 +145,19 @@ class Outbox:
         follow-up was stale or the alert or handover was already recorded.
         """
         payload = notification_to_json(n)
-        try:
-            async with self._engine.begin() as conn:
-                await self._enqueue(
-                    conn, n, payload, receivers, now, mark or n.kind, new_followups, advance
-                )
-                if handover is not None:
-                    await conn.execute(insert(alert_handovers), [handover])
-        except (_Stale, IntegrityError):
-            return False
+        receivers = list(receivers)
+        async with self._writes:
+            try:
+                async with self._engine.begin() as conn:
+                    await self._enqueue(
+                        conn, n, payload, receivers, now, mark or n.kind, new_followups, advance
+                    )
+                    if handover is not None:
+                        await conn.execute(insert(alert_handovers), [handover])
+            except (_Stale, IntegrityError):
+                return False
+            if receivers:
+                self._backlog = await self._read_backlog()
         return True
 
     async def _enqueue(
@@ -288,12 +342,14 @@ class Outbox:
 
     async def finish(self, row_id: int, *, state: str, now: datetime, error: str | None) -> None:
         """Mark a row delivered or dead."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(alert_outbox)
-                .where(alert_outbox.c.id == row_id)
-                .values(state=state, finished_at=now, last_error=error)
-            )
+        async with self._writes:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(alert_outbox)
+                    .where(alert_outbox.c.id == row_id)
+                    .values(state=state, finished_at=now, last_error=error)
+                )
+            self._backlog = await self._read_backlog()
 
     async def retry_later(self, row_id: int, *, at: datetime, attempts: int, error: str) -> None:
         """Keep a row pending for another attempt at `at`."""

@@ -27,13 +27,19 @@ _ANY_URL = re.compile(r"https?://\S+")
 
 @dataclass(frozen=True, kw_only=True)
 class SendResult:
-    """The outcome of one attempt; `retryable` False with `ok` False means a dead letter."""
+    """The outcome of one attempt, classified for the retry policy (monitor/alerts/delivery.py).
+
+    Failed and `retryable`: 5xx, 408, 429, timeouts and network errors, retried until max_age.
+    Failed and not retryable: the receiver refused (another 4xx, a redirect); retried for a
+    short grace, then given up. `permanent`: nothing to retry at all (no usable URL).
+    """
 
     ok: bool
     retryable: bool
     retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After)
     status: int | None = None  # HTTP status, None when no response arrived
     error: str | None = None  # names the receiver, never its URL or secret
+    permanent: bool = False
 
 
 async def send(
@@ -49,7 +55,7 @@ async def send(
         print(console_line(n), file=sys.stdout, flush=True)
         return SendResult(ok=True, retryable=False)
     if receiver.url is None:  # the config validator requires a url; this keeps mypy honest
-        return _failed(receiver, "has no url", retryable=False)
+        return _failed(receiver, "has no url", retryable=False, permanent=True)
     headers = {"Content-Type": "application/json"}
     if receiver.type in ("webhook", "alertmanager"):
         if receiver.type == "webhook":
@@ -95,7 +101,9 @@ async def _post(
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
             detail = b"" if 200 <= status < 300 else await resp.content.read(_ERROR_BODY_BYTES)
     except (aiohttp.InvalidURL, ValueError) as err:
-        return _failed(receiver, f"invalid URL ({type(err).__name__})", retryable=False)
+        return _failed(
+            receiver, f"invalid URL ({type(err).__name__})", retryable=False, permanent=True
+        )
     except TimeoutError:
         # Includes aiohttp's ServerTimeoutError and the total ClientTimeout.
         return _failed(receiver, f"timed out after {receiver.timeout:g} s", retryable=True)
@@ -110,8 +118,9 @@ async def _post(
     if status >= 500 or status == 408:
         # A 503 may carry Retry-After too; it beats our backoff curve.
         return _failed(receiver, text, retryable=True, status=status, retry_after=retry_after)
-    # Other 4xx (bad payload, revoked Slack hook, wrong secret) and 3xx will not fix
-    # themselves by sending the same request again.
+    # Other 4xx (bad payload, revoked Slack hook, wrong secret) and 3xx: a refusal, which
+    # the delivery loop retries only for a short grace (a hook being redeployed, a secret
+    # being rotated) before giving up.
     return _failed(receiver, text, retryable=False, status=status)
 
 
@@ -122,6 +131,7 @@ def _failed(
     retryable: bool,
     status: int | None = None,
     retry_after: float | None = None,
+    permanent: bool = False,
 ) -> SendResult:
     return SendResult(
         ok=False,
@@ -129,6 +139,7 @@ def _failed(
         retry_after=retry_after,
         status=status,
         error=f"receiver {receiver.name!r} ({receiver.type}): {what}",
+        permanent=permanent,
     )
 
 
