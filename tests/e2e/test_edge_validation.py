@@ -14,6 +14,7 @@ import hmac
 import io
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import monitor.web.edge
 from monitor.app import create_app
 from monitor.cli import main
 from monitor.clock import FakeClock
@@ -363,6 +365,45 @@ async def test_an_oversized_webhook_body_is_counted_as_a_delivery_then_refused(e
     assert edge.deliveries("too_large") == 1
     assert edge.rejected("/webhooks/facebook", "too_large") == 1
     edge.assert_refusals_logged_once()
+
+
+async def test_a_body_that_trickles_is_408_after_the_body_timeout(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(monitor.web.edge, "BODY_TIMEOUT_SECONDS", 0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+    began = time.monotonic()
+    writer.write(b"POST /webhooks/facebook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    assert status.split(b" ")[1] == b"408" and time.monotonic() - began < 3
+    assert edge.rejected("/webhooks/facebook", "timeout") == 1
+    edge.sent.append(408)
+    edge.assert_refusals_logged_once()
+
+
+async def test_a_client_that_goes_away_mid_body_is_counted_not_a_traceback(edge: Edge) -> None:
+    for path in ("/webhooks/facebook", f"/api/v1/items/{edge.item}/ack"):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            + b"Authorization: "
+            + BEARER
+            + b"\r\nContent-Length: 1000\r\n\r\n{}"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+    for _ in range(100):
+        if edge.rejected("/api/v1/items/{item_id}/ack", "aborted") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert edge.rejected("/webhooks/facebook", "aborted") == 1
+    assert edge.rejected("/api/v1/items/{item_id}/ack", "aborted") == 1
+    lines = edge.log_lines()
+    assert not [line for line in lines if line["level"] in ("error", "critical")]
+    assert not [line for line in lines if "exception" in line]
 
 
 async def test_a_request_line_aiohttp_cannot_parse_is_one_info_line(edge: Edge) -> None:
