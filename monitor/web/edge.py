@@ -197,13 +197,18 @@ def answer(request: web.Request, status: int, message: str) -> web.Response:
     if path.startswith("/api/"):
         return web.json_response({"error": message}, status=status, headers=_NO_STORE)
     if path in _HTML_PATHS or path.startswith(_HTML_PREFIXES):
-        from monitor.web.queue_render import message_page
+        from monitor.web.queue_render import CSP, message_page
 
         return web.Response(
             text=message_page(_phrase(status), message),
             status=status,
             content_type="text/html",
-            headers={**_NO_STORE, "X-Content-Type-Options": "nosniff"},
+            headers={
+                **_NO_STORE,
+                "Content-Security-Policy": CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
         )
     return web.Response(text=f"{message}\n", status=status, headers=_NO_STORE)
 
