@@ -7,6 +7,7 @@ import contextlib
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -22,6 +23,8 @@ PAGE_ID = "104729384756123"
 PAGE_NAME = "Acme Webshop"
 TOKEN = "demo-page-token-not-secret"
 FORUM_API_KEY = "demo-forum-api-key-not-secret"
+# The demo's API token: opens the queue page and /api/v1/* (printed in the banner's links).
+API_TOKEN = "demo-queue-token"
 
 CONFIG_TEMPLATE = """\
 # Written by `webcare-monitor demo`: the service reads it exactly as `run -c` would.
@@ -30,6 +33,10 @@ database_url = "sqlite+aiosqlite:///{db}"
 [http]
 host = "127.0.0.1"
 port = {port}
+# The queue page and /api/v1/* need a token; this one sees every brand.
+[[http.api_tokens]]
+token = "{api_token}"
+name = "demo-student"
 
 [calendars.office]
 timezone = "Europe/Amsterdam"
@@ -110,6 +117,7 @@ def write_demo_config(
         port=port,
         page_id=PAGE_ID,
         api=api_base_url,
+        api_token=API_TOKEN,
     )
     if forum_url is not None:
         (workdir / "forum-api-key.txt").write_text(FORUM_API_KEY + "\n", encoding="utf-8")
@@ -119,15 +127,22 @@ def write_demo_config(
     return path
 
 
-def _banner(port: int, workdir: Path, api: str, forum: str) -> str:
+def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
     base = f"http://127.0.0.1:{port}"
+    # The seeded week and today's live traffic.
+    window = f"--since {today - timedelta(days=8)} --until {today + timedelta(days=1)}"
+    query = f"since={today - timedelta(days=8)}&until={today + timedelta(days=1)}"
     return (
         "\nwebcare-monitor demo is running (Ctrl-C to stop)\n"
+        f"  queue page   {base}/?token={API_TOKEN}\n"
+        f"  report API   curl -H 'Authorization: Bearer {API_TOKEN}'"
+        f" '{base}/api/v1/report?{query}'\n"
         f"  metrics      {base}/metrics\n"
         f"  health       {base}/healthz   {base}/readyz\n"
         f"  fake Facebook Graph API  {api}\n"
         f"  fake Discourse forum     {forum}   (try {forum}/latest.json)\n"
-        f"  config and database      {workdir}\n"
+        f"  config       {config}\n"
+        f"  report       webcare-monitor report -c {config} {window}\n"
     )
 
 
@@ -146,9 +161,10 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
     forum_stats = seed_forum(forum, now=clock.now())
     await api.start()
     await forum.start()
-    config = load_config(
-        write_demo_config(workdir, api_base_url=api.base_url, port=port, forum_url=forum.base_url)
+    config_path = write_demo_config(
+        workdir, api_base_url=api.base_url, port=port, forum_url=forum.base_url
     )
+    config = load_config(config_path)
     configure_from(config)
     app = create_app(config)
 
@@ -157,7 +173,8 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
             asyncio.create_task(live_traffic(api, clock)),
             asyncio.create_task(forum_live_traffic(forum, clock)),
         ]
-        print(_banner(port, workdir, api.base_url, forum.base_url), file=sys.stderr, flush=True)
+        banner = _banner(port, config_path, api.base_url, forum.base_url, clock.now().date())
+        print(banner, file=sys.stderr, flush=True)
         print(
             f"  history: {stats.posts} page posts, {stats.comments} consumer messages, "
             f"{stats.replies} replies over 7 days\n"
