@@ -18,7 +18,7 @@ def _load_or_exit(path: str) -> Config:
     try:
         return load_config(path)
     except ConfigError as err:
-        print(f"{path}: {len(err.problems)} problem(s) in the config:", file=sys.stderr)
+        print(f"{path}: {err.count()} in the config:", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(1) from err
@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `webcare-monitor` console script."""
+    from monitor.web.server import ListenError
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ListenError as err:
+        print(f"webcare-monitor: {err}", file=sys.stderr)
+        return 2
     return result

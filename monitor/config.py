@@ -61,6 +61,11 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 class ConfigError(Exception):
     """The config is unusable; `problems` holds one "key.path: message" line per mistake."""
 
+    def count(self) -> str:
+        """'1 problem' / '3 problems'."""
+        n = len(self.problems)
+        return f"{n} problem" if n == 1 else f"{n} problems"
+
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems

@@ -34,7 +34,7 @@ from aiohttp import web
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
 from monitor.systemd_notify import SystemdNotifier
-from monitor.web.server import make_runner, start_sites
+from monitor.web.server import ListenError, make_runner, start_sites
 
 log = get_logger("monitor.reload")
 
@@ -70,12 +70,12 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
                 raise
             sockets.append(sock)
             sock.listen(LISTEN_BACKLOG)
-    except OSError:
+    except OSError as err:
         for sock in sockets:
             sock.close()
-        raise
+        raise ListenError.wrap(host, port, err) from err
     if not sockets:
-        raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {host}:{port}")
+        raise ListenError(f"cannot listen on {host}:{port}: no usable address")
     return sockets
 
 
@@ -175,7 +175,7 @@ class ServiceRunner:
                 problems=err.problems,
             )
             self._notifier.ready(
-                status=f"reload refused: {len(err.problems)} problem(s) in {self._path}; "
+                status=f"reload refused: {err.count()} in {self._path}; "
                 + self._serving_status()
             )
             return
@@ -241,6 +241,8 @@ def serve_reloadable(path: str | Path, config: Config) -> None:
             loop.add_signal_handler(signum, handler)
         try:
             await runner.run()
+        except ListenError:
+            raise  # the operator's one line, said by the command line
         except Exception:
             log.exception("service failed")
             raise SystemExit(1) from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import socket
 import sys
@@ -42,6 +43,20 @@ from monitor.web.keys import METRICS
 log = get_logger("monitor.web.server")
 
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class ListenError(Exception):
+    """The service cannot listen on its address (port in use, no such address, no right)."""
+
+    @classmethod
+    def wrap(cls, host: str | None, port: int | None, err: OSError) -> ListenError:
+        """The operator's one line for a failed bind."""
+        why = err.strerror or str(err)
+        if err.errno == errno.EADDRINUSE:
+            why = "the port is in use (another webcare-monitor? pick [http] port or --port)"
+        elif err.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges)"
+        return cls(f"cannot listen on {host or '*'}:{port}: {why}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,7 +354,10 @@ async def start_sites(
     """Serve `runner` (set up) on the sockets, or on host:port, under one connection guard."""
     guard = ConnectionGuard(limits or DEFAULT_LIMITS, runner.app.get(METRICS))
     if sockets is None:
-        await GuardedSite(runner, guard, host=host, port=port, backlog=backlog).start()
+        try:
+            await GuardedSite(runner, guard, host=host, port=port, backlog=backlog).start()
+        except OSError as err:
+            raise ListenError.wrap(host, port, err) from err
     else:
         for sock in sockets:
             await GuardedSite(runner, guard, sock=sock, backlog=backlog).start()

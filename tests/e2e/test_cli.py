@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BROKEN = """
 database_url = "sqlite+aiosqlite:///x.db"
@@ -36,7 +39,7 @@ def test_check_config_reports_all_three_mistakes_with_key_paths(tmp_path: Path) 
     path.write_text(BROKEN, encoding="utf-8")
     result = run_cli("check-config", "-c", str(path))
     assert result.returncode == 1
-    assert "3 problem(s)" in result.stderr
+    assert "3 problems" in result.stderr
     assert "calendars.office.timezone: unknown IANA time zone 'Europe/Amstredam'" in result.stderr
     assert "sources[1].page_id: missing: this key is required (page_id)" in result.stderr
     assert "sources[1].poll_interval: invalid duration 'soon'" in result.stderr
@@ -66,3 +69,27 @@ def test_check_config_accepts_a_good_config_and_db_upgrade_creates_the_schema(
     upgrade = run_cli("db", "upgrade", "-c", str(path))
     assert upgrade.returncode == 0, upgrade.stderr
     assert (tmp_path / "w.db").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if command == "run":
+            path = tmp_path / "c.toml"
+            path.write_text(
+                f'database_url = "sqlite+aiosqlite:///{tmp_path}/c.db"\n[http]\nport = {port}\n'
+                '[[sources]]\ntype = "facebook_page"\nname = "a"\nbrand = "b"\npage_id = "1"\n'
+                'access_token = "t"\napi_base_url = "http://127.0.0.1:9/v26.0"\n',
+                encoding="utf-8",
+            )
+            result = run_cli("run", "-c", str(path))
+        else:
+            result = run_cli("demo", "--port", str(port), "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"webcare-monitor: cannot listen on 127.0.0.1:{port}: the port is in use" in (
+        result.stderr
+    )

@@ -203,7 +203,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
         service.send_signal(signal.SIGHUP)
         refused = await listener.until("READY")
         assert "RELOADING" in refused[0]
-        assert refused[-1]["STATUS"].startswith("reload refused: 2 problem(s)")
+        assert refused[-1]["STATUS"].startswith("reload refused: 2 problems")
         assert "2 source(s)" in refused[-1]["STATUS"]
         assert service.returncode is None
         found = await metric_sources(port)

@@ -167,7 +167,7 @@ student = "swap"
     config = write_config(tmp_path, roster=broken)
     result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30")
     assert result.returncode == 1
-    assert "4 problem(s)" in result.stderr
+    assert "4 problems" in result.stderr
     assert "roster.timezone: unknown IANA time zone 'Europe/Amstredam'" in result.stderr
     assert "roster.shifts[1].when: invalid hours 'fri 22:00-30:00'" in result.stderr
     assert "roster.overrides[0]: give either `date`" in result.stderr
