@@ -175,8 +175,7 @@ class ServiceRunner:
                 problems=err.problems,
             )
             self._notifier.ready(
-                status=f"reload refused: {err.count()} in {self._path}; "
-                + self._serving_status()
+                status=f"reload refused: {err.count()} in {self._path}; " + self._serving_status()
             )
             return
         old = self._config
