@@ -101,6 +101,7 @@ class ModeratorRow:
 class ItemLine:
     """One item of the `--items` listing, its state judged as of the report's `as_of`."""
 
+    id: int  # what POST /api/v1/items/{id}/ack and /dismiss take
     source: str
     brand: str
     permalink: str | None
@@ -360,6 +361,7 @@ def item_line(item: ReportItem, as_of: datetime) -> ItemLine:
     """One item for the listing, its state judged as of `as_of`."""
     outcome = item.outcome
     return ItemLine(
+        id=item.message_id,
         source=item.source,
         brand=item.brand,
         permalink=item.permalink,

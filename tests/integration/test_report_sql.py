@@ -370,6 +370,8 @@ async def test_cli_report_on_the_demo_database(tmp_path: Path, aiohttp_client: A
     lines = json.loads(listing.stdout)["rows"]
     assert len(lines) == len(items)
     assert all(line["permalink"].startswith("https://") for line in lines)
+    # The id that POST /api/v1/items/{id}/ack and /dismiss take.
+    assert sorted(line["id"] for line in lines) == sorted(item.message_id for item in items)
 
     for bad, message in [
         (["--since", "last week", "--until", until], "invalid time 'last week'"),
