@@ -7,10 +7,12 @@ import asyncio
 import csv
 import io
 import json
+import re
 import sys
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -154,6 +156,47 @@ def render(report: AnyReport, fmt: str, kind: ReportKind) -> str:
     return format_table(report, kind)
 
 
+DEFAULT_DAYS = 7
+
+
+def brand_zone(config: Config, brand: str | None) -> ZoneInfo:
+    """The time zone of the brand's (else the first source's) office calendar."""
+    source = next((s for s in config.sources if brand in (None, s.brand)), config.sources[0])
+    return config.calendar(source.calendar).timezone
+
+
+def report_window(
+    args: argparse.Namespace, config: Config, now: datetime
+) -> tuple[datetime, datetime]:
+    """[since, until) from --since/--until, --last or --month (local days of the brand);
+    without any: the last 7 days, today included."""
+    zone = brand_zone(config, args.brand)
+    explicit = args.since is not None or args.until is not None
+    if explicit and (args.month is not None or args.last is not None):
+        raise ValueError("give either --since/--until or --last / --month, not both")
+    if args.month is not None:
+        try:
+            first = datetime.strptime(args.month, "%Y-%m").replace(tzinfo=zone)
+        except ValueError as err:
+            raise ValueError(f"invalid month {args.month!r}: use YYYY-MM, e.g. 2026-11") from err
+        after = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+        return first.astimezone(UTC), after.astimezone(UTC)
+    if explicit:
+        if args.since is None or args.until is None:
+            raise ValueError("give both --since and --until (or --last / --month)")
+        return args.since, args.until
+    days = DEFAULT_DAYS
+    if args.last is not None:
+        match = re.fullmatch(r"(\d+)d", args.last.strip())
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError(f"invalid --last {args.last!r}: a number of days, e.g. 30d")
+        days = int(match.group(1))
+    local_now = now.astimezone(zone)
+    tomorrow = datetime.combine(local_now.date() + timedelta(days=1), time(), tzinfo=zone)
+    start = datetime.combine(tomorrow.date() - timedelta(days=days), time(), tzinfo=zone)
+    return start.astimezone(UTC), tomorrow.astimezone(UTC)
+
+
 def _instant(text: str) -> datetime:
     """argparse type: an ISO 8601 instant (UTC when it has no offset)."""
     try:
@@ -189,12 +232,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Imported here: monitor.cli imports this module to register the subcommand.
     from monitor.cli import _load_or_exit
 
+    config = _load_or_exit(args.config)
     try:
+        args.since, args.until = report_window(args, config, datetime.now(UTC))
         check_window(args.since, args.until)
     except ValueError as err:
         print(f"webcare-monitor report: error: {err}", file=sys.stderr)
         return 2
-    config = _load_or_exit(args.config)
     sources = {s.name: s.brand for s in config.sources}
     if args.brand is not None and args.brand not in sources.values():
         known = ", ".join(sorted(set(sources.values())))
@@ -232,13 +276,17 @@ def add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "report",
         help="SLA report over the items created in a window",
         description=(
-            "Items created in [since, until); outcomes judged as of now. "
-            "A time without an offset is UTC."
+            "Items created in [since, until); outcomes judged as of now. Without a window: the"
+            " last 7 days (today included) in the brand's time zone. A --since/--until time"
+            " without an offset is UTC."
         ),
     )
     report.add_argument("-c", "--config", required=True, help="TOML config file")
-    report.add_argument("--since", required=True, type=_instant, help="window start (ISO 8601)")
-    report.add_argument("--until", required=True, type=_instant, help="window end, exclusive")
+    window = report.add_mutually_exclusive_group()
+    window.add_argument("--last", default=None, help="the last N days, e.g. 30d (default 7d)")
+    window.add_argument("--month", default=None, help="a calendar month, e.g. 2026-11")
+    report.add_argument("--since", default=None, type=_instant, help="window start (ISO 8601)")
+    report.add_argument("--until", default=None, type=_instant, help="window end, exclusive")
     report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
     report.add_argument("--brand", default=None, help="only this brand")
     detail = report.add_mutually_exclusive_group()

@@ -516,3 +516,44 @@ async def test_api_refuses_when_no_token_is_configured(tmp_path: Path, aiohttp_c
         response = await demo.client.get(path, headers=bearer("anything"))
         assert response.status == 403
         assert "no token is configured" in (await response.json())["error"]
+
+
+def test_report_windows_default_to_local_days_of_the_brand() -> None:
+    """No window: the last 7 local days, today included; --last and --month in local time."""
+    import argparse
+
+    from monitor.config import parse_config
+    from monitor.report_cli import report_window
+
+    config = parse_config(
+        {
+            "calendars": {
+                "office": {"timezone": "Europe/Amsterdam", "hours": ["mon-fri 09:00-17:00"]}
+            },
+            "sources": [
+                {
+                    "type": "facebook_page",
+                    "name": "a",
+                    "brand": "acme",
+                    "page_id": "1",
+                    "access_token": "t",
+                }
+            ],
+        }
+    )
+
+    def window(**given: str | None) -> tuple[str, str]:
+        args = argparse.Namespace(since=None, until=None, last=None, month=None, brand=None)
+        for key, value in given.items():
+            setattr(args, key, value)
+        # 23:30 UTC on 28 March 2026 is already 29 March in Amsterdam, the night DST begins.
+        since, until = report_window(args, config, datetime(2026, 3, 28, 23, 30, tzinfo=UTC))
+        return since.isoformat(), until.isoformat()
+
+    assert window() == ("2026-03-22T23:00:00+00:00", "2026-03-29T22:00:00+00:00")
+    assert window(last="1d") == ("2026-03-28T23:00:00+00:00", "2026-03-29T22:00:00+00:00")
+    assert window(month="2026-03") == ("2026-02-28T23:00:00+00:00", "2026-03-31T22:00:00+00:00")
+    assert window(month="2026-12")[1] == "2026-12-31T23:00:00+00:00"
+    for bad in ({"month": "2026-13"}, {"last": "week"}, {"month": "2026-11", "since": "x"}):
+        with pytest.raises(ValueError):
+            window(**bad)
