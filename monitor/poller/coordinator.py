@@ -49,6 +49,7 @@ class PolledSource:
     # Polls in a row that stopped early (throttled mid-poll) and were resumed.
     interruptions: int = 0
     skips: SkipList = field(default_factory=SkipList)
+    last_error: str | None = None  # why the last poll failed or stopped early (for /readyz)
 
     @property
     def name(self) -> str:
@@ -212,6 +213,7 @@ class Coordinator:
             if batch.interrupted is not None:
                 return self._interrupted(entry, batch, fields)
             entry.last_success = self._clock.now()
+            entry.last_error = None
             entry.failures = 0
             entry.interruptions = 0
             entry.polls += 1
@@ -236,6 +238,7 @@ class Coordinator:
         poll moves only when a poll completes.
         """
         reason = batch.interrupted or "transient"
+        entry.last_error = f"{reason}: the platform stopped a poll part-way; resuming"
         entry.failures = 0
         entry.interruptions += 1
         self._mark_up(entry)
@@ -270,6 +273,7 @@ class Coordinator:
 
     def _failed(self, entry: PolledSource, reason: str, err: BaseException, started: float) -> None:
         entry.failures += 1
+        entry.last_error = f"{reason}: {err}"
         self._metrics.poll_errors.labels(entry.name, reason).inc()
         self._metrics.poll_duration.labels(entry.name).observe(time.perf_counter() - started)
         ref = entry.settings.ref

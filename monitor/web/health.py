@@ -7,6 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.poller import PolledSource
 from monitor.web.keys import CLOCK, COORDINATOR, METRICS, STORE
 
 # A source counts as recently polled within this many intervals of its last success.
@@ -36,11 +37,23 @@ async def readyz(request: web.Request) -> web.Response:
     for entry in request.app[COORDINATOR].sources.values():
         limit = timedelta(seconds=max(READY_MIN_SECONDS, READY_INTERVALS * entry.interval))
         if entry.last_success is None:
-            problems.append(f"{entry.name}: not polled successfully yet")
+            problems.append(f"{entry.name}: {_first_poll_state(entry)}")
         elif now - entry.last_success > limit:
             problems.append(f"{entry.name}: last successful poll {entry.last_success.isoformat()}")
     status = 200 if not problems else 503
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+
+def _first_poll_state(entry: PolledSource) -> str:
+    """Why a source has no successful poll yet, in the operator's words."""
+    if entry.last_error is not None and entry.interruptions:
+        times = f"{entry.interruptions} time{'s' if entry.interruptions > 1 else ''}"
+        return f"backfill interrupted {times} so far, resuming ({entry.last_error[:300]})"
+    if entry.last_error is not None:
+        return f"first poll failed, retrying ({entry.last_error[:300]})"
+    if entry.lock.locked():
+        return "first poll in progress (reading the backfill history)"
+    return "not polled yet"
 
 
 def add_routes(app: web.Application) -> None:

@@ -20,6 +20,7 @@ from monitor.sla.calendar import ALWAYS
 from monitor.sla.evaluate import SlaPolicy
 from monitor.sources.base import FetchRequest, RateLimited, TransientError
 from monitor.store import Store, create_engine, upgrade
+from monitor.web.health import _first_poll_state
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -179,6 +180,8 @@ async def test_an_interrupted_poll_is_stored_and_resumed_after_the_wait(store: S
     assert entry.last_success is None  # the poll has not completed yet
     assert coordinator._metrics.poll_errors.labels("s", "rate_limited")._value.get() == 1
     assert (await store.source_states())["s"].cursor == resume  # saved with the batch
+    # /readyz says why the source is not ready yet.
+    assert _first_poll_state(entry).startswith("backfill interrupted 1 time so far, resuming")
 
     await coordinator.poll_once("s")
     assert source.requests[1].cursor == resume  # the next fetch resumes from it
