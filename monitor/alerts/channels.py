@@ -13,15 +13,14 @@ from typing import Any
 
 from monitor.alerts.formats import (
     NAME_LIMIT,
-    _due_phrase,
-    _human,
-    _human_utc,
     _plain_duty,
     _status,
     clean_text,
     headline,
     iso_utc,
     summary,
+    waiting_text,
+    zone_of,
 )
 from monitor.alerts.models import AlertItem, Notification
 
@@ -76,7 +75,7 @@ def _open_url(title: str, url: str) -> dict[str, Any]:
 def _teams_item(n: Notification, item: AlertItem) -> dict[str, Any]:
     author = clean_text(item.author, NAME_LIMIT) or "A consumer"
     excerpt = clean_text(item.excerpt) or "(no text)"
-    status = _status(item, n.created_at)
+    status = _status(item, n.created_at, zone_of(n))
     if item.acked_by:
         status += f" · acknowledged by {clean_text(item.acked_by, NAME_LIMIT)}"
     body: list[dict[str, Any]] = [
@@ -176,12 +175,9 @@ def _mm_item(n: Notification, item: AlertItem) -> str:
     author = mattermost_escape(clean_text(item.author, NAME_LIMIT)) or "A consumer"
     excerpt = mattermost_escape(clean_text(item.excerpt)) or "(no text)"
     if item.state in _RESOLVED:
-        status = mattermost_escape(_status(item, ref))
+        status = mattermost_escape(_status(item, ref, zone_of(n)))
     else:
-        status = (
-            f"waiting {_human(ref - item.created_at)} (since {_human_utc(item.created_at, ref)}),"
-            f" {_due_phrase(item.due_at, ref)} ({_human_utc(item.due_at, ref)})"
-        )
+        status = waiting_text(item, ref, zone_of(n))
     if item.acked_by:
         status += f", acknowledged by {mattermost_escape(clean_text(item.acked_by, NAME_LIMIT))}"
     links = [

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.alerts.models import AlertItem, Duty, Notification
 
@@ -99,7 +100,7 @@ def console_line(n: Notification) -> str:
     """One readable line for the console receiver (the demo prints these)."""
     ref = n.created_at
     parts = [
-        f"{_human_utc(ref, ref, with_date=True)} {_title(n).upper()}"
+        f"{local_time(ref, ref, zone_of(n), with_date=True)} {_title(n).upper()}"
         f" {clean_text(n.brand, NAME_LIMIT)}"
         f"/{clean_text(n.source, NAME_LIMIT)} ({clean_text(n.platform, NAME_LIMIT)}):"
         f" {_count(len(n.items))}",
@@ -110,7 +111,8 @@ def console_line(n: Notification) -> str:
         excerpt = clean_text(item.excerpt, CONSOLE_EXCERPT_LIMIT)
         link = clean_text(item.permalink, 500) or "no link"
         ack = f" ack: {item.ack_url}" if item.ack_url else ""
-        parts.append(f'#{item.item_id} {author}: "{excerpt}" {_status(item, ref)} {link}{ack}')
+        status = _status(item, ref, zone_of(n))
+        parts.append(f'#{item.item_id} {author}: "{excerpt}" {status} {link}{ack}')
     hidden = len(n.items) - CONSOLE_MAX_ITEMS
     if hidden > 0:
         parts.append(f"and {hidden} more")
@@ -240,12 +242,33 @@ def _human(delta: timedelta) -> str:
     return f"{days} d" + (f" {hours} h" if hours else "")
 
 
-def _human_utc(moment: datetime, ref: datetime, *, with_date: bool = False) -> str:
-    """ "11:38 UTC", with the date when it is not the day of `ref`."""
-    when = _utc(moment)
-    if with_date or when.date() != _utc(ref).date():
-        return when.strftime("%Y-%m-%d %H:%M UTC")
-    return when.strftime("%H:%M UTC")
+def zone_of(n: Notification) -> ZoneInfo:
+    """The time zone people reading `n` live in (the roster's); UTC for an unknown name."""
+    try:
+        return ZoneInfo(n.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(moment: datetime, ref: datetime, zone: ZoneInfo, *, with_date: bool = False) -> str:
+    """ "23:40 CET (+01:00)", with the date when it is not the local day of `ref`."""
+    when = _utc(moment).astimezone(zone)
+    offset = when.strftime("%z")
+    name = when.tzname()
+    # "UTC" says its offset; "CET" or "-03" alone do not.
+    suffix = "UTC" if name == "UTC" else f"{name} ({offset[:3]}:{offset[3:]})"
+    stamp = f"{when:%H:%M} {suffix}"
+    if with_date or when.date() != _utc(ref).astimezone(zone).date():
+        return f"{when:%Y-%m-%d} {stamp}"
+    return stamp
+
+
+def waiting_text(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
+    """How long an unanswered item waits, since when, and when it is (was) due."""
+    return (
+        f"waiting {_human(ref - item.created_at)} (since {local_time(item.created_at, ref, zone)}),"
+        f" {_due_phrase(item.due_at, ref)} ({local_time(item.due_at, ref, zone)})"
+    )
 
 
 def _due_phrase(due_at: datetime, ref: datetime) -> str:
@@ -257,7 +280,7 @@ def _due_phrase(due_at: datetime, ref: datetime) -> str:
     return f"past due by {_human(-delta)}"
 
 
-def _status(item: AlertItem, ref: datetime) -> str:
+def _status(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
     """Where an item stands at `ref`: waiting and due, or how it was resolved."""
     if item.state == "dismissed":
         return "dismissed"
@@ -270,10 +293,7 @@ def _status(item: AlertItem, ref: datetime) -> str:
             else ""
         )
         return how + (f" by {by}" if by else "") + after
-    return (
-        f"waiting {_human(ref - item.created_at)} (since {_human_utc(item.created_at, ref)}),"
-        f" {_due_phrase(item.due_at, ref)} ({_human_utc(item.due_at, ref)})"
-    )
+    return waiting_text(item, ref, zone)
 
 
 def _resolutions(items: Iterable[AlertItem]) -> str:
@@ -320,10 +340,11 @@ def headline(n: Notification) -> str:
     return f"{_title(n)}: {text}{where}"
 
 
-def _slack_date(moment: datetime, ref: datetime) -> str:
-    """A Slack date token: each reader sees their own time zone; the fallback is UTC."""
+def _slack_date(moment: datetime, ref: datetime, zone: ZoneInfo) -> str:
+    """A Slack date token: each reader sees their own time zone; the fallback is the roster's."""
     when = _utc(moment)
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{_human_utc(when, ref)}>"
+    fallback = local_time(when, ref, zone)
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _slack_link(permalink: str | None) -> str:
@@ -345,20 +366,20 @@ def _slack_link(permalink: str | None) -> str:
 
 
 def _slack_item(n: Notification, item: AlertItem) -> str:
-    ref = n.created_at
+    ref, zone = n.created_at, zone_of(n)
     author = slack_escape(clean_text(item.author, NAME_LIMIT)) or "A consumer"
     excerpt = slack_escape(clean_text(item.excerpt)) or "(no text)"
     head = f"*{author}* · {_slack_link(item.permalink)}"
     if item.state in _RESOLVED:
-        status = slack_escape(_status(item, ref))
+        status = slack_escape(_status(item, ref, zone))
         status = status[:1].upper() + status[1:]
         if item.responded_at is not None:
-            status += f" ({_slack_date(item.responded_at, ref)})"
+            status += f" ({_slack_date(item.responded_at, ref, zone)})"
     else:
         status = (
             f"Waiting {_human(ref - item.created_at)}"
-            f" (since {_slack_date(item.created_at, ref)})"
-            f" · {_due_phrase(item.due_at, ref)} ({_slack_date(item.due_at, ref)})"
+            f" (since {_slack_date(item.created_at, ref, zone)})"
+            f" · {_due_phrase(item.due_at, ref)} ({_slack_date(item.due_at, ref, zone)})"
         )
     actions = " · ".join(
         f"<{_slack_url(url)}|{label}>"

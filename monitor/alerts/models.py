@@ -66,6 +66,8 @@ class Notification:
     # Escalation step (1 = first role in escalate_to) or reminder number; None otherwise.
     step: int | None = None
     queue_url: str | None = None  # the queue page
+    # IANA zone of the people it is for (the roster's): times in its text are local.
+    timezone: str = "UTC"
 
 
 def _time(value: str | None) -> datetime | None:
@@ -85,6 +87,7 @@ def notification_to_json(n: Notification) -> dict[str, Any]:
         "addressed_to": None if n.addressed_to is None else asdict(n.addressed_to),
         "step": n.step,
         "queue_url": n.queue_url,
+        "timezone": n.timezone,
         "items": [
             {
                 **asdict(i),
@@ -118,4 +121,5 @@ def notification_from_json(data: dict[str, Any]) -> Notification:
         addressed_to=Recipient(**data["addressed_to"]) if data.get("addressed_to") else None,
         step=data.get("step"),
         queue_url=data.get("queue_url"),
+        timezone=data.get("timezone") or "UTC",  # rows from before local times: UTC
     )

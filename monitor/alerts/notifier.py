@@ -100,7 +100,9 @@ class Notifier:
         policy: FollowUpPolicy | None = None,
         links: Links | None = None,
         lead: LeadLookup | None = None,
+        timezone: str = "UTC",
     ) -> None:
+        self._timezone = timezone  # the roster's: times in messages are local to the team
         self._store = store
         self._outbox = outbox
         self._receivers = receivers
@@ -445,6 +447,7 @@ class Notifier:
             addressed_to=to,
             step=step,
             queue_url=self._links.queue_url() if self._links else None,
+            timezone=self._timezone,
         )
 
     def _queued(self, notification: Notification, receivers: list[str]) -> None:

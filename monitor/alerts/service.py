@@ -92,6 +92,7 @@ class AlertService:
             policy=FollowUpPolicy.from_config(self._alerts),
             links=links,
             lead=self.lead,
+            timezone=roster.timezone,
         )
         self.actions = ItemActions(
             store=store,

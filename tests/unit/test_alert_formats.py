@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -441,3 +442,34 @@ def test_durations_are_human_and_relative_to_the_event(waited: timedelta, text: 
 )
 def test_due_phrases(due_in: timedelta, text: str) -> None:
     assert text in console_line(_notification(_item(due_at=NOW + due_in)))
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "due"),
+    [
+        # A winter evening: CET, +01:00. 23:40 local is what the student reads, not 22:40.
+        (datetime(2026, 1, 14, 22, 40, tzinfo=UTC), "23:10 CET (+01:00)", "23:50 CET (+01:00)"),
+        # The autumn night: the item came in summer time, falls due after the change.
+        (datetime(2026, 10, 25, 1, 5, tzinfo=UTC), "02:35 CEST (+02:00)", "02:15 CET (+01:00)"),
+    ],
+    ids=["winter", "dst-night"],
+)
+def test_every_alert_format_speaks_the_rosters_local_time(
+    now: datetime, since: str, due: str
+) -> None:
+    from monitor.alerts.channels import mattermost_payload, teams_payload
+
+    item = _item(created_at=now - timedelta(minutes=30), due_at=now + timedelta(minutes=10))
+    n = replace(_notification(item), created_at=now, timezone="Europe/Amsterdam")
+    texts = {
+        "console": console_line(n),
+        "teams": json.dumps(teams_payload(n), ensure_ascii=False),
+        "mattermost": json.dumps(mattermost_payload(n), ensure_ascii=False),
+        "slack": json.dumps(slack_payload(n), ensure_ascii=False),
+    }
+    for name, text in texts.items():
+        assert f"since {since}" in text or f"|{since}>" in text, name
+        assert due in text, name
+        assert "UTC" not in text, name
+    local = now.astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert texts["console"].startswith(f"{local:%Y-%m-%d %H:%M}")
