@@ -26,7 +26,6 @@ from monitor.report import (
     ReportRow,
     build,
     check_window,
-    iso,
     parse_instant,
 )
 
@@ -66,18 +65,21 @@ def human_duration(seconds: float) -> str:
     return f"{sign}{days}d{hours:02d}h"
 
 
-def _short_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+def _short_time(moment: datetime, zone: ZoneInfo) -> str:
+    """ "2026-11-26 23:40 +01:00": local, with the offset."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
-def _cell(name: str, value: Any) -> str:
+def _cell(name: str, value: Any, zone: ZoneInfo) -> str:
     """A value as a person reads it in the table."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return _short_time(value)
+        return _short_time(value, zone)
     if name in _RATIOS:
         return f"{value * 100:.1f}%"
     if name.endswith("_seconds"):
@@ -85,14 +87,15 @@ def _cell(name: str, value: Any) -> str:
     return str(value)
 
 
-def _raw(value: Any) -> str:
-    """A value as a program reads it in CSV: raw numbers, ISO instants, empty for null."""
+def _raw(value: Any, zone: ZoneInfo) -> str:
+    """A value as a program reads it in CSV: raw numbers, local ISO instants with their
+    offset, empty for null."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return iso(value)
+        return value.astimezone(zone).isoformat()
     return str(value)
 
 
@@ -103,14 +106,14 @@ _ROW_TYPES: dict[ReportKind, type[ReportRow | ModeratorRow | ItemLine]] = {
 }
 
 
-def format_table(report: AnyReport, kind: ReportKind) -> str:
+def format_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> str:
     """An aligned text table: numbers right, text left, percentages and durations humanised."""
     row_fields = fields(_ROW_TYPES[kind])
     columns = [f.name for f in row_fields]
     # Annotations are strings here (postponed evaluation): "int", "float | None", ...
     numeric = [str(f.type).split(" ")[0] in ("int", "float") for f in row_fields]
     headers = [_SHORT_HEADERS.get(c, c) for c in columns]
-    cells = [[_cell(c, getattr(row, c)) for c in columns] for row in report.rows]
+    cells = [[_cell(c, getattr(row, c), zone) for c in columns] for row in report.rows]
     widths = [max([len(h), *(len(r[n]) for r in cells)]) for n, h in enumerate(headers)]
 
     def line(values: list[str]) -> str:
@@ -121,8 +124,9 @@ def format_table(report: AnyReport, kind: ReportKind) -> str:
         return "  ".join(parts).rstrip()
 
     title = (
-        f"{_TABLE_TITLES[kind]}: items created {_short_time(report.since)} to "
-        f"{_short_time(report.until)}, outcomes as of {_short_time(report.as_of)}"
+        f"{_TABLE_TITLES[kind]}: items created {_short_time(report.since, zone)} to "
+        f"{_short_time(report.until, zone)}, outcomes as of {_short_time(report.as_of, zone)}"
+        f" ({zone.key})"
     )
     out = [title, "", line(headers), line(["-" * w for w in widths])]
     out.extend(line(r) for r in cells)
@@ -131,14 +135,14 @@ def format_table(report: AnyReport, kind: ReportKind) -> str:
     return "\n".join(out) + "\n"
 
 
-def format_csv(report: AnyReport, kind: ReportKind) -> str:
+def format_csv(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> str:
     """CSV with a header row and raw values."""
     columns = [f.name for f in fields(_ROW_TYPES[kind])]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in report.rows:
-        writer.writerow([_raw(getattr(row, c)) for c in columns])
+        writer.writerow([_raw(getattr(row, c), zone) for c in columns])
     return buffer.getvalue()
 
 
@@ -147,13 +151,13 @@ def format_json(report: AnyReport) -> str:
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
-def render(report: AnyReport, fmt: str, kind: ReportKind) -> str:
-    """The report in the asked format."""
+def render(report: AnyReport, fmt: str, kind: ReportKind, zone: ZoneInfo) -> str:
+    """The report in the asked format; table and CSV times in `zone` (JSON stays UTC)."""
     if fmt == "json":
         return format_json(report)
     if fmt == "csv":
-        return format_csv(report, kind)
-    return format_table(report, kind)
+        return format_csv(report, kind, zone)
+    return format_table(report, kind, zone)
 
 
 DEFAULT_DAYS = 7
@@ -266,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         brand=args.brand,
         sources=sources,
     )
-    sys.stdout.write(render(report, args.format, kind))
+    sys.stdout.write(render(report, args.format, kind, brand_zone(config, args.brand)))
     return 0
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,6 +16,8 @@ from monitor.domain import ItemState, Period
 from monitor.report import (
     MEDIAN,
     P90,
+    ItemLine,
+    Report,
     ReportItem,
     ReportRow,
     build,
@@ -26,6 +29,8 @@ from monitor.report import (
     parse_instant,
 )
 from monitor.report_cli import format_csv, format_json, format_table, human_duration
+
+UTC_ZONE = ZoneInfo("UTC")
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SINCE = datetime(2026, 11, 16, tzinfo=UTC)
@@ -406,18 +411,52 @@ def test_human_duration(seconds: float, text: str) -> None:
 
 def test_table_and_csv() -> None:
     result = build_report(ONE_SOURCE, since=SINCE, until=UNTIL, as_of=AS_OF)
-    table = format_table(result, "summary")
+    table = format_table(result, "summary", ZoneInfo("Europe/Amsterdam"))
     office = next(line for line in table.splitlines() if "office_hours" in line)
     assert "25.0%" in office and "10m00s" in office and "1h23m" in office  # 5000 s = 1h23m20s
     lines = table.splitlines()
     assert len({len(line) for line in lines[2:4]}) == 1  # header and rule have the same width
-    rows = list(csv.DictReader(io.StringIO(format_csv(result, "summary"))))
+    rows = list(csv.DictReader(io.StringIO(format_csv(result, "summary", UTC_ZONE))))
     assert rows[0]["compliance"] == "0.25" and float(rows[0]["p90_response_seconds"]) == 5000
     assert rows[0]["after_hours_share"] == ""
     empty = format_csv(
-        build_moderator_report([], since=SINCE, until=UNTIL, as_of=AS_OF), "moderator"
+        build_moderator_report([], since=SINCE, until=UNTIL, as_of=AS_OF), "moderator", UTC_ZONE
     )
     assert empty == (
         "brand,source,responder,replies,in_time,late,median_response_seconds,"
         "p90_response_seconds,median_response_sla_seconds,p90_response_sla_seconds\n"
     )
+
+
+def test_table_and_csv_times_are_local_with_their_offset() -> None:
+    """A brand manager reads the brand's wall clock; a DST change moves the offset."""
+    zone = ZoneInfo("Europe/Amsterdam")
+    summer = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 CEST on the 25th
+    winter = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, after the change
+    result = build_report([], since=summer, until=winter, as_of=winter)
+    title = format_table(result, "summary", zone).splitlines()[0]
+    assert "2026-10-25 00:30 +02:00 to 2026-10-25 02:30 +01:00" in title
+    assert "(Europe/Amsterdam)" in title
+    line = ItemLine(
+        id=1,
+        source="s",
+        brand="b",
+        permalink=None,
+        author=None,
+        created_at=summer,
+        period="after_hours",
+        weekend=True,
+        holiday=None,
+        state="breached",
+        outcome=None,
+        due_at=winter,
+        responded_at=None,
+        response_seconds=None,
+        response_sla_seconds=None,
+        responder=None,
+        dismissed_reason=None,
+    )
+    listing = Report(since=summer, until=winter, as_of=winter, rows=(line,))
+    row = next(csv.DictReader(io.StringIO(format_csv(listing, "items", zone))))
+    assert row["created_at"] == "2026-10-25T00:30:00+02:00"
+    assert row["due_at"] == "2026-10-25T02:30:00+01:00"
