@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar
 
@@ -156,8 +156,9 @@ def row_values(row: ReportRow | ModeratorRow | ItemLine) -> dict[str, Any]:
     }
 
 
-def parse_instant(text: str) -> datetime:
-    """Parse an ISO 8601 date or date-time; one without an offset is taken as UTC."""
+def parse_instant(text: str, zone: tzinfo = UTC) -> datetime:
+    """Parse an ISO 8601 date or date-time into UTC; one without an offset is in `zone`
+    (UTC for machines; people's command lines pass their brand's or roster's zone)."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as err:
@@ -165,7 +166,7 @@ def parse_instant(text: str) -> datetime:
             f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-16 or 2026-11-16T09:00+01:00"
         ) from err
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     try:
         return moment.astimezone(UTC)
     except OverflowError as err:  # 0001-01-01T00:00+01:00 is before the first representable UTC

@@ -188,7 +188,7 @@ def report_window(
     if explicit:
         if args.since is None or args.until is None:
             raise ValueError("give both --since and --until (or --last / --month)")
-        return args.since, args.until
+        return parse_instant(args.since, zone), parse_instant(args.until, zone)
     days = DEFAULT_DAYS
     if args.last is not None:
         match = re.fullmatch(r"(\d+)d", args.last.strip())
@@ -199,14 +199,6 @@ def report_window(
     tomorrow = datetime.combine(local_now.date() + timedelta(days=1), time(), tzinfo=zone)
     start = datetime.combine(tomorrow.date() - timedelta(days=days), time(), tzinfo=zone)
     return start.astimezone(UTC), tomorrow.astimezone(UTC)
-
-
-def _instant(text: str) -> datetime:
-    """argparse type: an ISO 8601 instant (UTC when it has no offset)."""
-    try:
-        return parse_instant(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 async def _load_items(
@@ -282,15 +274,17 @@ def add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         description=(
             "Items created in [since, until); outcomes judged as of now. Without a window: the"
             " last 7 days (today included) in the brand's time zone. A --since/--until time"
-            " without an offset is UTC."
+            " without an offset is in the brand's time zone too."
         ),
     )
     report.add_argument("-c", "--config", required=True, help="TOML config file")
     window = report.add_mutually_exclusive_group()
     window.add_argument("--last", default=None, help="the last N days, e.g. 30d (default 7d)")
     window.add_argument("--month", default=None, help="a calendar month, e.g. 2026-11")
-    report.add_argument("--since", default=None, type=_instant, help="window start (ISO 8601)")
-    report.add_argument("--until", default=None, type=_instant, help="window end, exclusive")
+    report.add_argument(
+        "--since", default=None, help="window start, ISO 8601; without an offset: brand's time"
+    )
+    report.add_argument("--until", default=None, help="window end, exclusive (same form)")
     report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
     report.add_argument("--brand", default=None, help="only this brand")
     detail = report.add_mutually_exclusive_group()

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -20,14 +21,6 @@ if TYPE_CHECKING:
 
 LOOK_AHEAD = timedelta(days=7)
 ICS_TIMEOUT = 30.0
-
-
-def _instant(text: str) -> datetime:
-    """argparse type: an ISO 8601 instant (UTC when it has no offset)."""
-    try:
-        return parse_instant(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _local(moment: datetime, roster: Roster) -> str:
@@ -79,7 +72,13 @@ def cmd_roster(args: argparse.Namespace) -> int:
     from monitor.cli import _load_or_exit
 
     config = _load_or_exit(args.config)
-    at: datetime = args.at if args.at is not None else datetime.now(UTC)
+    try:
+        # A time without an offset is the roster's wall clock, as the team reads it.
+        zone = ZoneInfo(config.roster.timezone)
+        at = parse_instant(args.at, zone) if args.at else datetime.now(UTC)
+    except ValueError as err:
+        print(f"webcare-monitor roster: error: {err}", file=sys.stderr)
+        return 2
     sources = [(s.name, s.brand) for s in config.sources]
     if args.source is not None:
         sources = [(n, b) for n, b in sources if n == args.source]
@@ -128,7 +127,9 @@ def add_roster_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         ),
     )
     roster.add_argument("-c", "--config", required=True, help="TOML config file")
-    roster.add_argument("--at", type=_instant, default=None, help="ISO 8601 instant (default: now)")
+    roster.add_argument(
+        "--at", default=None, help="ISO 8601; without an offset: the roster's time (default: now)"
+    )
     roster.add_argument("--brand", default=None, help="only the sources of this brand")
     roster.add_argument("--source", default=None, help="only this source")
     roster.set_defaults(func=cmd_roster)

@@ -80,7 +80,7 @@ def write_config(tmp_path: Path, roster: str = ROSTER, ics: str | None = None) -
 def test_who_is_on_duty_at_the_repeated_hour_per_source(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     # 2026-10-25 00:30 UTC is the first 02:30 (CEST) of the fall-back night.
-    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30")
+    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30Z")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "On duty at 2026-10-25T02:30+02:00 (Europe/Amsterdam; 2026-10-25T00:30:00+00:00):",
@@ -89,6 +89,11 @@ def test_who_is_on_duty_at_the_repeated_hour_per_source(tmp_path: Path) -> None:
         "  fb-globex [globex]: student nina, backup omar, lead lea",
         "    next gap: 2026-10-25T14:00+01:00 to 2026-10-31T22:00+01:00",
     ]
+    # Without an offset, --at is the roster's wall clock (Europe/Amsterdam).
+    local = run_cli("roster", "-c", config, "--at", "2026-10-24T20:00", "--source", "fb-acme")
+    assert local.stdout.splitlines()[0] == (
+        "On duty at 2026-10-24T20:00+02:00 (Europe/Amsterdam; 2026-10-24T18:00:00+00:00):"
+    )
     # 05:30 CET: the night has its extra hour; an offset in --at is honoured.
     later = run_cli("roster", "-c", config, "--at", "2026-10-25T05:30+01:00", "--source", "fb-acme")
     assert later.returncode == 0, later.stderr
@@ -103,7 +108,7 @@ def test_override_brand_filter_and_a_gap_now(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "fb-globex [globex]: student swap, backup -, lead lars" in result.stdout
     assert "fb-acme" not in result.stdout
-    gap = run_cli("roster", "-c", config, "--at", "2026-10-26T12:00")
+    gap = run_cli("roster", "-c", config, "--at", "2026-10-26T12:00Z")
     assert gap.returncode == 0, gap.stderr
     assert "fb-acme [acme]: nobody on duty (lead: lars)" in gap.stdout
     assert "gap now, until 2026-10-31T22:00+01:00" in gap.stdout
@@ -113,7 +118,7 @@ def test_ics_file_events_are_used(tmp_path: Path) -> None:
     ics = tmp_path / "team.ics"
     ics.write_text(ICS, encoding="utf-8", newline="")
     config = write_config(tmp_path, ics=str(ics))
-    result = run_cli("roster", "-c", config, "--at", "2026-10-24T17:00")  # 19:00 CEST
+    result = run_cli("roster", "-c", config, "--at", "2026-10-24T17:00Z")  # 19:00 CEST
     assert result.returncode == 0, result.stderr
     assert "fb-acme [acme]: student Eva, backup -, lead lars" in result.stdout
     assert "fb-globex [globex]: nobody on duty" in result.stdout
@@ -121,7 +126,7 @@ def test_ics_file_events_are_used(tmp_path: Path) -> None:
 
 def test_unreadable_ics_is_a_warning_not_a_failure(tmp_path: Path) -> None:
     config = write_config(tmp_path, ics=f"{tmp_path}/missing.ics")
-    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30")
+    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30Z")
     assert result.returncode == 0, result.stderr
     assert "warning: .ics" in result.stderr and "missing.ics" in result.stderr
     assert "student nina" in result.stdout
@@ -139,7 +144,7 @@ def test_bad_at_or_unknown_source_exit_2(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     bad = run_cli("roster", "-c", config, "--at", "next tuesday")
     assert bad.returncode == 2
-    assert "argument --at: invalid time 'next tuesday'" in bad.stderr
+    assert "roster: error: invalid time 'next tuesday'" in bad.stderr
     unknown = run_cli("roster", "-c", config, "--source", "fb-nope")
     assert unknown.returncode == 2
     assert "unknown source 'fb-nope' (configured: fb-acme, fb-globex)" in unknown.stderr
@@ -165,7 +170,7 @@ hours = "6-8"
 student = "swap"
 """
     config = write_config(tmp_path, roster=broken)
-    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30")
+    result = run_cli("roster", "-c", config, "--at", "2026-10-25T00:30Z")
     assert result.returncode == 1
     assert "4 problems" in result.stderr
     assert "roster.timezone: unknown IANA time zone 'Europe/Amstredam'" in result.stderr

@@ -330,13 +330,18 @@ def run_report(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_cli_report_on_the_demo_database(tmp_path: Path, aiohttp_client: Any) -> None:
     # The demo's own config, SQLite file and all.
     demo = await start_demo(tmp_path, aiohttp_client, database_url=None)
-    since, until = "2026-10-20", "2026-10-28T13:00:00+01:00"
+    since, until = "2026-10-20T00:00Z", "2026-10-28T13:00:00+01:00"
     window = ["--since", since, "--until", until]
 
     result = await asyncio.to_thread(run_report, demo.config_path, *window, "--format", "json")
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["since"] == "2026-10-20T00:00:00+00:00"
+    # Without an offset, a date is the brand's (Europe/Amsterdam, CEST) midnight.
+    local = await asyncio.to_thread(
+        run_report, demo.config_path, "--since", "2026-10-20", "--until", until, "--format", "json"
+    )
+    assert json.loads(local.stdout)["since"] == "2026-10-19T22:00:00+00:00"
     assert body["until"] == "2026-10-28T12:00:00+00:00"
     # The CLI judged outcomes at the real time of its run; do the same here.
     as_of = parse_instant(body["as_of"])
