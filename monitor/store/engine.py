@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from monitor.logging import get_logger
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -38,10 +41,31 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return cfg
 
 
+log = get_logger("monitor.store")
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` inside one transaction."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+    """Apply migrations up to `revision` inside one transaction; one log line if any ran."""
+    # Alembic's own lines (one per step, "Context impl ...") are detail: debug only.
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+    level = alembic_log.level
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    alembic_log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    try:
+        before = await current_revision(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision)
+            )
+        after = await current_revision(engine)
+    finally:
+        alembic_log.setLevel(level)
+    if after != before:
+        log.info(
+            "database schema upgraded",
+            from_revision=before or "empty database",
+            to_revision=after,
+        )
 
 
 def head_revision() -> str | None:

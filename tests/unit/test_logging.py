@@ -8,6 +8,7 @@ import logging
 import string
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,3 +360,21 @@ def test_no_secret_in_any_parsed_field() -> None:
     get_logger("monitor.test").info("x", **{"k": {"list": [SECRET, {"u": f"?q={SECRET}"}]}})
     for event in _lines(stream):
         assert all(SECRET not in s for s in _strings(event))
+
+
+async def test_startup_migrations_say_one_line_and_nothing_when_up_to_date(
+    tmp_path: Path,
+) -> None:
+    from monitor.store import create_engine, upgrade
+
+    stream = _setup()
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    try:
+        await upgrade(engine)
+        first = _lines(stream)
+        assert [e["event"] for e in first] == ["database schema upgraded"]
+        assert first[0]["from_revision"] == "empty database"
+        await upgrade(engine)  # a restart: already at head
+        assert _lines(stream) == first
+    finally:
+        await engine.dispose()
