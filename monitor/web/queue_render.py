@@ -129,14 +129,10 @@ def _card(entry: QueueEntry, now: datetime, tz: ZoneInfo, csrf: str) -> str:
             f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
             f'<button type="submit" class="ack">Ack</button></form>'
         )
-    options = "".join(
-        f'<option value="{reason}">{escape(REASON_LABELS[reason])}</option>'
-        for reason in DISMISS_REASONS
-    )
     dismiss_form = (
         f'<form method="post" action="/items/{entry.item_id}/dismiss">'
         f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
-        f'<select name="reason" aria-label="Reason">{options}</select>'
+        f"{_reason_select()}"
         f'<button type="submit" class="secondary dismiss">Dismiss</button></form>'
     )
     return (
@@ -237,16 +233,23 @@ def message_page(title: str, text: str) -> str:
     return _page(title, body)
 
 
+def _reason_select() -> str:
+    """A reason must be chosen: nothing is preselected, and the browser refuses an empty one
+    (a dismissed complaint leaves every figure, so it must not happen by a stray tap)."""
+    options = "".join(
+        f'<option value="{reason}">{escape(REASON_LABELS[reason])}</option>'
+        for reason in DISMISS_REASONS
+    )
+    placeholder = '<option value="" selected disabled>Why dismiss?</option>'
+    return f'<select name="reason" aria-label="Reason" required>{placeholder}{options}</select>'
+
+
 def confirm_page(*, action: str, item_id: int, excerpt: str, author: str | None) -> str:
     """GET on a signed link: show what it will do; the button POSTs the same URL."""
     what = "Acknowledge" if action == "ack" else "Dismiss"
     reasons = ""
     if action == "dismiss":
-        options = "".join(
-            f'<option value="{reason}">{escape(REASON_LABELS[reason])}</option>'
-            for reason in DISMISS_REASONS
-        )
-        reasons = f'<select name="reason" aria-label="Reason">{options}</select>'
+        reasons = _reason_select()
     body = (
         f'<form class="login" method="post"><h1>{what} item {item_id}?</h1>'
         f"<p><b>{escape(clean_text(author, 100) or 'A consumer')}</b>: "

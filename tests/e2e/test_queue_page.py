@@ -113,8 +113,18 @@ async def test_queue_page_in_chromium_order_duty_ack_dismiss_and_screenshot(
         follow = (await app[ALERTS].outbox.followups([ids["overdue"]]))[ids["overdue"]]
         assert (follow.acked_by, follow.stop_reason) == ("nina-phone", "acked")
 
-        # A click on Dismiss (reason "no reply needed"): gone from the queue, out of the figures.
-        await browser.click(f"#item-{ids['warning']} button.dismiss")
+        # Dismiss without a reason: nothing is preselected and the browser refuses to send it.
+        card = f"#item-{ids['warning']}"
+        assert await browser.evaluate(f"document.querySelector('{card} select').value") == ""
+        await browser.click(f"{card} button.dismiss", navigates=False)
+        still = await browser.evaluate(f"document.querySelector('{card}') !== null")
+        assert still
+        assert (await app[STORE].items_by_id([ids["warning"]]))[ids["warning"]].state.value != (
+            "dismissed"
+        )
+        # With the reason chosen ("no reply needed"): gone from the queue, out of the figures.
+        await browser.evaluate(f"document.querySelector('{card} select').value = 'no_reply_needed'")
+        await browser.click(f"{card} button.dismiss")
         remaining = await browser.evaluate(
             "[...document.querySelectorAll('article.card')].map(e => e.dataset.item)"
         )
