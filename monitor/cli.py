@@ -57,6 +57,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     config = _load_or_exit(args.config)
 
+    def progress(source: str, done: int, total: int) -> None:
+        # On a terminal one line that updates in place; otherwise a line per step.
+        end = "\r" if sys.stderr.isatty() and done < total else "\n"
+        print(f"{source}: {done}/{total} items", end=end, file=sys.stderr, flush=True)
+
     async def run() -> None:
         engine = create_engine(config.database_url)
         try:
@@ -74,23 +79,32 @@ def cmd_db_recompute(args: argparse.Namespace) -> int:
     from monitor.app import source_settings
     from monitor.recompute import recompute
     from monitor.report import parse_instant
+    from monitor.report_cli import brand_zone
     from monitor.store import Store, create_engine, upgrade
 
     config = _load_or_exit(args.config)
     try:
-        since = parse_instant(args.since)
+        # Without an offset: the (first) brand's local time, like report --since.
+        since = parse_instant(args.since, brand_zone(config, None))
     except ValueError as err:
         raise SystemExit(f"--since: {err}") from err
+
+    def progress(source: str, done: int, total: int) -> None:
+        # On a terminal one line that updates in place; otherwise a line per step.
+        end = "\r" if sys.stderr.isatty() and done < total else "\n"
+        print(f"{source}: {done}/{total} items", end=end, file=sys.stderr, flush=True)
 
     async def run() -> None:
         engine = create_engine(config.database_url)
         try:
             await upgrade(engine)
-            result = await recompute(Store(engine), source_settings(config), since=since)
+            result = await recompute(
+                Store(engine), source_settings(config), since=since, on_progress=progress
+            )
         finally:
             await engine.dispose()
         print(
-            f"recomputed {result.examined} item(s) since {since.isoformat()}: "
+            f"recomputed {result.examined} items since {since.isoformat()}: "
             f"{result.changed} changed"
         )
 

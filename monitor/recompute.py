@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,6 +11,11 @@ from monitor.store import Store
 
 # Far enough in the future to mean "every item since".
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+# How often progress is reported inside one source.
+PROGRESS_EVERY = 1000
+
+# (source, items done, items of that source)
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +27,11 @@ class RecomputeResult:
 
 
 async def recompute(
-    store: Store, settings: Sequence[SourceSettings], *, since: datetime
+    store: Store,
+    settings: Sequence[SourceSettings],
+    *,
+    since: datetime,
+    on_progress: Progress | None = None,
 ) -> RecomputeResult:
     """Recompute every item created since `since` from its raw messages (the source of truth)."""
     examined = changed = 0
@@ -33,11 +42,13 @@ async def recompute(
         async with store.transaction() as tx:
             thread_msgs = await tx.thread_messages(name, threads)
             by_id = {s.id: (s, thread) for thread in thread_msgs.values() for s in thread}
-            for item in items:
+            for done, item in enumerate(items, start=1):
                 stored, thread = by_id[item.message_id]
                 fresh = source.policy.rederive(item, stored.message, thread)
                 examined += 1
                 if fresh != item:
                     await tx.update_item(fresh)
                     changed += 1
+                if on_progress is not None and (done % PROGRESS_EVERY == 0 or done == len(items)):
+                    on_progress(name, done, len(items))
     return RecomputeResult(examined=examined, changed=changed)

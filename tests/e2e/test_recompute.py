@@ -60,7 +60,9 @@ async def test_recompute_applies_a_new_target_and_coverage_calendar(
     )
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
-    assert "recomputed 7 item(s)" in stdout.decode()
+    assert "recomputed 7 items" in stdout.decode()
+    # Progress on stderr, per source, as done/total (a line each when not on a terminal).
+    assert "acme-fb: 7/7 items" in stderr.decode()
     assert "5 changed" in stdout.decode()  # the five after-hours items: new target
     after = await outcomes(db)
     # 20:00-20:45 local lies inside 07:00-23:00: 2700 s of SLA time, now within 60 min.
