@@ -140,11 +140,10 @@ class AlertService:
             gap = roster.on_duty(now, brand=ref.brand, source=ref.name) is None
             self._metrics.roster_gap.labels(ref.brand, ref.name).set(1 if gap else 0)
             if gap and not self._gap.get(ref.name):
-                log.warning(
-                    "roster gap: nobody is on duty",
-                    source=ref.name,
-                    lead=roster.lead_for(now, brand=ref.brand, source=ref.name),
-                )
+                lead = roster.lead_for(now, brand=ref.brand, source=ref.name)
+                # Only facts: no `lead=None` when the roster names no lead.
+                extra = {"lead": lead} if lead else {}
+                log.warning("roster gap: nobody is on duty", source=ref.name, **extra)
             self._gap[ref.name] = gap
 
     async def start(self) -> None:
