@@ -199,9 +199,12 @@ def queue_page(
     else:
         parts.append('<p class="empty">Nothing is waiting.</p>')
     if older:
+        them = "question was" if older == 1 else "questions were"
         parts.append(
-            f'<p class="meta">{older} older item(s) from before tracking started are not'
-            " listed (they are never alerted on).</p>"
+            f'<p class="meta">Not listed: {older} older unanswered {them} posted before this'
+            " monitor started watching (more than one target before its first read). Nobody"
+            " was alerted about them; they still count in the reports, and answering or"
+            " hiding them on the platform still counts.</p>"
         )
     parts.append(
         '<form method="post" action="/logout"><button type="submit" class="secondary">'
