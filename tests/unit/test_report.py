@@ -16,7 +16,6 @@ from monitor.domain import ItemState, Period
 from monitor.report import (
     MEDIAN,
     P90,
-    ItemLine,
     Report,
     ReportItem,
     ReportRow,
@@ -25,6 +24,7 @@ from monitor.report import (
     build_moderator_report,
     build_report,
     check_window,
+    item_line,
     nearest_rank,
     parse_instant,
 )
@@ -437,25 +437,7 @@ def test_table_and_csv_times_are_local_with_their_offset() -> None:
     title = format_table(result, "summary", zone).splitlines()[0]
     assert "2026-10-25 00:30 +02:00 to 2026-10-25 02:30 +01:00" in title
     assert "(Europe/Amsterdam)" in title
-    line = ItemLine(
-        id=1,
-        source="s",
-        brand="b",
-        permalink=None,
-        author=None,
-        created_at=summer,
-        period="after_hours",
-        weekend=True,
-        holiday=None,
-        state="breached",
-        outcome=None,
-        due_at=winter,
-        responded_at=None,
-        response_seconds=None,
-        response_sla_seconds=None,
-        responder=None,
-        dismissed_reason=None,
-    )
+    line = item_line(item(at=summer, due_in=3 * 3600), winter)
     listing = Report(since=summer, until=winter, as_of=winter, rows=(line,))
     row = next(csv.DictReader(io.StringIO(format_csv(listing, "items", zone))))
     assert row["created_at"] == "2026-10-25T00:30:00+02:00"
