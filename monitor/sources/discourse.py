@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeGuard
@@ -155,6 +155,89 @@ class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     requests: int = 0
+    # The refusal that ended the fetch early (what came before it is kept).
+    stopped: RateLimited | TransientError | None = None
+
+
+@dataclass(kw_only=True)
+class _Listing:
+    """Reading the topic lists: the list URLs still to read (the first is where to go on) and
+    the topics listed so far."""
+
+    paths: list[str]
+    found: dict[str, ListedTopic] = field(default_factory=dict)
+    pages_read: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Every list read to `since`."""
+        return not self.paths
+
+    def to_json(self) -> dict[str, Any]:
+        """The form the cursor keeps."""
+        return {
+            "paths": list(self.paths),
+            "found": [[t.id, _wire_time(t.bumped_at), t.pinned] for t in self.found.values()],
+        }
+
+    @classmethod
+    def load(cls, raw: Any) -> _Listing | None:
+        """A saved listing, or None when absent or unreadable."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("paths"), list):
+            return None
+        found: dict[str, ListedTopic] = {}
+        for entry in raw.get("found") or []:
+            try:
+                topic_id, bumped, pinned = entry
+                found[str(topic_id)] = ListedTopic(
+                    id=str(topic_id), bumped_at=_parse_time(str(bumped)), pinned=bool(pinned)
+                )
+            except (TypeError, ValueError):
+                return None
+        # pages_read > 0: a resumed listing has made progress before.
+        return cls(paths=[str(p) for p in raw["paths"]], found=found, pages_read=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Resume:
+    """The rest of an interrupted poll, kept in the cursor: the next fetch does it first."""
+
+    listing: _Listing | None  # topic lists not read to the end yet
+    topics: tuple[str, ...]  # listed topics (and rechecks) not read yet
+    advance: dict[str, Any] | None  # the list cursor to apply once the topics are read
+    # A topic read part-way: the post ids already returned.
+    partial: Mapping[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, cursor: Mapping[str, Any]) -> _Resume | None:
+        """The saved rest of a poll, or None (none, or unreadable: start afresh)."""
+        raw = cursor.get("resume")
+        if not isinstance(raw, dict) or not isinstance(raw.get("topics"), list):
+            return None
+        listing = _Listing.load(raw.get("listing"))
+        advance = raw.get("advance")
+        if listing is None and not isinstance(advance, dict):
+            return None
+        partial = raw.get("partial")
+        return cls(
+            listing=listing,
+            topics=tuple(str(t) for t in raw["topics"]),
+            advance=advance if isinstance(advance, dict) else None,
+            partial={
+                str(topic): [int(i) for i in ids if _is_int(i)]
+                for topic, ids in (partial.items() if isinstance(partial, dict) else [])
+                if isinstance(ids, list)
+            },
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The form the cursor keeps."""
+        return {
+            "listing": None if self.listing is None else self.listing.to_json(),
+            "topics": list(self.topics),
+            "advance": self.advance,
+            "partial": dict(self.partial),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +246,7 @@ class _TopicRead:
 
     messages: list[Message]
     complete: bool
+    loaded: frozenset[int] = frozenset()  # post ids read (with those known before)
 
 
 class DiscourseSource:
@@ -206,16 +290,31 @@ class DiscourseSource:
         self._last_read: dict[str, datetime] = {}
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """Topics bumped since the cursor, plus active topics (least recently read first)."""
+        """Topics bumped since the cursor, plus active topics (least recently read first).
+
+        A throttle or a transient failure in the middle keeps what came before: the topic-list
+        pages read and the topics read are in the batch, which is marked interrupted, and the
+        cursor's `resume` part says what is left; the next fetch does that first.
+        """
         state = _FetchState()
         cursor: Mapping[str, Any] = request.cursor
+        resume = _Resume.load(request.cursor) if request.include_feed else None
+        advance: dict[str, Any] | None = None
+        listing: _Listing | None = None
+        topic_ids: list[str] = []
         if request.include_feed:
             backfill = self._clock.now() - timedelta(days=self._config.backfill_days)
             current = ListCursor.parse(request.cursor, backfill)
-            listed = await self._read_lists(state, current.since)
-            topic_ids = list(dict.fromkeys(t.id for t in listed if current.is_new(t)))
-            topic_ids += self._rechecks(request.active_threads - set(topic_ids))
-            cursor = current.advanced(listed).to_json()
+            if resume is not None and resume.listing is None:
+                topic_ids, advance = list(resume.topics), resume.advance
+            else:
+                listing = (resume.listing if resume is not None else None) or self._new_listing()
+                await self._read_lists(state, current.since, listing)
+                if listing.done:
+                    listed = list(listing.found.values())
+                    topic_ids = list(dict.fromkeys(t.id for t in listed if current.is_new(t)))
+                    topic_ids += self._rechecks(request.active_threads - set(topic_ids))
+                    advance = current.advanced(listed).to_json()
         else:
             # A re-read before a breach: exactly the threads asked for, cursor untouched.
             topic_ids = sorted(t for t in request.active_threads if t.isdigit())
@@ -223,8 +322,22 @@ class DiscourseSource:
         complete: dict[str, frozenset[str]] = {}
         deleted: set[str] = set()
         read_at: dict[str, datetime] = {}
-        for topic_id in topic_ids:
-            read = await self._read_topic(state, topic_id)
+        left = list(topic_ids)
+        partial: dict[str, list[int]] = {}
+        while left and state.stopped is None:
+            topic_id = left[0]
+            known = frozenset(resume.partial.get(topic_id, ())) if resume else frozenset()
+            try:
+                read = await self._read_topic(state, topic_id, known)
+            except (RateLimited, TransientError) as err:
+                state.stopped = err
+                break
+            if read is not None and state.stopped is not None:
+                # Refused part-way: keep its posts; the rest of it is read next time.
+                messages.extend(read.messages)
+                partial[topic_id] = sorted(read.loaded)
+                break
+            left.pop(0)
             read_at[topic_id] = self._clock.now()
             if read is None:
                 deleted.add(topic_id)
@@ -234,13 +347,31 @@ class DiscourseSource:
                 complete[topic_id] = frozenset(m.platform_id for m in read.messages)
         # Only a fetch that succeeded counts as a read: a failed one is re-checked next time.
         self._last_read.update(read_at)
+        stopped = state.stopped
+        if stopped is not None:
+            progress = messages or deleted or read_at or (listing and listing.pages_read)
+            if not progress or not request.include_feed:
+                raise stopped
+            base = {k: v for k, v in request.cursor.items() if k != "resume"}
+            unfinished = listing if listing is not None and not listing.done else None
+            rest = _Resume(listing=unfinished, topics=tuple(left), advance=advance, partial=partial)
+            cursor = {**base, "resume": rest.to_json()}
+        elif request.include_feed and advance is not None:
+            cursor = advance
         return Batch(
             messages=tuple(messages),
             cursor=cursor,
             complete_threads=complete,
             deleted_threads=frozenset(deleted),
             requests=state.requests,
+            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
+            interrupted=stopped.reason if stopped is not None else None,
         )
+
+    def _new_listing(self) -> _Listing:
+        """The topic lists to read: /latest or each configured category's latest."""
+        paths = [f"/c/{c}/l/latest.json" for c in self._config.categories] or ["/latest.json"]
+        return _Listing(paths=[self._base + path for path in paths])
 
     def _rechecks(self, active: Iterable[str]) -> list[str]:
         """Active topics to re-read for edits, hides and deletes, which do not bump a topic.
@@ -259,19 +390,25 @@ class DiscourseSource:
 
     # --- topic lists --------------------------------------------------------------------------
 
-    async def _read_lists(self, state: _FetchState, since: datetime) -> list[ListedTopic]:
-        """Every topic bumped at or after `since`, from /latest or each configured category."""
-        # /c/{id}/l/latest, not /c/{id}: a category's default view may be "top".
-        paths = [f"/c/{c}/l/latest.json" for c in self._config.categories] or ["/latest.json"]
-        found: dict[str, ListedTopic] = {}
-        for path in paths:
-            url: str | None = self._base + path
+    async def _read_lists(self, state: _FetchState, since: datetime, listing: _Listing) -> None:
+        """Every topic bumped at or after `since`, page by page into `listing`; a throttle or a
+        transient failure after the first page stops it where it is (state.stopped)."""
+        while listing.paths:
+            url: str | None = listing.paths[0]
             seen_urls: set[str] = set()
             for _ in range(MAX_LIST_PAGES):
                 if url is None:
                     break
                 seen_urls.add(url)
-                body = await self._get(state, url, what="topic list")
+                try:
+                    body = await self._get(state, url, what="topic list")
+                except (RateLimited, TransientError) as err:
+                    if not listing.pages_read:
+                        raise  # nothing read yet: the source's own failure
+                    listing.paths[0] = url
+                    state.stopped = err
+                    return
+                listing.pages_read += 1
                 if body is None:  # only topic reads answer None
                     raise FatalError(f"GET {_path(url)}: topic list not available")
                 topic_list = body.get("topic_list")
@@ -281,7 +418,7 @@ class DiscourseSource:
                     raise TransientError(f"GET {_path(url)}: response without topic_list.topics")
                 page = [_listed(raw) for raw in topic_list["topics"] if isinstance(raw, dict)]
                 for topic in page:
-                    found[topic.id] = topic
+                    listing.found[topic.id] = topic
                 # Pinned topics lead the first page whatever their age; the rest is newest first.
                 unpinned = [t for t in page if not t.pinned]
                 if unpinned and min(t.bumped_at for t in unpinned) < since:
@@ -289,7 +426,7 @@ class DiscourseSource:
                 url = self._next_page(topic_list.get("more_topics_url"), url)
                 if url in seen_urls:
                     raise TransientError(f"GET {_path(url)}: more_topics_url repeats itself")
-        return list(found.values())
+            listing.paths.pop(0)
 
     def _next_page(self, more: Any, current: str) -> str | None:
         """The JSON URL of `more_topics_url`, which Discourse sends as a path without .json."""
@@ -313,8 +450,14 @@ class DiscourseSource:
 
     # --- topics -------------------------------------------------------------------------------
 
-    async def _read_topic(self, state: _FetchState, topic_id: str) -> _TopicRead | None:
+    async def _read_topic(
+        self, state: _FetchState, topic_id: str, known: frozenset[int] = frozenset()
+    ) -> _TopicRead | None:
         """A topic (first chunk, then the rest of its stream); None if it is gone.
+
+        `known`: posts an interrupted read already returned; their chunks are not fetched
+        again and they are not returned twice. A chunk refused after the first request ends
+        the read (state.stopped) with the posts so far; `loaded` says which those are.
 
         A topic longer than `max_posts_per_topic` is read as its first chunk plus its newest
         posts, where new questions and answers are, and is not reported complete: re-reading
@@ -330,14 +473,18 @@ class DiscourseSource:
             raise TransientError(f"GET /t/{topic_id}.json: response without post_stream")
         stream = [i for i in stream_body.get("stream") or [] if _is_int(i)]
         posts = {p["id"]: p for p in _post_list(stream_body) if _is_int(p.get("id"))}
-        missing = [post_id for post_id in stream if post_id not in posts]
-        room = max(0, self._max_posts - len(posts))
+        missing = [post_id for post_id in stream if post_id not in posts and post_id not in known]
+        room = max(0, self._max_posts - len(posts) - len(known))
         missing = missing[len(missing) - room :] if len(missing) > room else missing
         for start in range(0, len(missing), POSTS_PER_REQUEST):
             chunk = missing[start : start + POSTS_PER_REQUEST]
             query = "&".join(f"post_ids%5B%5D={post_id}" for post_id in chunk)
             url = f"{self._base}/t/{topic_id}/posts.json?{query}"
-            more = await self._get(state, url, what="topic")
+            try:
+                more = await self._get(state, url, what="topic")
+            except (RateLimited, TransientError) as err:
+                state.stopped = err  # keep what was read; the rest comes next time
+                break
             if more is None:
                 return None  # the topic vanished between the two requests
             more_stream = more.get("post_stream")
@@ -348,8 +495,16 @@ class DiscourseSource:
                     posts[post["id"]] = post
         ordered = [posts[i] for i in stream if i in posts]
         slug = body.get("slug") if isinstance(body.get("slug"), str) else "topic"
-        messages = self._messages(topic_id, str(slug), ordered)
-        return _TopicRead(messages=messages, complete=all(i in posts for i in stream))
+        messages = [
+            m
+            for m in self._messages(topic_id, str(slug), ordered)
+            if int(m.platform_id) not in known
+        ]
+        return _TopicRead(
+            messages=messages,
+            complete=not known and all(i in posts for i in stream),
+            loaded=frozenset(posts) | known,
+        )
 
     def _messages(
         self, topic_id: str, slug: str, posts: Sequence[Mapping[str, Any]]

@@ -572,7 +572,7 @@ async def test_transient_failures(
     assert type(await fetch_error(make_source(forum, session, clock))) is TransientError
 
 
-async def test_failure_inside_a_topic_read_fails_the_fetch_and_recovers(
+async def test_failure_inside_a_topic_read_keeps_its_posts_and_resumes_after_them(
     forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     topic = forum.add_topic(title="Long", author="ann", created_at=at(-100), text="1")
@@ -580,8 +580,21 @@ async def test_failure_inside_a_topic_read_fails_the_fetch_and_recovers(
         forum.add_post(topic, author="bob", created_at=at(-100 + n), text=str(n))
     source = make_source(forum, session, clock)
     forum.inject(TruncatedBody(), path_contains="/posts.json")
-    assert type(await fetch_error(source)) is TransientError
-    assert len((await source.fetch(EMPTY)).complete_threads[str(topic)]) == 29
+    first = await source.fetch(EMPTY)
+    # The first 20 posts came with the topic; the chunk of the other 9 was cut off.
+    assert first.interrupted == "transient" and len(first.messages) == 20
+    assert first.cursor["resume"]["topics"] == [str(topic)]
+    lists = len(forum.requests_to("latest"))
+    again = FetchRequest(cursor=first.cursor, active_threads=frozenset())
+    second = await source.fetch(again)
+    assert second.interrupted is None
+    # The rest, and only the rest: 29 posts in all, none twice.
+    assert {m.platform_id for m in first.messages}.isdisjoint(
+        m.platform_id for m in second.messages
+    )
+    assert len(first.messages) + len(second.messages) == 29
+    assert len(forum.requests_to("latest")) == lists  # the listing was not read again
+    assert "resume" not in second.cursor and "bumped_since" in second.cursor
 
 
 async def test_timeout_is_transient(
