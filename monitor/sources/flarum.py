@@ -54,6 +54,9 @@ class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     requests: int = 0
+    # The first throttle or transient failure of a thread read: the poll stops early.
+    stopped: RateLimited | TransientError | None = None
+    pending: list[str] = field(default_factory=list)  # threads not read because of it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,16 +179,28 @@ class FlarumSource:
             days=self._config.backfill_days
         )
         since = _cursor_time(request.cursor, "last_posted_at") or horizon
-        await self._check_identity(state)
-        feed = await self._recent_discussions(state, since) if request.include_feed else {}
-        thread_ids = list(feed)
-        thread_ids.extend(sorted(request.active_threads - set(feed), key=_id_order))
+        resume = request.cursor.get("resume") if request.include_feed else None
+        advance: Mapping[str, Any] | None = None
+        if isinstance(resume, dict) and isinstance(resume.get("threads"), list):
+            # Finish an interrupted poll first (its identity check passed moments ago).
+            thread_ids = [str(t) for t in resume["threads"]]
+            advance = resume.get("advance") if isinstance(resume.get("advance"), dict) else None
+        else:
+            await self._check_identity(state)
+            feed = await self._recent_discussions(state, since) if request.include_feed else {}
+            thread_ids = list(feed)
+            thread_ids.extend(sorted(request.active_threads - set(feed), key=_id_order))
+            if request.include_feed:
+                newest = max([since, *feed.values()])
+                advance = {"last_posted_at": newest.isoformat(), "horizon": horizon.isoformat()}
         threads = await self._read_threads(state, thread_ids)
 
         messages: list[Message] = []
         complete: dict[str, frozenset[str]] = {}
         deleted: set[str] = set()
         for thread_id in thread_ids:
+            if thread_id not in threads:
+                continue  # not read: throttled (state.pending)
             thread = threads[thread_id]
             if thread is None:
                 deleted.add(thread_id)
@@ -193,18 +208,24 @@ class FlarumSource:
             found = self._thread_messages(thread, horizon)
             messages.extend(found)
             complete[thread_id] = frozenset(thread.post_ids) | {m.platform_id for m in found}
-        newest = max([since, *feed.values()])
-        cursor = (
-            {"last_posted_at": newest.isoformat(), "horizon": horizon.isoformat()}
-            if request.include_feed
-            else request.cursor
-        )
+        stopped = state.stopped
+        cursor: Mapping[str, Any] = request.cursor
+        if stopped is not None:
+            if not (complete or deleted) or not request.include_feed:
+                raise stopped
+            base = {k: v for k, v in request.cursor.items() if k != "resume"}
+            pending = sorted(state.pending, key=_id_order)
+            cursor = {**base, "resume": {"threads": pending, "advance": advance}}
+        elif request.include_feed and advance is not None:
+            cursor = dict(advance)
         return Batch(
             messages=tuple(messages),
             cursor=cursor,
             complete_threads=complete,
             deleted_threads=frozenset(deleted),
             requests=state.requests,
+            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
+            interrupted=stopped.reason if stopped is not None else None,
         )
 
     # --- requests -------------------------------------------------------------------------
@@ -275,7 +296,15 @@ class FlarumSource:
 
         async def one(discussion_id: str) -> None:
             async with limiter:
-                results[discussion_id] = await self._read_thread(state, discussion_id)
+                if state.stopped is not None:
+                    state.pending.append(discussion_id)  # the platform said stop: later
+                    return
+                try:
+                    results[discussion_id] = await self._read_thread(state, discussion_id)
+                except (RateLimited, TransientError) as err:
+                    # Keep the threads read so far; this one and the rest come next time.
+                    state.stopped = state.stopped or err
+                    state.pending.append(discussion_id)
 
         try:
             async with asyncio.TaskGroup() as group:

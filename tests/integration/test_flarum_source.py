@@ -637,15 +637,22 @@ async def test_timeout_is_transient(forum: FakeFlarum, session: aiohttp.ClientSe
     assert "timed out" in str(error)
 
 
-async def test_one_failing_thread_fails_the_whole_fetch(
+async def test_a_throttled_thread_keeps_the_others_and_is_read_next_time(
     forum: FakeFlarum, session: aiohttp.ClientSession
 ) -> None:
     people = People(forum)
     for i in range(3):
         start(forum, f"t{i}", people.ann, -30 + i)
     forum.inject(FlarumError(status=429, code="too_many_requests"), path_contains="/2")
-    # A partial batch would let the pipeline believe a thread was read; none is returned.
-    assert type(await fetch_error(forum, session)) is RateLimited
+    source = make_source(forum, session)
+    first = await source.fetch(EMPTY)
+    # Only threads read in full are reported: the throttled one is left for the next fetch.
+    assert first.interrupted == "rate_limited"
+    assert set(first.complete_threads) == {"1", "3"}
+    assert first.cursor["resume"]["threads"] == ["2"]
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
+    assert second.interrupted is None and set(second.complete_threads) == {"2"}
+    assert "resume" not in second.cursor and "last_posted_at" in second.cursor
 
 
 async def test_a_page_that_is_not_json_api_is_transient(
