@@ -42,6 +42,26 @@ cited by tag next to the code that imitates them:
         trying again."], "error_type": "rate_limit", "extras": {"wait_seconds": 39,
         "time_left": "39 seconds"}}: n8n-io/n8n#24074, exercism/website#5346 and #5358; the
         Retry-After header on it: discourse/discourse#5659 (pydiscourse/pydiscourse#13).
+        app/controllers/application_controller.rb `rescue_from RateLimiter::LimitExceeded`
+        (discourse/discourse at 8cafdaf): Retry-After is `available_in` in seconds, the same
+        number as `extras.wait_seconds`, plus Discourse-Rate-Limit-Error-Code when known.
+[DATE]  Retry-After as an HTTP-date (RFC 9110 section 10.2.3 allows either form): what an API
+        gateway in front of the forum may send instead (e.g. WSO2's ThrottleHandler,
+        wso2/docs-apim#11858); Discourse itself always sends seconds.
+[TOPIC] application_controller.rb `rescue_discourse_actions`: for topics#show the JSON error
+        of a 403 (Discourse::InvalidAccess, "invalid_access") or 404 ("not_found") also carries
+        `extras: {title, html, group}`; `rescue_from Discourse::InvalidParameters` answers 400
+        "invalid_parameters" ("You supplied invalid parameters to the request: ...").
+[500]   An exception no controller rescues ends in lib/middleware/discourse_public_exceptions.rb,
+        whose `super` is Rails' ActionDispatch::PublicExceptions: a JSON request gets
+        {"status": 500, "error": "Internal Server Error"}. One topic can do that on every read:
+        discourse/discourse-translator#236 (NoMethodError in post_stream_serializer_mixin.rb for
+        a post whose user was deleted).
+[ORPHAN] Posts whose author was deleted have no user: `user_id`, `username`, `name` are null
+        (discourse/discourse#4100 "displaying posts by deleted users", #28992).
+[BROKEN] A post without `created_at` or `post_number` (keys absent) comes from no Discourse
+        version we know of; it stands for a plugin serializer or a proxy that rewrites the
+        stream, so the client's "one bad object never stops the source" can be tested.
 [IP429] lib/middleware/request_tracker.rb, text/plain "Slow down, too many requests from this IP
         address." then "Please retry again in N seconds." and "Error code: ip_10_secs_limit.",
         with Retry-After and Discourse-Rate-Limit-Error-Code headers: discourse/discourse#11736,
@@ -61,7 +81,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from email.utils import format_datetime
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -110,10 +131,12 @@ _WINDOW = timedelta(minutes=1)
 
 @dataclass(frozen=True, kw_only=True)
 class RateLimit:
-    """Discourse's JSON 429 [429]; `retry_after_header=False` imitates a proxy that drops it."""
+    """Discourse's JSON 429 [429], its Retry-After in seconds; "http-date" imitates a gateway
+    that sends the date form [DATE], "none" a proxy that drops the header (the body keeps
+    `extras.wait_seconds`)."""
 
     wait_seconds: int = 39
-    retry_after_header: bool = True
+    retry_after: Literal["seconds", "http-date", "none"] = "seconds"
     error_code: str | None = "admin_api_key_rate_limit"
 
 
@@ -246,6 +269,24 @@ class _Limiter:
 
 
 _ANONYMOUS = _User(id=0, username="", name="anonymous", trust_level=0)
+# The post fields an author's deletion leaves null [ORPHAN].
+_AUTHOR_FIELDS = (
+    "user_id",
+    "username",
+    "name",
+    "display_username",
+    "avatar_template",
+    "primary_group_name",
+    "trust_level",
+)
+
+
+class _Reply(Exception):
+    """Raised inside request handling to answer with a prepared response."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 class FakeDiscourse(FakeServer[Fault]):
@@ -286,6 +327,10 @@ class FakeDiscourse(FakeServer[Fault]):
         self._next_user = 1
         self._next_topic = 101
         self._next_post = 1001
+        # Single objects that fail on purpose: topic id -> HTTP status; post id -> fields.
+        self._failing_topics: dict[int, int] = {}
+        self._dropped_fields: dict[int, frozenset[str]] = {}
+        self._orphans: set[int] = set()
         self._users[SYSTEM_USER_ID] = _User(
             id=SYSTEM_USER_ID, username="system", name="system", admin=True, trust_level=4
         )
@@ -463,6 +508,31 @@ class FakeDiscourse(FakeServer[Fault]):
         """Move a topic to another category."""
         self._topics[topic_id] = replace(self._topic(topic_id), category_id=category_id)
 
+    def fail_topic(self, topic_id: int, status: int) -> None:
+        """Answer every read of this topic (/t/{id}.json and its posts.json) with `status`.
+
+        403 is a topic the API user may not see (moved to a private category) and 404 one
+        that is gone: neither is listed any more, as on Discourse. 400 and 5xx stay listed.
+        """
+        self._topic(topic_id)
+        if status not in (400, 403, 404) and status < 500:
+            raise ValueError(f"fail_topic knows 400, 403, 404 and 5xx, not {status}")
+        self._failing_topics[topic_id] = status
+
+    def heal_topic(self, topic_id: int) -> None:
+        """Undo `fail_topic`."""
+        self._failing_topics.pop(topic_id, None)
+
+    def drop_post_fields(self, post_id: int, *fields: str) -> None:
+        """Serve this post without these keys (e.g. "created_at", "post_number") [BROKEN]."""
+        self._post(post_id)
+        self._dropped_fields[post_id] = self._dropped_fields.get(post_id, frozenset()) | set(fields)
+
+    def orphan_post(self, post_id: int) -> None:
+        """The post's author was deleted: served with a null user [ORPHAN]."""
+        self._post(post_id)
+        self._orphans.add(post_id)
+
     def revoke_key(self) -> None:
         """Revoke the API key: every request now fails with invalid_api_credentials [AUTH]."""
         self.key_revoked = True
@@ -539,9 +609,11 @@ class FakeDiscourse(FakeServer[Fault]):
             self._authenticate(request)
             result: web.StreamResponse = await handler(request)
         except _RateLimited as limited:
-            return _rate_limited(limited.wait, header=True, code="admin_api_key_rate_limit")
+            return _rate_limited(limited.wait, header="seconds", code="admin_api_key_rate_limit")
         except _Answer as answer:
             return _error(answer.status, answer.error_type, answer.message)
+        except _Reply as reply:
+            return reply.response
         return result
 
     def _authenticate(self, request: web.Request) -> None:
@@ -564,10 +636,14 @@ class FakeDiscourse(FakeServer[Fault]):
 
     # --- topic lists --------------------------------------------------------------------------
 
+    def _listed(self, topic: _Topic) -> bool:
+        """Whether a topic appears in the lists: not deleted, not out of sight [TOPIC]."""
+        return topic.deleted_at is None and self._failing_topics.get(topic.id) not in (403, 404)
+
     async def _latest(self, request: web.Request) -> web.StreamResponse:
         if not request.path.endswith(".json") and not _wants_json(request):
             return _html_page(self.title)
-        topics = [t for t in self._topics.values() if t.deleted_at is None]
+        topics = [t for t in self._topics.values() if self._listed(t)]
         return self._topic_list(request, topics, "/latest", {"no_definitions": "true"})
 
     async def _category(self, request: web.Request) -> web.StreamResponse:
@@ -584,9 +660,7 @@ class FakeDiscourse(FakeServer[Fault]):
         if not is_json and not _wants_json(request):
             return _html_page(self.title)
         topics = [
-            t
-            for t in self._topics.values()
-            if t.deleted_at is None and t.category_id == category.id
+            t for t in self._topics.values() if self._listed(t) and t.category_id == category.id
         ]
         return self._topic_list(request, topics, f"/c/{category.slug}/{category.id}", {})
 
@@ -767,6 +841,9 @@ class FakeDiscourse(FakeServer[Fault]):
         viewer = self._viewer(request)
         if topic is None or (topic.deleted_at is not None and not viewer.staff):
             raise _Answer(404, "not_found", NOT_FOUND)
+        status = self._failing_topics.get(topic.id)
+        if status is not None:
+            raise _Reply(_topic_failure(status))
         return topic
 
     def _viewer(self, request: web.Request) -> _User:
@@ -876,6 +953,11 @@ class FakeDiscourse(FakeServer[Fault]):
             }
         if post.action_code:
             body["action_code"] = post.action_code
+        if post.id in self._orphans:
+            body.update(dict.fromkeys(_AUTHOR_FIELDS))
+            body.update(moderator=False, admin=False, staff=False)
+        for key in self._dropped_fields.get(post.id, ()):
+            body.pop(key, None)
         return body
 
     # --- faults, delays and responses ---------------------------------------------------------
@@ -887,7 +969,10 @@ class FakeDiscourse(FakeServer[Fault]):
             return None
         if isinstance(fault, RateLimit):
             return _rate_limited(
-                fault.wait_seconds, header=fault.retry_after_header, code=fault.error_code
+                fault.wait_seconds,
+                header=fault.retry_after,
+                code=fault.error_code,
+                now=self.clock.now(),
             )
         if isinstance(fault, IpRateLimit):
             text = (
@@ -1057,11 +1142,20 @@ def _too_many_times(seconds: int) -> str:
     )
 
 
-def _rate_limited(seconds: int, *, header: bool, code: str | None) -> web.Response:
-    """[429] Discourse's JSON rate-limit answer."""
+def _rate_limited(
+    seconds: int,
+    *,
+    header: Literal["seconds", "http-date", "none"],
+    code: str | None,
+    now: datetime | None = None,
+) -> web.Response:
+    """[429] Discourse's JSON rate-limit answer; [DATE] with the header as an HTTP-date."""
     headers: dict[str, str] = {}
-    if header:
+    if header == "seconds":
         headers["Retry-After"] = str(seconds)
+    elif header == "http-date":
+        moment = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
+        headers["Retry-After"] = format_datetime(moment.astimezone(UTC), usegmt=True)
     if code:
         headers["Discourse-Rate-Limit-Error-Code"] = code
     body = {
@@ -1072,8 +1166,32 @@ def _rate_limited(seconds: int, *, header: bool, code: str | None) -> web.Respon
     return _raw_json(orjson.dumps(body), status=429, headers=headers)
 
 
-def _error(status: int, error_type: str, message: str) -> web.Response:
-    return _raw_json(orjson.dumps({"errors": [message], "error_type": error_type}), status=status)
+def _error(
+    status: int, error_type: str, message: str, extras: Mapping[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"errors": [message], "error_type": error_type}
+    if extras is not None:
+        body["extras"] = dict(extras)
+    return _raw_json(orjson.dumps(body), status=status)
+
+
+def _topic_failure(status: int) -> web.Response:
+    """How Discourse answers a read of a topic that fails: [TOPIC] 403/404/400, [500] 5xx."""
+    if status >= 500:
+        reason = "Internal Server Error" if status == 500 else "Server Error"
+        return _raw_json(orjson.dumps({"status": status, "error": reason}), status=status)
+    if status == 400:
+        return _error(
+            400,
+            "invalid_parameters",
+            "You supplied invalid parameters to the request: id",
+        )
+    # The generic page, never the private topic's title (page_not_found.title in server.en.yml).
+    page = "<div class='page-not-found'><h1>Oops! That page doesn’t exist or is private.</h1></div>"
+    extras = {"title": "Page Not Found", "html": page, "group": None}
+    if status == 403:
+        return _error(403, "invalid_access", INVALID_ACCESS, extras)
+    return _error(404, "not_found", NOT_FOUND, extras)
 
 
 def _json(body: Mapping[str, Any] | Sequence[Any]) -> web.Response:

@@ -15,7 +15,7 @@ from yarl import URL
 
 from monitor.clock import Clock
 from monitor.config import DiscourseConfig
-from monitor.domain import Batch, Message
+from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
@@ -150,13 +150,32 @@ class ListedTopic:
     pinned: bool
 
 
+class _TopicGone(Exception):
+    """The topic answered 404 or came back deleted: for us it no longer exists."""
+
+
+class _TopicRefused(Exception):
+    """Discourse answered for this one topic, but refused it (403 private, 400, other 4xx)."""
+
+    def __init__(self, why: Skipped) -> None:
+        super().__init__(why.detail)
+        self.why = why
+
+
+class _Malformed(ValueError):
+    """A post or list entry without a field we need (id, post_number, created_at, bumped_at)."""
+
+
 @dataclass(kw_only=True)
 class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     requests: int = 0
+    # Requests the forum answered (a page, or a refusal of one object): it is up and serving.
+    answered: int = 0
     # The refusal that ended the fetch early (what came before it is kept).
     stopped: RateLimited | TransientError | None = None
+    skipped: dict[str, Skipped] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -166,7 +185,7 @@ class _Listing:
 
     paths: list[str]
     found: dict[str, ListedTopic] = field(default_factory=dict)
-    pages_read: int = 0
+    pages_read: int = 0  # by this fetch
 
     @property
     def done(self) -> bool:
@@ -194,8 +213,7 @@ class _Listing:
                 )
             except (TypeError, ValueError):
                 return None
-        # pages_read > 0: a resumed listing has made progress before.
-        return cls(paths=[str(p) for p in raw["paths"]], found=found, pages_read=1)
+        return cls(paths=[str(p) for p in raw["paths"]], found=found)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,14 +221,19 @@ class _Resume:
     """The rest of an interrupted poll, kept in the cursor: the next fetch does it first."""
 
     listing: _Listing | None  # topic lists not read to the end yet
-    topics: tuple[str, ...]  # listed topics (and rechecks) not read yet
+    topics: tuple[str, ...]  # listed topics (and rechecks) not read yet, in order
     advance: dict[str, Any] | None  # the list cursor to apply once the topics are read
-    # A topic read part-way: the post ids already returned.
-    partial: Mapping[str, list[int]] = field(default_factory=dict)
+    # The first of `topics`, when its last read failed transiently while the forum answered:
+    # failing again gets it skipped instead of stopping every poll.
+    failed: str | None = None
 
     @classmethod
     def load(cls, cursor: Mapping[str, Any]) -> _Resume | None:
-        """The saved rest of a poll, or None (none, or unreadable: start afresh)."""
+        """The saved rest of a poll, or None (none, or unreadable: start afresh).
+
+        Cursors from before `failed` load as they are; a `partial` part (posts of a topic read
+        part-way, from an earlier version) is ignored: that topic is simply read again whole.
+        """
         raw = cursor.get("resume")
         if not isinstance(raw, dict) or not isinstance(raw.get("topics"), list):
             return None
@@ -218,16 +241,12 @@ class _Resume:
         advance = raw.get("advance")
         if listing is None and not isinstance(advance, dict):
             return None
-        partial = raw.get("partial")
+        failed = raw.get("failed")
         return cls(
             listing=listing,
             topics=tuple(str(t) for t in raw["topics"]),
             advance=advance if isinstance(advance, dict) else None,
-            partial={
-                str(topic): [int(i) for i in ids if _is_int(i)]
-                for topic, ids in (partial.items() if isinstance(partial, dict) else [])
-                if isinstance(ids, list)
-            },
+            failed=str(failed) if isinstance(failed, str | int) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -236,17 +255,85 @@ class _Resume:
             "listing": None if self.listing is None else self.listing.to_json(),
             "topics": list(self.topics),
             "advance": self.advance,
-            "partial": dict(self.partial),
+            "failed": self.failed,
         }
 
 
 @dataclass(frozen=True, kw_only=True)
+class _Plan:
+    """What a fetch reads: the topics, and the list cursor to apply once they are read."""
+
+    topics: tuple[str, ...]
+    advance: dict[str, Any] | None
+    listing: _Listing | None  # None: the lists were read by an earlier fetch
+
+    @property
+    def listed(self) -> bool:
+        """The topic lists are read to the end (by this fetch or an earlier one)."""
+        return self.listing is None or self.listing.done
+
+
+@dataclass(kw_only=True)
+class _Unfinished:
+    """A topic being read: what came so far and the chunks still to ask for (mutable on purpose).
+
+    When a refusal cuts a topic's read short, this stays in the source's memory (never in the
+    cursor, never in a batch: a batch has whole topics only) and the next fetch asks only for
+    the chunks left, so no answered request is made again. After a restart, or once older
+    than a re-check interval, the topic is read again from its start.
+    """
+
+    topic_id: str
+    at: datetime  # when its first chunk came
+    slug: str
+    stream: list[int]
+    posts: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    # Posts without an id cannot be placed in the stream: skipped as malformed.
+    without_id: list[Mapping[str, Any]] = field(default_factory=list)
+    chunks: list[list[int]] = field(default_factory=list)
+
+    def collect(self, posts: Iterable[Mapping[str, Any]]) -> None:
+        """Keep posts by id; set aside the ones without."""
+        for post in posts:
+            if _is_int(post.get("id")):
+                self.posts[post["id"]] = post
+            else:
+                self.without_id.append(post)
+
+
+@dataclass(frozen=True, kw_only=True)
 class _TopicRead:
-    """A topic's messages, and whether every post of its stream came back."""
+    """One topic read whole: its messages and, when its whole stream came, the posts alive."""
 
     messages: list[Message]
-    complete: bool
-    loaded: frozenset[int] = frozenset()  # post ids read (with those known before)
+    alive: frozenset[str] | None  # None: not every post came, so nothing may be tombstoned
+    skipped: Mapping[str, Skipped]  # its malformed posts
+
+
+@dataclass(kw_only=True)
+class _TopicsRun:
+    """Reading a queue of topics, one whole topic after the other (mutable on purpose)."""
+
+    left: list[str]
+    failed: str | None = None  # see _Resume.failed
+    struck: bool = False  # this fetch noted a topic's first failure (worth keeping in the cursor)
+    messages: list[Message] = field(default_factory=list)
+    complete: dict[str, frozenset[str]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    read_at: dict[str, datetime] = field(default_factory=dict)
+
+    def finish(self, topic_id: str, now: datetime) -> None:
+        """The head of the queue is done with (read, gone or skipped)."""
+        self.left.pop(0)
+        self.read_at[topic_id] = now
+        if self.failed == topic_id:
+            self.failed = None
+
+    def keep(self, topic_id: str, read: _TopicRead) -> None:
+        """A topic's messages, and its posts alive when the whole stream came."""
+        self.messages.extend(read.messages)
+        if read.alive is not None:
+            self.complete[topic_id] = read.alive
 
 
 class DiscourseSource:
@@ -288,84 +375,81 @@ class DiscourseSource:
         self._moderators = Moderators.parse(config.moderators)
         # When each topic was last read, to re-check the least recently read ones first.
         self._last_read: dict[str, datetime] = {}
+        self._unfinished: _Unfinished | None = None  # a topic a refusal cut short
 
     async def fetch(self, request: FetchRequest) -> Batch:
         """Topics bumped since the cursor, plus active topics (least recently read first).
 
         A throttle or a transient failure in the middle keeps what came before: the topic-list
-        pages read and the topics read are in the batch, which is marked interrupted, and the
-        cursor's `resume` part says what is left; the next fetch does that first.
+        pages read and the whole topics read are in the batch, which is marked interrupted, and
+        the cursor's `resume` part says what is left; the next fetch does that first. A topic
+        the forum refuses (403, 400) or that fails twice in a row is skipped, not the poll.
         """
         state = _FetchState()
-        cursor: Mapping[str, Any] = request.cursor
-        resume = _Resume.load(request.cursor) if request.include_feed else None
-        advance: dict[str, Any] | None = None
-        listing: _Listing | None = None
-        topic_ids: list[str] = []
-        if request.include_feed:
-            backfill = self._clock.now() - timedelta(days=self._config.backfill_days)
-            current = ListCursor.parse(request.cursor, backfill)
-            if resume is not None and resume.listing is None:
-                topic_ids, advance = list(resume.topics), resume.advance
-            else:
-                listing = (resume.listing if resume is not None else None) or self._new_listing()
-                await self._read_lists(state, current.since, listing)
-                if listing.done:
-                    listed = list(listing.found.values())
-                    topic_ids = list(dict.fromkeys(t.id for t in listed if current.is_new(t)))
-                    topic_ids += self._rechecks(request.active_threads - set(topic_ids))
-                    advance = current.advanced(listed).to_json()
-        else:
-            # A re-read before a breach: exactly the threads asked for, cursor untouched.
-            topic_ids = sorted(t for t in request.active_threads if t.isdigit())
-        messages: list[Message] = []
-        complete: dict[str, frozenset[str]] = {}
-        deleted: set[str] = set()
-        read_at: dict[str, datetime] = {}
-        left = list(topic_ids)
-        partial: dict[str, list[int]] = {}
-        while left and state.stopped is None:
-            topic_id = left[0]
-            known = frozenset(resume.partial.get(topic_id, ())) if resume else frozenset()
-            try:
-                read = await self._read_topic(state, topic_id, known)
-            except (RateLimited, TransientError) as err:
-                state.stopped = err
-                break
-            if read is not None and state.stopped is not None:
-                # Refused part-way: keep its posts; the rest of it is read next time.
-                messages.extend(read.messages)
-                partial[topic_id] = sorted(read.loaded)
-                break
-            left.pop(0)
-            read_at[topic_id] = self._clock.now()
-            if read is None:
-                deleted.add(topic_id)
-                continue
-            messages.extend(read.messages)
-            if read.complete:
-                complete[topic_id] = frozenset(m.platform_id for m in read.messages)
-        # Only a fetch that succeeded counts as a read: a failed one is re-checked next time.
-        self._last_read.update(read_at)
+        if not request.include_feed:
+            return await self._reread(state, request)
+        resume = _Resume.load(request.cursor)
+        plan = await self._plan(state, request, resume)
+        run = _TopicsRun(left=list(plan.topics), failed=resume.failed if resume else None)
+        if plan.listed:
+            await self._read_topics(state, run, resumable=True)
+        # Only a read that succeeded counts: a failed one is re-checked next time.
+        self._last_read.update(run.read_at)
         stopped = state.stopped
-        if stopped is not None:
-            progress = messages or deleted or read_at or (listing and listing.pages_read)
-            if not progress or not request.include_feed:
-                raise stopped
-            base = {k: v for k, v in request.cursor.items() if k != "resume"}
-            unfinished = listing if listing is not None and not listing.done else None
-            rest = _Resume(listing=unfinished, topics=tuple(left), advance=advance, partial=partial)
-            cursor = {**base, "resume": rest.to_json()}
-        elif request.include_feed and advance is not None:
-            cursor = advance
+        if stopped is None:
+            return self._batch(state, run, plan.advance or _without_resume(request.cursor))
+        progress = run.read_at or run.struck or (plan.listing and plan.listing.pages_read)
+        if not progress:
+            raise stopped  # nothing gained: the source's failure, the cursor stays as it was
+        rest = _Resume(
+            listing=None if plan.listed else plan.listing,
+            topics=tuple(run.left),
+            advance=plan.advance,
+            failed=run.failed,
+        )
+        return self._batch(
+            state, run, {**_without_resume(request.cursor), "resume": rest.to_json()}
+        )
+
+    async def _reread(self, state: _FetchState, request: FetchRequest) -> Batch:
+        """A re-read before a breach: exactly the threads asked for, cursor untouched."""
+        run = _TopicsRun(left=sorted(t for t in request.active_threads if t.isdigit()))
+        await self._read_topics(state, run, resumable=False)
+        self._last_read.update(run.read_at)
+        if state.stopped is not None:
+            raise state.stopped
+        return self._batch(state, run, request.cursor)
+
+    async def _plan(
+        self, state: _FetchState, request: FetchRequest, resume: _Resume | None
+    ) -> _Plan:
+        """The topics to read: what an interrupted poll left, else the lists read anew."""
+        if resume is not None and resume.listing is None:
+            return _Plan(topics=resume.topics, advance=resume.advance, listing=None)
+        backfill = self._clock.now() - timedelta(days=self._config.backfill_days)
+        current = ListCursor.parse(request.cursor, backfill)
+        listing = (resume.listing if resume is not None else None) or self._new_listing()
+        await self._read_lists(state, current.since, listing)
+        if not listing.done:
+            return _Plan(topics=(), advance=None, listing=listing)
+        listed = list(listing.found.values())
+        topics = list(dict.fromkeys(t.id for t in listed if current.is_new(t)))
+        topics += self._rechecks(request.active_threads - set(topics))
+        return _Plan(
+            topics=tuple(topics), advance=current.advanced(listed).to_json(), listing=listing
+        )
+
+    def _batch(self, state: _FetchState, run: _TopicsRun, cursor: Mapping[str, Any]) -> Batch:
+        stopped = state.stopped
         return Batch(
-            messages=tuple(messages),
+            messages=tuple(run.messages),
             cursor=cursor,
-            complete_threads=complete,
-            deleted_threads=frozenset(deleted),
+            complete_threads=run.complete,
+            deleted_threads=frozenset(run.deleted),
             requests=state.requests,
             wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
             interrupted=stopped.reason if stopped is not None else None,
+            skipped=dict(state.skipped),
         )
 
     def _new_listing(self) -> _Listing:
@@ -392,7 +476,7 @@ class DiscourseSource:
 
     async def _read_lists(self, state: _FetchState, since: datetime, listing: _Listing) -> None:
         """Every topic bumped at or after `since`, page by page into `listing`; a throttle or a
-        transient failure after the first page stops it where it is (state.stopped)."""
+        transient failure stops it at the page refused (state.stopped), to go on from there."""
         while listing.paths:
             url: str | None = listing.paths[0]
             seen_urls: set[str] = set()
@@ -403,20 +487,16 @@ class DiscourseSource:
                 try:
                     body = await self._get(state, url, what="topic list")
                 except (RateLimited, TransientError) as err:
-                    if not listing.pages_read:
-                        raise  # nothing read yet: the source's own failure
                     listing.paths[0] = url
                     state.stopped = err
                     return
                 listing.pages_read += 1
-                if body is None:  # only topic reads answer None
-                    raise FatalError(f"GET {_path(url)}: topic list not available")
                 topic_list = body.get("topic_list")
                 if not isinstance(topic_list, dict) or not isinstance(
                     topic_list.get("topics"), list
                 ):
                     raise TransientError(f"GET {_path(url)}: response without topic_list.topics")
-                page = [_listed(raw) for raw in topic_list["topics"] if isinstance(raw, dict)]
+                page = self._listed_page(state, topic_list["topics"])
                 for topic in page:
                     listing.found[topic.id] = topic
                 # Pinned topics lead the first page whatever their age; the rest is newest first.
@@ -427,6 +507,22 @@ class DiscourseSource:
                 if url in seen_urls:
                     raise TransientError(f"GET {_path(url)}: more_topics_url repeats itself")
             listing.paths.pop(0)
+
+    @staticmethod
+    def _listed_page(state: _FetchState, entries: list[Any]) -> list[ListedTopic]:
+        """A list page's topics; an entry without id or bump time is skipped, not the list."""
+        page = []
+        for raw in entries:
+            if not isinstance(raw, dict):
+                continue
+            try:
+                page.append(_listed(raw))
+            except _Malformed as err:
+                # Not the topic's own id: the topic itself may well be readable.
+                state.skipped[f"topic-list:{raw.get('id')}"] = Skipped(
+                    reason="malformed", detail=str(err)
+                )
+        return page
 
     def _next_page(self, more: Any, current: str) -> str | None:
         """The JSON URL of `more_topics_url`, which Discourse sends as a path without .json."""
@@ -450,68 +546,146 @@ class DiscourseSource:
 
     # --- topics -------------------------------------------------------------------------------
 
-    async def _read_topic(
-        self, state: _FetchState, topic_id: str, known: frozenset[int] = frozenset()
-    ) -> _TopicRead | None:
-        """A topic (first chunk, then the rest of its stream); None if it is gone.
+    async def _read_topics(self, state: _FetchState, run: _TopicsRun, *, resumable: bool) -> None:
+        """Read the queued topics in order until all are done or a refusal stops the fetch.
 
-        `known`: posts an interrupted read already returned; their chunks are not fetched
-        again and they are not returned twice. A chunk refused after the first request ends
-        the read (state.stopped) with the posts so far; `loaded` says which those are.
+        A topic is delivered whole or not at all: one refused part-way stays at the head of the
+        queue, and the next fetch finishes it.
+        """
+        while run.left and state.stopped is None:
+            topic_id = run.left[0]
+            try:
+                read = await self._read_topic(state, topic_id)
+            except _TopicGone:
+                run.deleted.add(topic_id)
+            except _TopicRefused as refused:
+                state.skipped[topic_id] = refused.why
+            except RateLimited as err:
+                state.stopped = err
+            except TransientError as err:
+                if not (resumable and await self._gives_up_on(state, run, topic_id, err)):
+                    state.stopped = state.stopped or err
+            else:
+                run.keep(topic_id, read)
+                state.skipped.update(read.skipped)
+            if state.stopped is None:
+                run.finish(topic_id, self._clock.now())
+
+    async def _gives_up_on(
+        self, state: _FetchState, run: _TopicsRun, topic_id: str, err: TransientError
+    ) -> bool:
+        """Whether a topic that failed transiently is skipped (True) rather than the poll stopped.
+
+        Only when the forum answers other requests does the failure count against the topic: the
+        first is noted and the next fetch retries it first (a 5xx burst or a throttle lets that
+        retry through); failing again, it is skipped. With nothing answered yet in this fetch,
+        one cheap request tells a broken topic from a forum in trouble.
+        """
+        if not (state.answered or await self._forum_answers(state)):
+            return False
+        if run.failed == topic_id:
+            state.skipped[topic_id] = Skipped(
+                reason="bad_request",
+                detail=f"topic {topic_id} failed twice in a row while the forum answered: {err}",
+            )
+            return True
+        run.failed, run.struck = topic_id, True
+        return False
+
+    async def _forum_answers(self, state: _FetchState) -> bool:
+        """Whether the forum serves its first topic-list page now (else state.stopped says why)."""
+        try:
+            await self._get(state, self._new_listing().paths[0], what="topic list")
+        except (RateLimited, TransientError) as err:
+            state.stopped = err
+            return False
+        return True
+
+    async def _read_topic(self, state: _FetchState, topic_id: str) -> _TopicRead:
+        """A whole topic: its first chunk, then the rest of its stream.
+
+        Raises _TopicGone or _TopicRefused for this topic alone, and RateLimited or
+        TransientError when a request of it could not be made now. In that last case what
+        came is kept in memory and the next fetch asks only for the rest (see _Unfinished).
+        """
+        carried, self._unfinished = self._unfinished, None
+        fresh_since = self._clock.now() - timedelta(seconds=self._recheck_after)
+        if carried is not None and carried.topic_id == topic_id and carried.at >= fresh_since:
+            read = carried
+        else:
+            read = await self._first_chunk(state, topic_id)
+        while read.chunks:
+            try:
+                await self._read_chunk(state, read)
+            except (RateLimited, TransientError):
+                self._unfinished = read
+                raise
+        return self._assembled(read)
+
+    async def _first_chunk(self, state: _FetchState, topic_id: str) -> _Unfinished:
+        """/t/{id}.json: the topic, its stream of post ids and the first 20 posts.
 
         A topic longer than `max_posts_per_topic` is read as its first chunk plus its newest
         posts, where new questions and answers are, and is not reported complete: re-reading
         a mega topic in full on every bump would eat the whole site budget.
         """
         body = await self._get(state, f"{self._base}/t/{topic_id}.json", what="topic")
-        if body is None:
-            return None
         if body.get("deleted_at"):
-            return None  # staff still see a deleted topic; for us it is gone
+            raise _TopicGone  # staff still see a deleted topic; for us it is gone
         stream_body = body.get("post_stream")
         if not isinstance(stream_body, dict):
             raise TransientError(f"GET /t/{topic_id}.json: response without post_stream")
-        stream = [i for i in stream_body.get("stream") or [] if _is_int(i)]
-        posts = {p["id"]: p for p in _post_list(stream_body) if _is_int(p.get("id"))}
-        missing = [post_id for post_id in stream if post_id not in posts and post_id not in known]
-        room = max(0, self._max_posts - len(posts) - len(known))
-        missing = missing[len(missing) - room :] if len(missing) > room else missing
-        for start in range(0, len(missing), POSTS_PER_REQUEST):
-            chunk = missing[start : start + POSTS_PER_REQUEST]
-            query = "&".join(f"post_ids%5B%5D={post_id}" for post_id in chunk)
-            url = f"{self._base}/t/{topic_id}/posts.json?{query}"
-            try:
-                more = await self._get(state, url, what="topic")
-            except (RateLimited, TransientError) as err:
-                state.stopped = err  # keep what was read; the rest comes next time
-                break
-            if more is None:
-                return None  # the topic vanished between the two requests
-            more_stream = more.get("post_stream")
-            if not isinstance(more_stream, dict):
-                raise TransientError(f"GET /t/{topic_id}/posts.json: response without post_stream")
-            for post in _post_list(more_stream):
-                if _is_int(post.get("id")):
-                    posts[post["id"]] = post
-        ordered = [posts[i] for i in stream if i in posts]
-        slug = body.get("slug") if isinstance(body.get("slug"), str) else "topic"
-        messages = [
-            m
-            for m in self._messages(topic_id, str(slug), ordered)
-            if int(m.platform_id) not in known
-        ]
-        return _TopicRead(
-            messages=messages,
-            complete=not known and all(i in posts for i in stream),
-            loaded=frozenset(posts) | known,
+        slug = body.get("slug")
+        read = _Unfinished(
+            topic_id=topic_id,
+            at=self._clock.now(),
+            slug=slug if isinstance(slug, str) else "topic",
+            stream=[i for i in stream_body.get("stream") or [] if _is_int(i)],
         )
+        read.collect(_post_list(stream_body))
+        missing = [post_id for post_id in read.stream if post_id not in read.posts]
+        room = max(0, self._max_posts - len(read.posts))
+        missing = missing[len(missing) - room :] if len(missing) > room else missing
+        read.chunks = [
+            missing[start : start + POSTS_PER_REQUEST]
+            for start in range(0, len(missing), POSTS_PER_REQUEST)
+        ]
+        return read
+
+    async def _read_chunk(self, state: _FetchState, read: _Unfinished) -> None:
+        """The next chunk of a topic's stream from /t/{id}/posts.json."""
+        query = "&".join(f"post_ids%5B%5D={post_id}" for post_id in read.chunks[0])
+        url = f"{self._base}/t/{read.topic_id}/posts.json?{query}"
+        more = await self._get(state, url, what="topic")
+        stream = more.get("post_stream")
+        if not isinstance(stream, dict):
+            raise TransientError(f"GET /t/{read.topic_id}/posts.json: response without post_stream")
+        read.collect(_post_list(stream))
+        read.chunks.pop(0)
+
+    def _assembled(self, read: _Unfinished) -> _TopicRead:
+        """The topic's messages, its posts alive if the whole stream came, and what was skipped."""
+        topic_id = read.topic_id
+        ordered = [read.posts[i] for i in read.stream if i in read.posts]
+        messages, malformed = self._messages(topic_id, read.slug, ordered)
+        whole = not read.without_id and all(i in read.posts for i in read.stream)
+        # A malformed post still exists: it counts as alive, so a stored copy is not tombstoned.
+        alive = frozenset({m.platform_id for m in messages} | malformed.keys())
+        skipped = {f"post:{post_id}": why for post_id, why in malformed.items()}
+        for number, post in enumerate(read.without_id, start=1):
+            where = post.get("post_number") if _is_int(post.get("post_number")) else f"?{number}"
+            skipped[f"post:{topic_id}#{where}"] = Skipped(
+                reason="malformed", detail=f"topic {topic_id}: a post without an id"
+            )
+        return _TopicRead(messages=messages, alive=alive if whole else None, skipped=skipped)
 
     def _messages(
         self, topic_id: str, slug: str, posts: Sequence[Mapping[str, Any]]
-    ) -> list[Message]:
+    ) -> tuple[list[Message], dict[str, Skipped]]:
+        """The regular posts as messages, and (by post id) the ones skipped as malformed."""
         by_number = {p["post_number"]: str(p["id"]) for p in posts if _is_int(p.get("post_number"))}
-        first_id = by_number.get(1)
-        messages = []
+        messages: list[Message] = []
+        skipped: dict[str, Skipped] = {}
         for post in posts:
             if post.get("post_type") != REGULAR_POST:
                 continue  # whispers, small actions and moderator actions are neither
@@ -521,8 +695,11 @@ class DiscourseSource:
             user_id = post.get("user_id")
             if _is_int(user_id) and user_id < 0 and not is_brand:
                 continue  # system and bots (negative ids) are not consumers
-            messages.append(self._message(topic_id, slug, post, by_number, first_id, is_brand))
-        return messages
+            try:
+                messages.append(self._message(topic_id, slug, post, by_number, is_brand))
+            except _Malformed as err:
+                skipped[str(post["id"])] = Skipped(reason="malformed", detail=str(err))
+        return messages, skipped
 
     def _message(
         self,
@@ -530,13 +707,12 @@ class DiscourseSource:
         slug: str,
         post: Mapping[str, Any],
         by_number: Mapping[int, str],
-        first_id: str | None,
         is_brand: bool,
     ) -> Message:
         post_id = str(post["id"])
         number = post.get("post_number")
         if not _is_int(number):
-            raise TransientError(f"topic {topic_id}: post {post_id} without a post_number")
+            raise _Malformed(f"topic {topic_id}: post {post_id} without a post_number")
         reply_to = post.get("reply_to_post_number")
         if number == 1:
             parent = None
@@ -544,7 +720,9 @@ class DiscourseSource:
             # A reply to a post we cannot see (deleted) has no known parent.
             parent = by_number.get(reply_to)
         else:
-            parent = first_id  # a reply to the topic answers its first post
+            parent = by_number.get(1)  # a reply to the topic answers its first post
+        # A post whose author was deleted has neither (discourse/discourse#4100, #28992): an
+        # unknown consumer, not an error.
         user_id = post.get("user_id")
         username = post.get("username")
         return Message(
@@ -554,7 +732,7 @@ class DiscourseSource:
             author_id=str(user_id) if _is_int(user_id) else None,
             author_name=username if isinstance(username, str) else None,
             text=cooked_text(post.get("cooked")),
-            created_at=_created_at(post, post_id),
+            created_at=_created_at(post, topic_id, post_id),
             seq=number,
             is_brand=is_brand,
             hidden=post.get("hidden") is True,
@@ -563,8 +741,9 @@ class DiscourseSource:
 
     # --- requests -----------------------------------------------------------------------------
 
-    async def _get(self, state: _FetchState, url: str, *, what: str) -> Mapping[str, Any] | None:
-        """One GET under the site budget; None for a topic that is gone or out of sight."""
+    async def _get(self, state: _FetchState, url: str, *, what: str) -> Mapping[str, Any]:
+        """One GET under the site budget; for a topic, raises _TopicGone or _TopicRefused when
+        the forum answers for that topic alone."""
         await self._budget.acquire()
         state.requests += 1
         try:
@@ -587,25 +766,27 @@ class DiscourseSource:
         if 200 <= status < 300:
             if not isinstance(body, dict):
                 raise TransientError(f"{where}: response is not a JSON object")
+            state.answered += 1
             return body
         said = self._redact(_said(body))
         error_type = body.get("error_type") if isinstance(body, dict) else None
-        if status in (401, 403):
-            if _bad_key(said) or error_type == "not_logged_in" or status == 401:
-                raise AuthError(
-                    f"Discourse refused the API key or Api-Username"
-                    f" {self._config.api_username!r} (HTTP {status} {error_type or '-'}):"
-                    f" {_NEW_KEY}. Discourse said {said!r} [{where}]"
-                )
-            if what == "topic":
-                return None  # the API user may not see this topic (moved to a private category)
+        if status == 401 or (status == 403 and (_bad_key(said) or error_type == "not_logged_in")):
+            raise AuthError(
+                f"Discourse refused the API key or Api-Username"
+                f" {self._config.api_username!r} (HTTP {status} {error_type or '-'}):"
+                f" {_NEW_KEY}. Discourse said {said!r} [{where}]"
+            )
+        if what == "topic" and status not in _RETRY_STATUSES:
+            state.answered += 1
+            raise _topic_refusal(status, error_type, said, where)
+        if status == 403:
             raise AuthError(
                 f"the API user {self._config.api_username!r} may not read this list (HTTP"
                 f" {status} {error_type or '-'}): use an admin key or give the user access to"
                 f" the configured categories. Discourse said {said!r} [{where}]"
             )
-        if status == 404 and what == "topic":
-            return None
+        if status in _RETRY_STATUSES:
+            raise TransientError(f"{where}: HTTP {status}: Discourse said {said!r}")
         if status == 404:
             raise FatalError(
                 f"{where}: not found: check base_url and categories. Discourse said {said!r}"
@@ -616,6 +797,25 @@ class DiscourseSource:
         if len(self._key) >= 4:
             text = text.replace(self._key, "***")
         return text
+
+
+# 4xx that say "not now" rather than "not this": Request Timeout, Too Early.
+_RETRY_STATUSES = frozenset({408, 425})
+
+
+def _topic_refusal(status: int, error_type: Any, said: str, where: str) -> Exception:
+    """What a 4xx answer for one topic means: gone (404), or refused and to be skipped."""
+    if status == 404:
+        return _TopicGone()
+    # 403 invalid_access: moved to a category the API user may not see (TopicView
+    # check_and_raise_exceptions); 400 invalid_parameters and other 4xx: refused as asked.
+    reason = "forbidden" if status == 403 else "bad_request"
+    detail = f"{where}: HTTP {status} {error_type or '-'}: Discourse said {said!r}"
+    return _TopicRefused(Skipped(reason=reason, detail=detail))
+
+
+def _without_resume(cursor: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cursor.items() if k != "resume"}
 
 
 # --- wire helpers -----------------------------------------------------------------------------
@@ -646,15 +846,15 @@ def _wire_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _created_at(post: Mapping[str, Any], post_id: str) -> datetime:
+def _created_at(post: Mapping[str, Any], topic_id: str, post_id: str) -> datetime:
     value = post.get("created_at")
     try:
         if not isinstance(value, str):
             raise ValueError("not a string")
         return _parse_time(value)
     except ValueError as err:
-        raise TransientError(
-            f"Discourse returned post {post_id} with unreadable created_at"
+        raise _Malformed(
+            f"topic {topic_id}: post {post_id} without a readable created_at ({value!r})"
         ) from err
 
 
@@ -662,13 +862,11 @@ def _listed(raw: Mapping[str, Any]) -> ListedTopic:
     topic_id = raw.get("id")
     bumped = raw.get("bumped_at") or raw.get("last_posted_at") or raw.get("created_at")
     if not _is_int(topic_id) or not isinstance(bumped, str):
-        raise TransientError("Discourse listed a topic without id or bumped_at")
+        raise _Malformed(f"Discourse listed a topic without id or bumped_at (id {topic_id!r})")
     try:
         bumped_at = _parse_time(bumped)
     except ValueError as err:
-        raise TransientError(
-            f"Discourse listed topic {topic_id} with unreadable bumped_at"
-        ) from err
+        raise _Malformed(f"Discourse listed topic {topic_id} with unreadable bumped_at") from err
     return ListedTopic(id=str(topic_id), bumped_at=bumped_at, pinned=raw.get("pinned") is True)
 
 

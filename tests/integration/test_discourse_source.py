@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from monitor.clock import FakeClock
@@ -271,7 +272,7 @@ async def test_hidden_edited_withdrawn_and_deleted_posts(
     )
 
 
-async def test_deleted_missing_and_forbidden_topics_are_deleted_threads(
+async def test_deleted_and_missing_topics_are_deleted_threads_a_forbidden_one_is_skipped(
     forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     kept = forum.add_topic(title="Kept", author="ann", created_at=at(-90), text="k")
@@ -288,8 +289,14 @@ async def test_deleted_missing_and_forbidden_topics_are_deleted_threads(
     await clock.advance(600)
 
     second = await source.fetch(active(first.cursor, kept, gone, 424242, 999999))
-    assert second.deleted_threads == frozenset({str(gone), "424242", "999999"})
+    assert second.deleted_threads == frozenset({str(gone), "424242"})
+    # Out of the API user's sight (moved to a private category) is not deleted: its stored
+    # posts stay, the topic is skipped and tried again later (issue 13).
+    assert set(second.skipped) == {"999999"}
+    assert second.skipped["999999"].reason == "forbidden"
+    assert "not permitted" in second.skipped["999999"].detail
     assert set(second.complete_threads) == {str(kept)}
+    assert second.interrupted is None
 
 
 async def test_thread_only_refetch_skips_the_lists_and_keeps_the_cursor(
@@ -446,7 +453,9 @@ async def fetch_error(source: DiscourseSource, request: FetchRequest = EMPTY) ->
         (IpRateLimit(wait_seconds=8), 8),
         (NginxRateLimit(), 60),
         # Only very old Discourse (or a proxy) drops Retry-After; then the whole window.
-        (RateLimit(wait_seconds=12, retry_after_header=False), 60),
+        (RateLimit(wait_seconds=12, retry_after="none"), 60),
+        # A gateway's HTTP-date: the seconds until then on the shared clock.
+        (RateLimit(wait_seconds=45, retry_after="http-date"), 45),
     ],
 )
 async def test_rate_limits_block_the_whole_site(
@@ -497,6 +506,59 @@ async def test_fake_rate_limit_answers_in_the_real_formats(
         assert response.status == 429 and response.content_type == "text/plain"
         assert response.headers["Discourse-Rate-Limit-Error-Code"] == "ip_10_secs_limit"
         assert (await response.text()).startswith("Slow down, too many requests from this IP")
+    forum.inject(RateLimit(wait_seconds=39, retry_after="http-date"))
+    async with session.get(f"{forum.base_url}/latest.json", headers=headers) as response:
+        # NOW is Monday 8 January 2024 12:00:00 UTC on the fake's clock.
+        assert response.headers["Retry-After"] == "Mon, 08 Jan 2024 12:00:39 GMT"
+    forum.inject(RateLimit(wait_seconds=39, retry_after="none"))
+    async with session.get(f"{forum.base_url}/latest.json", headers=headers) as response:
+        assert response.status == 429 and "Retry-After" not in response.headers
+        assert (await response.json())["extras"]["wait_seconds"] == 39
+
+
+async def test_fake_fails_single_topics_and_posts_as_discourse_does(
+    forum: FakeDiscourse, session: aiohttp.ClientSession
+) -> None:
+    headers = {"Api-Key": KEY, "Api-Username": "system", "Accept": "application/json"}
+    topics = [
+        forum.add_topic(title=f"T{n}", author="ann", created_at=at(-9), text="t") for n in range(4)
+    ]
+    for topic, status in zip(topics, (403, 404, 400, 500), strict=True):
+        forum.fail_topic(topic, status)
+    answers = {}
+    for topic in topics:
+        for path in (f"/t/{topic}.json", f"/t/{topic}/posts.json?post_ids[]=1"):
+            async with session.get(f"{forum.base_url}{path}", headers=headers) as response:
+                answers[path] = (response.status, await response.json())
+    forbidden = answers[f"/t/{topics[0]}.json"]
+    assert forbidden[0] == 403 and forbidden[1]["error_type"] == "invalid_access"
+    assert "T0" not in forbidden[1]["extras"]["html"]  # a private topic's title never shows
+    assert answers[f"/t/{topics[1]}.json"][1]["error_type"] == "not_found"
+    assert answers[f"/t/{topics[2]}.json"][1]["error_type"] == "invalid_parameters"
+    assert answers[f"/t/{topics[3]}.json"] == (
+        500,
+        {"status": 500, "error": "Internal Server Error"},
+    )
+    assert {status for status, _ in answers.values()} == {403, 404, 400, 500}
+    async with session.get(f"{forum.base_url}/latest.json", headers=headers) as response:
+        listed = {t["id"] for t in (await response.json())["topic_list"]["topics"]}
+    assert listed == {topics[2], topics[3]}  # out of sight and gone are not listed
+    forum.heal_topic(topics[0])
+
+    post = forum.add_post(topics[0], author="bob", created_at=at(-8), text="p")
+    forum.drop_post_fields(post, "created_at", "post_number")
+    orphan = forum.add_post(topics[0], author="bob", created_at=at(-7), text="o")
+    forum.orphan_post(orphan)
+    async with session.get(f"{forum.base_url}/t/{topics[0]}.json", headers=headers) as response:
+        posts = {p["id"]: p for p in (await response.json())["post_stream"]["posts"]}
+    assert "created_at" not in posts[post] and "post_number" not in posts[post]
+    assert posts[post]["username"] == "bob"
+    assert (posts[orphan]["user_id"], posts[orphan]["username"], posts[orphan]["name"]) == (
+        None,
+        None,
+        None,
+    )
+    assert posts[orphan]["created_at"] and posts[orphan]["post_number"] == 3
 
 
 async def test_fake_enforces_the_admin_api_limit_on_its_clock(
@@ -572,7 +634,7 @@ async def test_transient_failures(
     assert type(await fetch_error(make_source(forum, session, clock))) is TransientError
 
 
-async def test_failure_inside_a_topic_read_keeps_its_posts_and_resumes_after_them(
+async def test_failure_inside_a_topic_read_delivers_the_topic_whole_on_the_next_fetch(
     forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     topic = forum.add_topic(title="Long", author="ann", created_at=at(-100), text="1")
@@ -581,20 +643,91 @@ async def test_failure_inside_a_topic_read_keeps_its_posts_and_resumes_after_the
     source = make_source(forum, session, clock)
     forum.inject(TruncatedBody(), path_contains="/posts.json")
     first = await source.fetch(EMPTY)
-    # The first 20 posts came with the topic; the chunk of the other 9 was cut off.
-    assert first.interrupted == "transient" and len(first.messages) == 20
+    # The first 20 posts came with the topic, the chunk of the other 9 was cut off: a batch
+    # holds whole topics only, so nothing of it yet; the listing is kept.
+    assert first.interrupted == "transient" and first.messages == ()
     assert first.cursor["resume"]["topics"] == [str(topic)]
-    lists = len(forum.requests_to("latest"))
+    assert "bumped_since" not in first.cursor  # the list cursor moves once the topics are read
+    before = len(forum.requests)
     again = FetchRequest(cursor=first.cursor, active_threads=frozenset())
     second = await source.fetch(again)
     assert second.interrupted is None
-    # The rest, and only the rest: 29 posts in all, none twice.
-    assert {m.platform_id for m in first.messages}.isdisjoint(
-        m.platform_id for m in second.messages
-    )
-    assert len(first.messages) + len(second.messages) == 29
-    assert len(forum.requests_to("latest")) == lists  # the listing was not read again
+    assert [m.seq for m in second.messages] == list(range(1, 30))
+    assert len(second.complete_threads[str(topic)]) == 29
+    # Only the refused request is made again: not the lists, not the topic's first chunk.
+    assert [r.path for r in forum.requests[before:]] == [f"/t/{topic}/posts.json"]
     assert "resume" not in second.cursor and "bumped_since" in second.cursor
+
+
+async def test_a_topic_cut_short_long_ago_is_read_again_from_its_start(
+    forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    topic = forum.add_topic(title="Long", author="ann", created_at=at(-100), text="1")
+    for n in range(2, 30):
+        forum.add_post(topic, author="bob", created_at=at(-100 + n), text=str(n))
+    source = make_source(forum, session, clock)
+    forum.inject(RateLimit(wait_seconds=900), path_contains="/posts.json")
+    first = await source.fetch(EMPTY)
+    assert first.interrupted == "rate_limited" and first.wait_seconds == 900
+    await clock.advance(900)  # longer than a re-check interval: what came is stale
+    before = len(forum.requests)
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
+    assert len(second.messages) == 29
+    assert [r.path for r in forum.requests[before:]] == [
+        f"/t/{topic}.json",
+        f"/t/{topic}/posts.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param({"bumped_since": "2024-01-08T10:00:00.000000Z", "bumped_ids": []}, id="v1"),
+        pytest.param(
+            {
+                "bumped_since": "2024-01-08T10:00:00.000000Z",
+                "bumped_ids": [],
+                "resume": {
+                    "listing": None,
+                    "topics": ["TOPIC"],
+                    "advance": {"bumped_since": "2024-01-08T11:00:00.000000Z", "bumped_ids": []},
+                    "partial": {"TOPIC": [1, 2]},
+                },
+            },
+            id="resume-with-partial",
+        ),
+    ],
+)
+async def test_cursors_written_by_earlier_versions_still_load(
+    forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock, cursor: dict[str, Any]
+) -> None:
+    old = forum.add_topic(title="Old", author="ann", created_at=at(-180), text="o")
+    new = forum.add_topic(title="New", author="bob", created_at=at(-90), text="n")
+    saved = orjson.loads(orjson.dumps(cursor).replace(b"TOPIC", str(new).encode()))
+    batch = await make_source(forum, session, clock).fetch(active(saved))
+    # Only the topic bumped after 10:00 (or left by the interrupted poll), read whole.
+    assert set(batch.complete_threads) == {str(new)} and str(old) not in batch.complete_threads
+    assert batch.interrupted is None and "resume" not in batch.cursor
+
+
+async def test_a_listed_topic_without_a_bump_time_is_skipped_not_the_list(
+    forum: FakeDiscourse, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    topic = forum.add_topic(title="Fine", author="ann", created_at=at(-30), text="f")
+    page = {
+        "topic_list": {
+            "topics": [
+                {"id": 777, "title": "no times at all"},
+                {"id": topic, "bumped_at": "2024-01-08T11:30:00.000Z", "pinned": False},
+            ]
+        }
+    }
+    body = orjson.dumps(page).decode()
+    forum.inject(HttpStatus(status=200, body=body, content_type="application/json"))
+    batch = await make_source(forum, session, clock).fetch(EMPTY)
+    assert set(batch.complete_threads) == {str(topic)} and batch.interrupted is None
+    assert set(batch.skipped) == {"topic-list:777"}
+    assert batch.skipped["topic-list:777"].reason == "malformed"
 
 
 async def test_timeout_is_transient(
