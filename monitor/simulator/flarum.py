@@ -38,6 +38,18 @@ by tag next to the code that imitates them (paths in flarum/framework unless sai
             "not_found"}]}); Http/Exception/RouteNotFoundException.php: `route_not_found`.
 [FLOOD]     Post/Exception/FloodingException.php + Api/Middleware/ThrottleApi.php: Flarum's own
             429 is `too_many_requests` without a Retry-After header (proxies in front add one).
+[MAINT]     framework/core/src/Http/Middleware/CheckForMaintenanceMode.php throws
+            MaintenanceModeException -> `maintenance` 503 (ErrorServiceProvider), no Retry-After;
+            a proxy in front adds one, in seconds or as an HTTP-date (RFC 9110 section 10.2.3).
+[FAIL]      One discussion failing on every read: 403 permission_denied from a policy or an
+            extension's assertCan during the request (e.g. flarum/framework#1987),
+            400 invalid_parameter [ERR], 404 not_found, or 500 `unknown` (HandledError::unknown,
+            framework/core/src/Foundation/ErrorHandling/HandledError.php) for an exception no
+            handler knows, e.g. a serializer choking on one post.
+[BROKEN]    A post without createdAt, number or contentType, without its `id`, comes from no
+            Flarum version we know of; it stands for an extension or a proxy that rewrites the
+            document. A post without its `user` relationship is what Flarum sends when the author
+            was deleted (AbstractSerializer leaves a null relationship out) [SER-POST].
 [AUTH]      framework/core/src/Http/Middleware/AuthenticateWithHeader.php: `Token KEY; userId=N`;
             an unknown key is silently ignored and the request runs as a guest (still open:
             flarum/framework#253).
@@ -56,16 +68,17 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote_plus
 
 import orjson
 from aiohttp import web
 
 from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
+from monitor.simulator.phpbb import Throttle
 
 __all__ = [
     "ADMIN_GROUP",
@@ -81,6 +94,7 @@ __all__ = [
     "HttpStatus",
     "MalformedJson",
     "RecordedRequest",
+    "Throttle",
     "TruncatedBody",
 ]
 
@@ -121,7 +135,9 @@ class MalformedJson:
     """Answer 200 with the JSON:API content type and a body that is not valid JSON."""
 
 
-Fault = FlarumError | HttpStatus | Delay | MalformedJson | TruncatedBody | Disconnect
+Fault = FlarumError | HttpStatus | Throttle | Delay | MalformedJson | TruncatedBody | Disconnect
+# What a post can be served without [BROKEN]: attributes, the `user` relationship, its id.
+PostField = Literal["createdAt", "number", "contentType", "user", "id"]
 
 
 class RecordedRequest(NamedTuple):
@@ -231,8 +247,11 @@ class FakeFlarum(FakeServer[Fault]):
         key_user_id: int | None = None,
         public: bool = True,
         public_url: str | None = None,
+        now: Callable[[], datetime] | None = None,
+        first_post_id: int = 1,
     ) -> None:
         super().__init__()
+        self._now = now or (lambda: datetime.now(UTC))  # for Retry-After as an HTTP-date
         self.api_key = api_key
         # A key bound to a user (api_keys.user_id) ignores the header's userId [AUTH].
         self.key_user_id = key_user_id
@@ -264,7 +283,17 @@ class FakeFlarum(FakeServer[Fault]):
         self._tags: dict[int, _Tag] = {}
         self._discussions: dict[int, _Discussion] = {}
         self._posts: dict[int, _Post] = {}
-        self._next_id = {"users": 2, "groups": 5, "tags": 1, "discussions": 1, "posts": 1}
+        self._next_id = {
+            "users": 2,
+            "groups": 5,
+            "tags": 1,
+            "discussions": 1,
+            # A forum with history has post ids far above its discussion ids.
+            "posts": first_post_id,
+        }
+        # Single objects that fail on purpose: discussion id -> status; post id -> fields left out.
+        self._failing: dict[int, int] = {}
+        self._dropped: dict[int, frozenset[str]] = {}
 
     # --- scripting: users, groups, tags ---------------------------------------------------
 
@@ -400,6 +429,30 @@ class FakeFlarum(FakeServer[Fault]):
         for post_id in [p.id for p in self._posts.values() if p.discussion_id == discussion_id]:
             del self._posts[post_id]
 
+    def fail_discussion(self, discussion_id: int, status: int) -> None:
+        """Answer every read of this discussion (show, and its posts list) with `status` [FAIL].
+
+        The discussion list still shows it, as Flarum would for an error raised while
+        serializing or authorizing that one discussion.
+        """
+        self._discussion(discussion_id)
+        if status not in _FAILURE_CODES:
+            raise ValueError(f"fail_discussion knows {sorted(_FAILURE_CODES)}, not {status}")
+        self._failing[discussion_id] = status
+
+    def heal_discussion(self, discussion_id: int) -> None:
+        """Undo `fail_discussion`."""
+        self._failing.pop(discussion_id, None)
+
+    def drop_post_fields(self, post_id: int, *fields: PostField) -> None:
+        """Serve this post without these attributes / its `user` relationship / its id."""
+        self._post(post_id)
+        self._dropped[post_id] = self._dropped.get(post_id, frozenset()) | set(fields)
+
+    def dropped_fields(self, post_id: int) -> frozenset[str]:
+        """What `drop_post_fields` left out of this post."""
+        return self._dropped.get(post_id, frozenset())
+
     def post_ids(self, discussion_id: int) -> list[int]:
         """Every post id of a discussion by number (event posts and hidden ones included)."""
         return [p.id for p in self._discussion_posts(discussion_id)]
@@ -530,6 +583,7 @@ class FakeFlarum(FakeServer[Fault]):
         discussion = self._discussions.get(int(raw_id)) if raw_id.isdigit() else None
         if discussion is None or not self._can_see_discussion(discussion, actor):
             raise _ApiFailure(404, "not_found")
+        self._fail_if_failing(discussion.id)
         doc = _Document(self, actor)
         data = doc.discussion(discussion, includes, posts_window=(offset, limit))
         return doc.finish(data)
@@ -543,6 +597,9 @@ class FakeFlarum(FakeServer[Fault]):
         posts = [p for p in self._posts.values() if self._can_see_post(p, actor)]
         if isinstance(filters, dict):
             posts = [p for p in posts if self._matches(p, filters)]
+            wanted = filters.get("discussion")
+            if isinstance(wanted, str) and wanted.isdigit():
+                self._fail_if_failing(int(wanted))
         if field_name is None:
             posts.sort(key=lambda p: p.id)
         else:
@@ -555,6 +612,12 @@ class FakeFlarum(FakeServer[Fault]):
         data = [doc.post(p, includes) for p in page]
         more = offset + limit < len(posts)
         return doc.finish(data, links=self._links("/api/posts", query, offset, limit, more))
+
+    def _fail_if_failing(self, discussion_id: int) -> None:
+        """[FAIL]: the JSON:API error of a discussion set to fail."""
+        status = self._failing.get(discussion_id)
+        if status is not None:
+            raise _ApiFailure(status, _FAILURE_CODES[status])
 
     def _show_user(self, raw_id: str, query: dict[str, Any], actor: int | None) -> dict[str, Any]:
         """GET /api/users/{id}: UserSerializer [SER-USER]."""
@@ -701,6 +764,13 @@ class FakeFlarum(FakeServer[Fault]):
             return None
         if isinstance(fault, FlarumError):
             return self._error_response(fault)
+        if isinstance(fault, Throttle):
+            # [FLOOD] ThrottleApi's 429, [MAINT] the maintenance 503; Retry-After from a proxy.
+            code = "too_many_requests" if fault.status == 429 else "maintenance"
+            headers = fault.headers(self._now())
+            return self._error_response(
+                FlarumError(status=fault.status, code=code, headers=headers)
+            )
         if isinstance(fault, HttpStatus):
             return web.Response(
                 status=fault.status,
@@ -792,6 +862,11 @@ class _Document:
         included = [v for k, v in self._included.items() if k not in primary]
         if included:
             document["included"] = included
+        for resource in [*(data if isinstance(data, list) else [data]), *included]:
+            if resource["type"] == "posts" and "id" in self._forum.dropped_fields(
+                int(resource["id"])
+            ):
+                del resource["id"]  # [BROKEN]
         return document
 
     def _include(self, resource: dict[str, Any]) -> dict[str, str]:
@@ -913,6 +988,11 @@ class _Document:
             discussion = forum.discussion_record(post.discussion_id)
             if discussion is not None:
                 self._include(_basic_discussion(discussion))
+        dropped = forum.dropped_fields(post.id)
+        for name in dropped & set(attributes):
+            del attributes[name]  # [BROKEN]
+        if "user" in dropped:
+            relationships.pop("user", None)  # as for a deleted author [SER-POST]
         if relationships:
             resource["relationships"] = relationships
         return resource
@@ -953,6 +1033,15 @@ class _Document:
                 "groups": {"data": [self._include(_group(g)) for g in groups]}
             }
         return resource
+
+
+# [FAIL]: the JSON:API error code Flarum gives each status (ErrorServiceProvider, HandledError).
+_FAILURE_CODES = {
+    400: "invalid_parameter",
+    403: "permission_denied",
+    404: "not_found",
+    500: "unknown",
+}
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -42,6 +42,22 @@ our reading of the docs. Sources, cited by tag next to the code that imitates th
          entry links only to viewtopic.php?p=<post>"); `link_style="post_only"` imitates them.
          Their topic pages carry `<link rel="canonical" href=".../viewtopic.php?t=N">`
          (a captured forums.nesdev.org page; phpbb/phpbb#2468).
+[BUSY]   phpbb/phpbb phpBB/phpbb/session.php session_create(): more new sessions in a minute than
+         the ACP "Limit sessions" (`active_sessions`) -> `send_status_line(503, 'Service
+         Unavailable')` + BOARD_UNAVAILABLE, without Retry-After. A feed reader sends no cookie,
+         so every request of ours starts a session: a busy board refuses every Nth of them.
+[GENERAL] phpBB/includes/functions.php msg_handler(), E_USER_ERROR ("General Error", e.g. an SQL
+         error while rendering one topic): "Do not send 200 OK, but service unavailable on
+         errors" -> 503, no Retry-After, on every read of that topic.
+[PROXY]  What sits in front of a board: nginx limit_req answers 503 by default
+         (`limit_req_status 503`; 429 once configured, mitchellkrogza/nginx-ultimate-bad-bot-
+         blocker#533), a CDN or host throttle 429 with Retry-After in seconds or as an HTTP-date
+         (RFC 9110 section 10.2.3 allows both), a PHP fatal error a bare 500, a web application
+         firewall a 400. phpBB's feed controller itself answers only 404 and 403
+         (phpBB/phpbb/feed/controller/feed.php).
+[BROKEN] An entry without <published>/<updated>, without <id>/<link> or without <author>
+         comes from no phpBB version we know of; it stands for an extension or a proxy that
+         rewrites feeds, so the client's "one bad object never stops the source" can be tested.
 Conditional requests (ETag / If-Modified-Since -> 304) are what a cache or proxy in front of the
 board adds ([CTRL]: phpBB itself only sends Last-Modified); `etag` and `honour_conditionals`
 switch them off to imitate a bare board.
@@ -65,6 +81,9 @@ from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
 ANONYMOUS = 1  # phpBB's guest user id
 LinkStyle = Literal["topic_and_post", "post_only"]
 Visibility = Literal["approved", "unapproved", "deleted"]
+RetryAfter = Literal["seconds", "http-date", "none"]
+# What an entry can be served without [BROKEN].
+EntryField = Literal["published", "updated", "id", "link", "author"]
 
 # English language strings of the error pages [FTEST] (wording as in phpBB's en pack; the
 # adapter never depends on it).
@@ -74,6 +93,9 @@ NO_FEED = "The requested feed is not available."
 NO_POST = "The requested post does not exist."
 SORRY_AUTH_READ_TOPIC = "You are not authorised to read this topic."
 SORRY_AUTH_READ = "You are not authorised to read this forum."
+BOARD_UNAVAILABLE = (
+    "Sorry but the board is temporarily unavailable, please try again in a few minutes."
+)
 
 
 # --- faults -------------------------------------------------------------------------------
@@ -98,6 +120,32 @@ def rate_limited(status: int = 429, retry_after: str = "120") -> HttpStatus:
         f"<body><center><h1>{status} {reason}</h1></center></body></html>",
         headers={"Retry-After": retry_after},
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throttle:
+    """A throttle answer whose Retry-After is rendered when it is sent ([PROXY], [BUSY]).
+
+    `retry_after`: "seconds" (delta-seconds), "http-date" (the moment `wait_seconds` from the
+    server's clock) or "none" (no header: nginx limit_req, phpBB's own session limit).
+    """
+
+    status: int = 429
+    wait_seconds: int = 30
+    retry_after: RetryAfter = "seconds"
+
+    def headers(self, now: datetime) -> dict[str, str]:
+        """The Retry-After header in the chosen form, if any."""
+        if self.retry_after == "seconds":
+            return {"Retry-After": str(self.wait_seconds)}
+        if self.retry_after == "http-date":
+            moment = now.astimezone(UTC) + timedelta(seconds=self.wait_seconds)
+            return {"Retry-After": format_datetime(moment, usegmt=True)}
+        return {}
+
+    def reason(self) -> str:
+        """The status line's reason phrase."""
+        return "Too Many Requests" if self.status == 429 else "Service Temporarily Unavailable"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +174,7 @@ class EntityExpansion:
 
 Fault = (
     HttpStatus
+    | Throttle
     | Delay
     | MalformedXml
     | TruncatedBody
@@ -237,6 +286,9 @@ class FakePhpbbBoard(FakeServer[Fault]):
         self._next_topic = first_topic_id
         self._next_post = first_post_id
         self._next_user = 53  # a fresh install has the admin (2) and 50-odd bots below this
+        # Single objects that fail on purpose: topic id -> HTTP status; post id -> fields left out.
+        self._failing_topics: dict[int, int] = {}
+        self._dropped_fields: dict[int, frozenset[str]] = {}
 
     # --- scripting ------------------------------------------------------------------------
 
@@ -341,6 +393,30 @@ class FakePhpbbBoard(FakeServer[Fault]):
         del self._topics[topic_id]
         for post_id in [p.id for p in self._posts.values() if p.topic_id == topic_id]:
             del self._posts[post_id]
+
+    def fail_topic(self, topic_id: int, status: int) -> None:
+        """Answer every read of this topic's feed with `status` (forum feeds still list it).
+
+        403 and 404 are phpBB's own answers [FTEST] [TOPIC]; 503 its General Error page
+        [GENERAL]; 400 and 500 what the server or a firewall in front sends [PROXY].
+        """
+        self._topic(topic_id)
+        if status not in (400, 403, 404, 500, 503):
+            raise ValueError(f"fail_topic knows 400, 403, 404, 500 and 503, not {status}")
+        self._failing_topics[topic_id] = status
+
+    def heal_topic(self, topic_id: int) -> None:
+        """Undo `fail_topic`."""
+        self._failing_topics.pop(topic_id, None)
+
+    def drop_entry_fields(self, post_id: int, *fields: EntryField) -> None:
+        """Serve this post's entries without these elements, in every feed [BROKEN]."""
+        self._post(post_id)
+        self._dropped_fields[post_id] = self._dropped_fields.get(post_id, frozenset()) | set(fields)
+
+    def posts(self) -> list[int]:
+        """The ids of every post a guest may see (what a complete read must deliver)."""
+        return sorted(p.id for p in self._posts.values() if self._guest_sees(p))
 
     def first_post_id(self, topic_id: int) -> int:
         """The id of a topic's first post (visible or not)."""
@@ -455,6 +531,9 @@ class FakePhpbbBoard(FakeServer[Fault]):
         topic = self._topics.get(topic_id)
         if topic is None:
             return self._error_page(404, NO_TOPIC)
+        failing = self._failing_topics.get(topic_id)
+        if failing is not None:
+            return self._topic_failure(failing)
         if topic.visibility != "approved":
             return self._error_page(403, SORRY_AUTH_READ_TOPIC)
         forum = self._forums[topic.forum_id]
@@ -468,6 +547,26 @@ class FakePhpbbBoard(FakeServer[Fault]):
             reverse=True,
         )[: self.feed_limit]
         return f"topic/{topic_id}", posts, False
+
+    def _topic_failure(self, status: int) -> web.Response:
+        """How one topic's feed fails: phpBB's own pages, or the server's in front of it."""
+        if status == 403:
+            return self._error_page(403, SORRY_AUTH_READ_TOPIC)  # [FTEST]
+        if status == 404:
+            return self._error_page(404, NO_TOPIC)  # [TOPIC]
+        if status == 503:
+            return self._general_error()  # [GENERAL]
+        reason = "Bad Request" if status == 400 else "Internal Server Error"
+        return _server_page(status, reason)  # [PROXY]
+
+    def _general_error(self) -> web.Response:
+        """[GENERAL] msg_handler's E_USER_ERROR page, sent with 503."""
+        page = (
+            "<!DOCTYPE html>\n<html><head><title>General Error</title></head>"
+            '<body id="errorpage"><div id="content"><h1>General Error</h1>'
+            "<div>SQL ERROR [ mysqli ]</div></div></body></html>"
+        )
+        return web.Response(status=503, text=page, content_type="text/html", charset="UTF-8")
 
     def _forum_feed(self, forum_id: int) -> web.Response | tuple[str, list[_Post], bool]:
         """[FORUM]: recent posts of the forum's most recently active topics."""
@@ -613,15 +712,16 @@ class FakePhpbbBoard(FakeServer[Fault]):
         published = self._rfc3339(post.time)
         # [TPL]: `{{ row.updated }} ` keeps a trailing space when the post was edited.
         updated = f"{self._rfc3339(post.edit_time)} " if post.edit_time else published
-        entry = (
-            "\t<entry>\n"
-            f"\t\t<author><name><![CDATA[{post.author}]]></name></author>\n\n"
-            f"\t\t<updated>{updated}</updated>\n\n"
-            f"\t\t<published>{published}</published>\n\n"
-            f"\t\t<id>{link}</id>\n"
-            f'\t\t<link href="{link}"/>\n'
-            f'\t\t<title type="html"><![CDATA[{title}]]></title>\n\n'
-        )
+        dropped = self._dropped_fields.get(post.id, frozenset())
+        lines = {
+            "author": f"\t\t<author><name><![CDATA[{post.author}]]></name></author>\n\n",
+            "updated": f"\t\t<updated>{updated}</updated>\n\n",
+            "published": f"\t\t<published>{published}</published>\n\n",
+            "id": f"\t\t<id>{link}</id>\n",
+            "link": f'\t\t<link href="{link}"/>\n',
+        }
+        entry = "\t<entry>\n" + "".join(v for k, v in lines.items() if k not in dropped)
+        entry += f'\t\t<title type="html"><![CDATA[{title}]]></title>\n\n'
         if self.statistics and prefix_forum:
             # Topic feeds have no forum_name in their rows, so no category there.
             entry += (
@@ -702,6 +802,8 @@ class FakePhpbbBoard(FakeServer[Fault]):
                 content_type=fault.content_type,
                 headers=dict(fault.headers),
             )
+        if isinstance(fault, Throttle):
+            return self._throttled(fault)
         if isinstance(fault, MalformedXml):
             # An unescaped "&" and a mismatched end tag: what a broken extension can emit.
             body = b'<?xml version="1.0" encoding="UTF-8"?>\n<feed><entry>R&D</feed>'
@@ -730,6 +832,12 @@ class FakePhpbbBoard(FakeServer[Fault]):
                 )
             return _Dropped(await self._truncated(request, full, "application/atom+xml"))
         return _Dropped(self._disconnect(request, fault))
+
+    def _throttled(self, fault: Throttle) -> web.Response:
+        """[PROXY] / [BUSY]: the throttle page, Retry-After as of the board's clock."""
+        if fault.status == 503 and fault.retry_after == "none":
+            return self._error_page(503, BOARD_UNAVAILABLE)  # [BUSY]: phpBB's own
+        return _server_page(fault.status, fault.reason(), fault.headers(self._now()))
 
     def _sample_feed(self, request: web.Request) -> bytes:
         """A realistic feed body to cut in half: the overall feed (padded if the board is new)."""
@@ -795,6 +903,15 @@ class _Dropped:
     """A response whose connection was cut: the client sees a failure, not this status."""
 
     response: web.StreamResponse
+
+
+def _server_page(
+    status: int, reason: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """The bare error page of the web server or proxy in front of the board [PROXY]."""
+    line = f"{status} {reason}"
+    page = f"<html><head><title>{line}</title></head><body><h1>{line}</h1></body></html>"
+    return web.Response(status=status, text=page, content_type="text/html", headers=headers)
 
 
 def _render_text(text: str) -> str:

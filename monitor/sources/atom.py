@@ -2,7 +2,8 @@
 
 Feeds live at `{base_url}/app.php/feed/forum/{id}` and `/app.php/feed/topic/{id}`; boards before
 phpBB 3.1 serve them as `/feed.php?f={id}` and `?t={id}` (3.1+ answers those with a 301 to the
-app.php form, which aiohttp follows). Only the app.php form is built here.
+app.php form, which is followed: redirects within the board's origin only). Only the app.php
+form is built here.
 
 What a feed can and cannot tell, and what we do about it:
 - Entries carry an author *name* only: moderators match by username (case-insensitively, as
@@ -11,9 +12,14 @@ What a feed can and cannot tell, and what we do about it:
   boards). A thread is reported complete (so missing posts become tombstones) only when the
   feed proves it: fewer entries than a feed of this board has ever shown (that many fit in the
   board's window; or the limit given to the constructor), or the topic's first post is there.
-  A 404 topic feed means the topic was deleted, a 403 that it is hidden from guests (soft
-  deleted, unapproved): both become deleted threads, but only while some other feed of the
-  board answers (otherwise it is the board refusing us: AuthError / FatalError).
+  A 404 topic feed means the topic was deleted (a deleted thread); a 403 that it is out of
+  guests' sight (soft deleted, unapproved, moved to a private forum): skipped, not deleted;
+  both only while some other feed of the board answers (otherwise it is the board refusing
+  us: AuthError / FatalError). Another 4xx skips the topic; one failing twice in a row (a
+  5xx, an unreadable feed) while the board answers is skipped too, and so is an entry
+  without a post id or a date.
+- A throttle (429, 503 + Retry-After) or a transient failure in the middle of a poll keeps what
+  was read: the batch is marked interrupted and the cursor's `resume` part lists what is left.
 - phpBB has no reply-to: every post's parent is the topic's first post, once known: from the
   board's "new topics" feed (`/app.php/feed/topics`, first posts of the newest topics) or
   from a complete read of the topic.
@@ -26,6 +32,7 @@ What a feed can and cannot tell, and what we do about it:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -38,10 +45,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from monitor.clock import Clock
 from monitor.config import PhpbbAtomConfig
-from monitor.domain import Batch, Message
+from monitor.domain import Batch, Message, Skipped
 from monitor.logging import get_logger
 from monitor.sources.base import (
     AuthError,
@@ -51,7 +59,14 @@ from monitor.sources.base import (
     SourceError,
     TransientError,
 )
-from monitor.sources.http import parse_retry_after, safe_url, scrub
+from monitor.sources.http import (
+    MAX_REDIRECTS,
+    REDIRECTS,
+    _redirect_target,
+    parse_retry_after,
+    safe_url,
+    scrub,
+)
 
 log = get_logger("monitor.sources.atom")
 
@@ -162,26 +177,96 @@ class _Cursor:
 
 
 @dataclass(kw_only=True)
+class _Todo:
+    """What a poll still has to read; kept in the cursor's `resume` part when it stops early.
+
+    A poll reads the forum feeds, then the topic feeds of what they listed (plus the watched
+    and active topics), then looks up posts linked without a topic id, then the "new topics"
+    feed. A throttle or transient failure stops it where it is; the next fetch finishes the
+    rest before starting a new poll, and asks for nothing the stopped one already read.
+    """
+
+    forums: list[int]  # forum feeds not read yet
+    topics: list[int]  # topic feeds not read yet, in order
+    planned: bool = False  # `topics` holds every topic of the poll (all forum feeds were read)
+    lookups: list[int] = field(default_factory=list)  # posts whose topic is still unknown
+    new_topics: bool = False  # the "new topics" feed is still to be read
+    read: set[str] = field(default_factory=set)  # feeds read by the poll's earlier fetches
+    # The topic whose read failed transiently last time (5xx, cut-off or unparseable feed):
+    # read first and alone; failing again while the board answers, it is skipped.
+    failed: int | None = None
+
+    @classmethod
+    def load(cls, cursor: Mapping[str, Any]) -> _Todo | None:
+        """The rest of an interrupted poll, or None (none, or unreadable: start afresh)."""
+        raw = cursor.get("resume")
+        if not isinstance(raw, dict):
+            return None
+        failed = raw.get("failed")
+        return cls(
+            forums=_ints(raw.get("forums")),
+            topics=_ints(raw.get("topics")),
+            planned=raw.get("planned") is True,
+            lookups=_ints(raw.get("lookups")),
+            new_topics=raw.get("new_topics") is True,
+            read={str(key) for key in _list(raw.get("read"))},
+            failed=int(failed) if _digits(failed) else None,
+        )
+
+    def dump(self, read_now: Iterable[str]) -> dict[str, Any]:
+        """The JSON form, the failed topic first; `read_now`: feeds this fetch read."""
+        first = [self.failed] if self.failed in self.topics else []
+        return {
+            "forums": self.forums,
+            "topics": first + [t for t in self.topics if t != self.failed],
+            "planned": self.planned,
+            "lookups": self.lookups,
+            "new_topics": self.new_topics,
+            "read": sorted(self.read | set(read_now)),
+            "failed": self.failed,
+        }
+
+
+@dataclass(kw_only=True)
 class _Run:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     cursor: _Cursor
+    todo: _Todo
     conditional: bool
     now: datetime
     requests: int = 0
     not_modified: int = 0
-    # A feed of this board answered 200/304: a 404/403 elsewhere is about that topic only.
+    # A feed of this board answered 200/304: a 404/403 elsewhere is about that topic only,
+    # and what this fetch read is worth keeping if a throttle stops it.
     board_answers: bool = False
     entries: dict[int, tuple[int, FeedEntry]] = field(default_factory=dict)
     unresolved: dict[int, FeedEntry] = field(default_factory=dict)
     # Topic feeds read in full (every entry had a post id): their post ids and entry count.
     topic_reads: dict[int, tuple[frozenset[int], int]] = field(default_factory=dict)
+    topic_feeds: set[int] = field(default_factory=set)  # topics whose feed answered 200
     missing: set[int] = field(default_factory=set)
     forbidden: set[int] = field(default_factory=set)
     read_feeds: set[str] = field(default_factory=set)
     # Each topic's first post (parent of every reply), once known.
     first_posts: dict[int, int] = field(default_factory=dict)
-    skipped: int = 0
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+    # The throttle or transient failure that ended the fetch early (what came before is kept).
+    stopped: RateLimited | TransientError | None = None
+
+    def stop(self, err: RateLimited | TransientError) -> None:
+        """End the fetch at the first refusal; requests already under way still count."""
+        self.stopped = self.stopped or err
+
+    def skip_entry(self, where: str, entry: FeedEntry) -> None:
+        """An entry without a post id (or a post without a date) cannot be used: skipped."""
+        if entry.post_id is None:
+            key = f"entry:{_entry_digest(entry)}"
+            detail = f"{where}: an entry without a post id (link {entry.link!r})"
+        else:
+            key = f"post:{entry.post_id}"
+            detail = f"{where}: post {entry.post_id} without <published> or <updated>"
+        self.skipped.setdefault(key, Skipped(reason="malformed", detail=detail))
 
 
 class PhpbbAtomSource:
@@ -217,51 +302,83 @@ class PhpbbAtomSource:
             )
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New posts from the forum feeds, then the topic feeds of new, listed and active topics."""
+        """New posts from the forum feeds, then the topic feeds of new, listed and active topics.
+
+        A throttle or a transient failure in the middle keeps what came before: the batch holds
+        the topics read whole, is marked interrupted, and the cursor's `resume` part says what
+        is left (see _Todo). A topic the board refuses (403, 400) is skipped, not the poll.
+        """
         now = self._clock.now()
         self._refuse_while_throttled(now)
         default_since = now - timedelta(days=self._config.backfill_days)
+        resumed = _Todo.load(request.cursor) if request.include_feed else None
         run = _Run(
             cursor=_Cursor.load(request.cursor, default_since),
+            todo=resumed or self._fresh_todo(request),
             conditional=request.include_feed,
             now=now,
         )
-        if request.include_feed:
-            for forum_id in self._config.forums:
-                await self._read_forum(run, forum_id)
-        topics = self._topics_to_read(run, request)
-        await self._read_topics(run, topics)
-        late = await self._resolve_unknown_topics(run)
-        await self._read_topics(run, late - topics)
-        if request.include_feed:
-            await self._read_new_topics(run)
-        if (run.missing or run.forbidden) and not run.board_answers:
-            await self._confirm_board_answers(run)
+        await self._work(run, request)
+        stopped = run.stopped
+        if stopped is not None and not (request.include_feed and run.board_answers):
+            raise stopped  # nothing gained (or a re-read): the cursor stays as it was
         batch = self._batch(run, request)
-        if run.skipped:
-            log.warning("unreadable feed entries skipped", source=self._config.name, n=run.skipped)
         log.debug(
             "phpbb fetch",
             source=self._config.name,
             requests=run.requests,
             not_modified=run.not_modified,
-            topics=len(topics | late),
+            topics=len(run.topic_feeds),
+            resumed=resumed is not None,
+            interrupted=batch.interrupted,
         )
         return batch
 
     # --- what to read ---------------------------------------------------------------------
 
-    def _topics_to_read(self, run: _Run, request: FetchRequest) -> set[int]:
-        discovered = {topic for topic, _ in run.entries.values()}
+    def _fresh_todo(self, request: FetchRequest) -> _Todo:
+        """A new poll: every forum feed, then the topics; a re-read: just the threads asked."""
+        if request.include_feed:
+            return _Todo(forums=list(self._config.forums), topics=[], new_topics=True)
+        return _Todo(forums=[], topics=[])
+
+    async def _work(self, run: _Run, request: FetchRequest) -> None:
+        """Do what the poll has left, in order, until done or a refusal stops it."""
+        todo = run.todo
+        while todo.forums and run.stopped is None:
+            await self._read_forum(run, todo.forums[0])
+        if run.stopped is not None:
+            return
+        if not todo.planned:
+            self._plan_topics(run, request)
+        await self._read_topics(run)
+        if run.stopped is None and todo.lookups:
+            await self._resolve_unknown_topics(run)
+            await self._read_topics(run)
+        if run.stopped is None and todo.new_topics:
+            await self._read_new_topics(run)
+        if run.stopped is None and (run.missing or run.forbidden) and not run.board_answers:
+            await self._confirm_board_answers(run)
+
+    def _plan_topics(self, run: _Run, request: FetchRequest) -> None:
+        """Once every forum feed is read: the topics they listed, watched and active ones."""
+        todo = run.todo
+        discovered = set(todo.topics)
         wanted = {int(t) for t in request.active_threads if _digits(t)}
         if request.include_feed:
-            wanted |= set(self._config.topics) | discovered
+            wanted |= set(self._config.topics)
         # A topic that answered 404 is gone for good (ids are never reused), unless a forum
         # feed shows it again (the forum was excluded from feeds for a while).
-        return {t for t in wanted if t not in run.cursor.gone or t in discovered}
+        wanted = {t for t in wanted if t not in run.cursor.gone} - discovered
+        todo.topics = sorted(discovered | wanted)
+        todo.planned = True
 
     async def _read_forum(self, run: _Run, forum_id: int) -> None:
-        reply = await self._get_feed(run, f"forum/{forum_id}")
+        try:
+            reply = await self._get_feed(run, f"forum/{forum_id}")
+        except (RateLimited, TransientError) as err:
+            run.stop(err)
+            return
         where = f"forum feed {forum_id}"
         if reply.status in (401, 403):
             raise AuthError(
@@ -274,29 +391,49 @@ class PhpbbAtomSource:
                 " is excluded from feeds, or feeds are disabled (ACP > Board features > Feeds);"
                 " phpBB 3.0 boards only serve feed.php, which is not supported"
             )
-        run.board_answers = True
-        if reply.status == 304:
+        if reply.status not in (200, 304):
+            raise FatalError(f"GET {reply.url}: unexpected HTTP {reply.status} for the {where}")
+        try:
+            entries = self._parse(run, reply, f"forum/{forum_id}") if reply.status == 200 else []
+        except TransientError as err:
+            run.stop(err)  # read again next time
             return
-        for entry in self._parse(run, reply):
+        # Only a usable answer shows the board answers (a proxy's page with 200 does not).
+        run.board_answers = True
+        run.todo.forums.remove(forum_id)
+        for entry in entries:
             if entry.post_id is None:
+                run.skip_entry(where, entry)
                 continue
             topic = entry.topic_id or run.cursor.topic_of.get(entry.post_id)
             if topic is None:
                 run.unresolved[entry.post_id] = entry
+                if entry.post_id not in run.todo.lookups:
+                    run.todo.lookups.append(entry.post_id)
             elif entry.post_id not in run.entries:
                 run.entries[entry.post_id] = (topic, entry)
+                if topic not in run.todo.topics:
+                    run.todo.topics.append(topic)
 
-    async def _read_topics(self, run: _Run, topics: Iterable[int]) -> None:
-        """Topic feeds a few at a time; the first failure cancels the rest (bounded retries)."""
+    async def _read_topics(self, run: _Run) -> None:
+        """The queued topic feeds, a few at a time, until done or a refusal stops the fetch.
+
+        A topic that failed last time is read first and alone, so that its second failure is
+        told apart from a board in trouble.
+        """
+        todo = run.todo
+        if todo.failed is not None and todo.failed in todo.topics:
+            await self._read_one(run, todo.failed)
         limiter = asyncio.Semaphore(self._concurrency)
 
         async def one(topic_id: int) -> None:
             async with limiter:
-                await self._read_topic(run, topic_id)
+                if run.stopped is None:  # the board said stop: the rest waits
+                    await self._read_one(run, topic_id)
 
         try:
             async with asyncio.TaskGroup() as group:
-                for topic_id in sorted(topics):
+                for topic_id in list(todo.topics):
                     group.create_task(one(topic_id))
         except ExceptionGroup as failures:
             chosen = _most_severe(failures)
@@ -304,28 +441,98 @@ class PhpbbAtomSource:
                 raise
             raise chosen from chosen.__cause__
 
+    async def _read_one(self, run: _Run, topic_id: int) -> None:
+        """One topic feed; a throttle stops the fetch, a topic failing twice is skipped."""
+        try:
+            await self._read_topic(run, topic_id)
+        except RateLimited as err:
+            run.stop(err)
+            return
+        except TransientError as err:
+            if not await self._gives_up_on(run, topic_id, err):
+                run.stop(err)
+                return
+        run.todo.topics.remove(topic_id)
+        if run.todo.failed == topic_id:
+            run.todo.failed = None
+
+    async def _gives_up_on(self, run: _Run, topic_id: int, err: TransientError) -> bool:
+        """Whether a topic that failed transiently is skipped (True) rather than the fetch stopped.
+
+        The first failure is noted and the next fetch reads that topic first (a 5xx burst or a
+        busy board lets it through then); failing again while the board answers, it is
+        skipped: one topic that breaks phpBB (a General Error) must not stop every poll.
+        """
+        # The topic's validators go: when it is readable again, it is read in full.
+        run.cursor.validators.pop(f"topic/{topic_id}", None)
+        if run.todo.failed != topic_id:
+            run.todo.failed = run.todo.failed or topic_id
+            return False
+        if not await self._board_answers(run):
+            return False
+        reason = "malformed" if isinstance(err.__cause__, FeedError) else "bad_request"
+        run.skipped[str(topic_id)] = Skipped(
+            reason=reason,
+            detail=f"topic {topic_id} failed twice in a row while the board answered: {err}",
+        )
+        return True
+
+    async def _board_answers(self, run: _Run) -> bool:
+        """Whether the board serves feeds now: one conditional request if none answered yet.
+
+        Its validators are not updated (its entries are not read here), so the next poll
+        still sees what changed in that feed.
+        """
+        if run.board_answers:
+            return True
+        route = f"forum/{self._config.forums[0]}" if self._config.forums else ""
+        try:
+            reply = await self._get(
+                run, self._feed_url(route), ACCEPT, self._conditional(run, route)
+            )
+        except (RateLimited, TransientError) as err:
+            run.stop(err)
+            return False
+        run.board_answers = reply.status in (200, 304)
+        return run.board_answers
+
     async def _read_topic(self, run: _Run, topic_id: int) -> None:
         key = f"topic/{topic_id}"
         reply = await self._get_feed(run, key)
-        if reply.status in (401, 403, 404, 410):
-            # The thread will be tombstoned: if it comes back, read it in full, not as a 304.
+        if 400 <= reply.status < 500:
+            # The thread will be tombstoned or skipped: when it is back, read it in full.
             run.cursor.validators.pop(key, None)
-            # Soft-deleted or unapproved topics answer 403 to guests (phpBB's feed tests).
-            (run.missing if reply.status in (404, 410) else run.forbidden).add(topic_id)
+            self._refused(run, topic_id, reply)
             return
-        run.board_answers = True
         run.cursor.gone.discard(topic_id)
+        entries = self._parse(run, reply, key) if reply.status == 200 else []
+        run.board_answers = True
         if reply.status == 304:
             return
-        entries = self._parse(run, reply)
+        run.topic_feeds.add(topic_id)
         ids = frozenset(e.post_id for e in entries if e.post_id is not None)
         for entry in entries:
             if entry.post_id is None:
+                run.skip_entry(f"topic {topic_id}", entry)
                 continue
             run.entries[entry.post_id] = (topic_id, entry)
             run.cursor.topic_of[entry.post_id] = topic_id
         if len(ids) == len(entries):  # else an entry without a post id: contents unknown
             run.topic_reads[topic_id] = (ids, len(entries))
+
+    @staticmethod
+    def _refused(run: _Run, topic_id: int, reply: _Reply) -> None:
+        """A topic feed's 4xx: gone (404, 410), out of sight (401, 403) or refused (the rest)."""
+        if reply.status in (404, 410):
+            run.missing.add(topic_id)
+        elif reply.status in (401, 403):
+            # Soft-deleted, unapproved or moved to a forum guests may not read (phpBB's feed
+            # tests): out of reach is not deleted. Skipped, while the board answers.
+            run.forbidden.add(topic_id)
+        else:
+            run.skipped[str(topic_id)] = Skipped(
+                reason="bad_request", detail=f"GET {reply.url}: HTTP {reply.status}"
+            )
 
     def _complete_threads(self, run: _Run) -> dict[int, frozenset[int]]:
         """Topics whose feed provably holds every visible post; learns their first posts."""
@@ -354,7 +561,15 @@ class PhpbbAtomSource:
         It is on by default (feed_topics_new) but optional, and only a hint: when it is
         disabled or refused, first posts are learned from complete topic reads alone.
         """
-        reply = await self._get_feed(run, "topics")
+        try:
+            reply = await self._get_feed(run, "topics")
+            # Cut at feed_limit_topic, not at the post window: it proves nothing about it.
+            ok = reply.status == 200
+            entries = self._parse(run, reply, "topics", learn_window=False) if ok else []
+        except (RateLimited, TransientError) as err:
+            run.stop(err)
+            return
+        run.todo.new_topics = False
         if reply.status in (200, 304):
             run.board_answers = True
         if reply.status == 304:
@@ -363,28 +578,35 @@ class PhpbbAtomSource:
             run.cursor.validators.pop("topics", None)
             run.cursor.new_topics = []
             return
-        # Cut at feed_limit_topic, not at the post window: it proves nothing about the window.
-        entries = self._parse(run, reply, learn_window=False)
         run.cursor.new_topics = [
             (entry.post_id, entry.topic_id) for entry in entries if entry.post_id is not None
         ]
 
-    async def _resolve_unknown_topics(self, run: _Run) -> set[int]:
+    async def _resolve_unknown_topics(self, run: _Run) -> None:
         """Topics of forum-feed posts linked without a topic id (newer phpBB 3.3 boards)."""
-        found: set[int] = set()
-        pending = sorted(p for p in run.unresolved if p not in run.entries)
-        if len(pending) > MAX_LOOKUPS:
+        todo = run.todo
+        # Topic feeds read since may have shown where they belong.
+        todo.lookups = sorted(p for p in todo.lookups if p not in run.cursor.topic_of)
+        if len(todo.lookups) > MAX_LOOKUPS:
             # The rest waits for the next poll: make sure the forum feeds are not a 304 then.
             for key in [k for k in run.cursor.validators if k.startswith("forum/")]:
                 del run.cursor.validators[key]
-        for post_id in pending[:MAX_LOOKUPS]:
-            topic = await self._lookup_topic(run, post_id)
+            todo.lookups = todo.lookups[:MAX_LOOKUPS]
+        while todo.lookups and run.stopped is None:
+            post_id = todo.lookups[0]
+            try:
+                topic = await self._lookup_topic(run, post_id)
+            except (RateLimited, TransientError) as err:
+                run.stop(err)
+                return
+            todo.lookups.pop(0)
             if topic is None:
                 continue
             run.cursor.topic_of[post_id] = topic
-            run.entries.setdefault(post_id, (topic, run.unresolved[post_id]))
-            found.add(topic)
-        return found
+            if post_id in run.unresolved:
+                run.entries.setdefault(post_id, (topic, run.unresolved[post_id]))
+            if topic not in run.topic_feeds and f"topic/{topic}" not in todo.read:
+                todo.topics.append(topic)
 
     async def _lookup_topic(self, run: _Run, post_id: int) -> int | None:
         reply = await self._get(run, f"{self._base}/viewtopic.php?p={post_id}", "text/html")
@@ -414,16 +636,20 @@ class PhpbbAtomSource:
                 " wrong base_url, feeds disabled (ACP > Board features > Feeds), or a phpBB"
                 " 3.0 board (feed.php only, not supported)"
             )
+        if reply.status not in (200, 304):
+            raise FatalError(f"GET {reply.url}: unexpected HTTP {reply.status}")
         run.board_answers = True
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    async def _get_feed(self, run: _Run, route: str) -> _Reply:
-        """GET one feed, conditionally when the cursor has validators for it."""
-        url = f"{self._base}/app.php/feed" + (f"/{route}" if route else "")
-        key = route or "overall"
-        run.read_feeds.add(key)
-        saved = run.cursor.validators.get(key, {})
+    def _feed_url(self, route: str) -> str:
+        """The URL of a feed route ("" is the board-wide feed)."""
+        return f"{self._base}/app.php/feed" + (f"/{route}" if route else "")
+
+    @staticmethod
+    def _conditional(run: _Run, route: str) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since from the feed's saved validators (polls only)."""
+        saved = run.cursor.validators.get(route or "overall", {})
         headers: dict[str, str] = {}
         if run.conditional:
             if "etag" in saved:
@@ -432,7 +658,13 @@ class PhpbbAtomSource:
             fresh = read_at is not None and run.now - read_at < FULL_READ_AFTER
             if "last_modified" in saved and ("etag" in saved or fresh):
                 headers["If-Modified-Since"] = saved["last_modified"]
-        reply = await self._get(run, url, ACCEPT, headers)
+        return headers
+
+    async def _get_feed(self, run: _Run, route: str) -> _Reply:
+        """GET one feed, conditionally when the cursor has validators for it."""
+        key = route or "overall"
+        reply = await self._get(run, self._feed_url(route), ACCEPT, self._conditional(run, route))
+        run.read_feeds.add(key)
         if reply.status == 304:
             run.not_modified += 1
             self.not_modified_total += 1
@@ -448,20 +680,33 @@ class PhpbbAtomSource:
     async def _get(
         self, run: _Run, url: str, accept: str, headers: Mapping[str, str] | None = None
     ) -> _Reply:
-        """One GET; transport failures, throttling and server errors become our error tree."""
+        """One GET; transport failures, throttling and server errors become our error tree.
+
+        Redirects are followed here, within the board's origin only (as request_json does):
+        a feed moved to another host is refused with where it pointed, before anything (a
+        cookie, a conditional header) is sent there.
+        """
         where = f"GET {safe_url(url)}"
-        run.requests += 1
         timeout = self._config.request_timeout
+        target = URL(url, encoded=True)
         try:
-            async with self._session.get(
-                url,
-                headers={"Accept": accept, **(headers or {})},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=True,
-            ) as resp:
-                status = resp.status
-                body = await _read_capped(resp, where) if status == 200 else b""
-                reply_headers = CIMultiDictProxy(resp.headers.copy())
+            for _ in range(MAX_REDIRECTS + 1):
+                run.requests += 1
+                async with self._session.get(
+                    target,
+                    headers={"Accept": accept, **(headers or {})},
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    allow_redirects=False,
+                ) as resp:
+                    status = resp.status
+                    body = await _read_capped(resp, where) if status == 200 else b""
+                    reply_headers = CIMultiDictProxy(resp.headers.copy())
+                location = reply_headers.get("Location") if status in REDIRECTS else None
+                if location is None:
+                    break
+                target = _redirect_target(target, None, location, where)
+            else:
+                raise TransientError(f"{where}: more than {MAX_REDIRECTS} redirects")
         except TimeoutError as err:
             raise TransientError(f"{where}: timed out after {timeout:g} s") from err
         except aiohttp.ClientPayloadError as err:
@@ -470,7 +715,12 @@ class PhpbbAtomSource:
             raise TransientError(f"{where}: request failed: {_describe(err)}") from err
         except OSError as err:
             raise TransientError(f"{where}: network error: {_describe(err)}") from err
-        retry_after = parse_retry_after(reply_headers.get("Retry-After"), self._clock.now())
+        self._check_status(where, status, reply_headers)
+        return _Reply(status=status, body=body, headers=reply_headers, url=safe_url(url))
+
+    def _check_status(self, where: str, status: int, headers: CIMultiDictProxy[str]) -> None:
+        """Raise for a throttle or a server error; 200, 304 and 4xx are the caller's to judge."""
+        retry_after = parse_retry_after(headers.get("Retry-After"), self._clock.now())
         # phpBB has no rate limit of its own: these come from a proxy or host in front of it.
         if status == 429 or (status == 503 and retry_after is not None):
             self._block(retry_after)
@@ -479,9 +729,8 @@ class PhpbbAtomSource:
             raise TransientError(f"{where}: server error HTTP {status}")
         if status in (408, 425):
             raise TransientError(f"{where}: HTTP {status}")
-        if status not in (200, 304, 401, 403, 404, 410):
+        if status not in (200, 304) and not 400 <= status < 500:
             raise FatalError(f"{where}: unexpected HTTP {status}")
-        return _Reply(status=status, body=body, headers=reply_headers, url=safe_url(url))
 
     def _block(self, retry_after: float | None) -> None:
         if retry_after is not None and retry_after > 0:
@@ -498,14 +747,17 @@ class PhpbbAtomSource:
 
     # --- mapping --------------------------------------------------------------------------
 
-    def _parse(self, run: _Run, reply: _Reply, *, learn_window: bool = True) -> list[FeedEntry]:
+    def _parse(
+        self, run: _Run, reply: _Reply, key: str, *, learn_window: bool = True
+    ) -> list[FeedEntry]:
         try:
             entries = parse_feed(reply.body)
         except FeedError as err:
+            # Not a 304 next time: the feed is read again in full.
+            run.cursor.validators.pop(key, None)
             raise TransientError(f"GET {reply.url}: {err}") from err
         if learn_window:
             self._learn_window(run, len(entries))
-        run.skipped += sum(1 for e in entries if e.post_id is None)
         return entries
 
     def _learn_window(self, run: _Run, count: int) -> None:
@@ -514,19 +766,27 @@ class PhpbbAtomSource:
         run.cursor.window = max(run.cursor.window, count)
 
     def _batch(self, run: _Run, request: FetchRequest) -> Batch:
+        """What the fetch read (whole topics only when it stopped early), and what it skipped."""
         cursor = run.cursor
+        stopped = run.stopped
         deleted: set[int] = set()
         if run.board_answers:
-            deleted = run.missing | run.forbidden
+            deleted = set(run.missing)
             cursor.gone |= run.missing
+            for topic_id in run.forbidden:
+                run.skipped[str(topic_id)] = Skipped(
+                    reason="forbidden",
+                    detail=f"topic {topic_id}: its feed answers 403 to guests (soft-deleted,"
+                    " unapproved, or in a forum guests may not read)",
+                )
         found_complete = self._complete_threads(run)
         messages: list[Message] = []
         for post_id, (topic_id, entry) in sorted(run.entries.items(), key=lambda kv: kv[0]):
-            if topic_id in deleted:
-                continue
+            if topic_id in deleted or (stopped is not None and topic_id not in run.topic_feeds):
+                continue  # gone; or, stopped early, a topic not read whole yet (read next time)
             message = self._message(post_id, topic_id, entry, run.first_posts.get(topic_id))
             if message is None:
-                run.skipped += 1
+                run.skip_entry(f"topic {topic_id}", entry)
             elif message.created_at >= cursor.since:
                 messages.append(message)
         complete = {
@@ -534,19 +794,31 @@ class PhpbbAtomSource:
             for topic, ids in found_complete.items()
             if topic not in deleted
         }
-        if request.include_feed:
-            keep = run.read_feeds
-            cursor.validators = {k: v for k, v in cursor.validators.items() if k in keep}
-            read_topics = {int(k.split("/")[1]) for k in keep if k.startswith("topic/")}
-            cursor.first_post = {t: p for t, p in cursor.first_post.items() if t in read_topics}
-            cursor.gone &= read_topics | {int(t) for t in request.active_threads if _digits(t)}
         return Batch(
             messages=tuple(messages),
-            cursor=cursor.dump() if request.include_feed else request.cursor,
+            cursor=self._next_cursor(run, request),
             complete_threads=complete,
             deleted_threads=frozenset(str(t) for t in deleted),
             requests=run.requests,
+            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
+            interrupted=stopped.reason if stopped is not None else None,
+            skipped=dict(run.skipped),
         )
+
+    def _next_cursor(self, run: _Run, request: FetchRequest) -> Mapping[str, Any]:
+        """Where the next fetch goes on: the rest of this poll, or the next poll."""
+        if not request.include_feed:
+            return request.cursor  # a re-read before a breach leaves the cursor alone
+        cursor = run.cursor
+        if run.stopped is not None:
+            return {**cursor.dump(), "resume": run.todo.dump(run.read_feeds)}
+        # The poll is complete: forget what it (and its interrupted fetches) did not read.
+        keep = run.read_feeds | run.todo.read
+        cursor.validators = {k: v for k, v in cursor.validators.items() if k in keep}
+        read_topics = {int(k.split("/")[1]) for k in keep if k.startswith("topic/")}
+        cursor.first_post = {t: p for t, p in cursor.first_post.items() if t in read_topics}
+        cursor.gone &= read_topics | {int(t) for t in request.active_threads if _digits(t)}
+        return cursor.dump()
 
     def _message(
         self, post_id: int, topic_id: int, entry: FeedEntry, first: int | None
@@ -558,6 +830,8 @@ class PhpbbAtomSource:
             platform_id=str(post_id),
             thread_id=str(topic_id),
             parent_id=str(first) if first is not None and first != post_id else None,
+            # A missing author (a deleted user, an extension that drops it) is an unknown
+            # consumer, not an error.
             author_id=None,
             author_name=entry.author,
             text=html_to_text(entry.html),
@@ -736,6 +1010,16 @@ def _digits(value: object) -> TypeGuard[int | str]:
 
 def _list(raw: object) -> list[object]:
     return list(raw) if isinstance(raw, list) else []
+
+
+def _ints(raw: object) -> list[int]:
+    return [int(value) for value in _list(raw) if _digits(value)]
+
+
+def _entry_digest(entry: FeedEntry) -> str:
+    """A stable name for an entry without a post id: the same in every feed that shows it."""
+    seen = f"{entry.author}\n{entry.published or entry.updated}\n{entry.html}"
+    return hashlib.sha1(seen.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
 
 
 def _int_map(raw: object) -> dict[int, int]:

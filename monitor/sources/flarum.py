@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -15,7 +15,7 @@ from yarl import URL
 
 from monitor.clock import Clock
 from monitor.config import FlarumConfig
-from monitor.domain import Batch, Message
+from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
@@ -24,7 +24,7 @@ from monitor.sources.base import (
     SourceError,
     TransientError,
 )
-from monitor.sources.http import request_json
+from monitor.sources.http import parse_retry_after, request_json
 
 # Flarum's built-in Admins (1) and Mods (4) groups: what "group:staff" means on Flarum, which
 # has no staff flag of its own.
@@ -49,14 +49,111 @@ class _NotFound(FatalError):
     """HTTP 404 not_found: the resource does not exist or the actor may not see it."""
 
 
+class _Refused(Exception):
+    """Flarum answered for this one discussion, but refused it (403, 400) or served it unusable."""
+
+    def __init__(self, why: Skipped) -> None:
+        super().__init__(why.detail)
+        self.why = why
+
+
+@dataclass(kw_only=True)
+class _Listing:
+    """The discussion list being read page by page, newest first (mutable on purpose)."""
+
+    # The query of the page to read next (None: the first page). Only the query is kept: the
+    # request goes to the configured URL, whatever URL the cursor was written for.
+    next: str | None = None
+    found: dict[str, datetime] = field(default_factory=dict)  # id -> lastPostedAt, in order
+    done: bool = False
+    pages_read: int = 0  # by this fetch
+
+    @classmethod
+    def load(cls, raw: object) -> _Listing | None:
+        """A saved listing, or None when there is none (or it is unreadable)."""
+        if not isinstance(raw, dict):
+            return None
+        found: dict[str, datetime] = {}
+        for pair in _as_list(raw.get("found")):
+            when = _parse_time(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
+            if when is not None:
+                found[str(pair[0])] = when
+        next_url = raw.get("next")
+        return cls(next=next_url if isinstance(next_url, str) else None, found=found)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form kept in the cursor."""
+        return {"next": self.next, "found": [[k, v.isoformat()] for k, v in self.found.items()]}
+
+
+@dataclass(kw_only=True)
+class _Todo:
+    """What a poll still has to read; kept in the cursor's `resume` part when it stops early.
+
+    A poll checks the key, reads the discussion list down to the cursor, then every listed
+    and active discussion. A throttle or a transient failure stops it where it is: the list
+    page refused, or the discussions not read yet. The next fetch does that first and asks
+    for nothing the stopped one already had.
+    """
+
+    listing: _Listing | None  # None: the list is read (by this fetch or an earlier one)
+    threads: list[str] = field(default_factory=list)  # discussions not read yet, in order
+    advance: dict[str, Any] | None = None  # the cursor once every discussion is read
+    # The discussion whose read failed transiently last time (a 5xx, a cut-off body): read
+    # first and alone; failing again while the forum answers, it is skipped.
+    failed: str | None = None
+
+    @classmethod
+    def load(cls, cursor: Mapping[str, Any]) -> _Todo | None:
+        """The saved rest of a poll, or None (none, or unreadable: start afresh).
+
+        A `resume` written before the listing and `failed` parts existed ({"threads",
+        "advance"}) loads as a poll whose list was read.
+        """
+        raw = cursor.get("resume")
+        if not isinstance(raw, dict):
+            return None
+        listing = _Listing.load(raw.get("listing"))
+        advance = raw.get("advance")
+        threads = raw.get("threads")
+        if listing is None and not (isinstance(threads, list) and isinstance(advance, dict)):
+            return None
+        failed = raw.get("failed")
+        return cls(
+            listing=listing,
+            threads=[str(t) for t in _as_list(threads)],
+            advance=advance if isinstance(advance, dict) else None,
+            failed=str(failed) if isinstance(failed, str | int) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form kept in the cursor, the failed discussion first."""
+        first = [self.failed] if self.failed in self.threads else []
+        return {
+            "listing": None if self.listing is None else self.listing.to_json(),
+            "threads": first + [t for t in self.threads if t != self.failed],
+            "advance": self.advance,
+            "failed": self.failed,
+        }
+
+
 @dataclass(kw_only=True)
 class _FetchState:
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     requests: int = 0
-    # The first throttle or transient failure of a thread read: the poll stops early.
+    documents: int = 0  # answered with a JSON:API document: the forum is up and serving
+    finished: int = 0  # discussions read, gone or skipped
+    messages: list[Message] = field(default_factory=list)
+    complete: dict[str, frozenset[str]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+    # The first throttle or transient failure: the fetch stops early, keeping what came before.
     stopped: RateLimited | TransientError | None = None
-    pending: list[str] = field(default_factory=list)  # threads not read because of it
+
+    def stop(self, err: RateLimited | TransientError) -> None:
+        """End the fetch at the first refusal; requests already under way still count."""
+        self.stopped = self.stopped or err
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +225,7 @@ class _Thread:
     post_ids: list[str]
     posts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     resources: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    without_id: int = 0  # posts served without an id: they cannot be placed
 
     def add(self, body: Mapping[str, Any], data: Iterable[Any] = ()) -> None:
         """Index the posts of `data` and the `included` resources of a document."""
@@ -135,6 +233,8 @@ class _Thread:
             if not isinstance(resource, dict):
                 continue
             kind, ident = resource.get("type"), resource.get("id")
+            if kind == "posts" and not isinstance(ident, str | int):
+                self.without_id += 1
             if not isinstance(kind, str) or not isinstance(ident, str | int):
                 continue
             self.resources.setdefault((kind, str(ident)), resource)
@@ -170,7 +270,13 @@ class FlarumSource:
             self._headers["Authorization"] = f"Token {self._key}{suffix}"
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """Discussions posted in since the cursor plus the active ones, each read in full."""
+        """Discussions posted in since the cursor plus the active ones, each read in full.
+
+        A throttle or a transient failure in the middle keeps what came before: the list pages
+        read and the discussions read whole are in the batch, which is marked interrupted, and
+        the cursor's `resume` part says what is left (see _Todo). A discussion Flarum refuses
+        (403, 400) or that fails twice in a row is skipped, not the poll.
+        """
         state = _FetchState()
         now = self._clock.now()
         # Nothing older than the first poll's backfill start is ever read, so a reply to a
@@ -178,54 +284,66 @@ class FlarumSource:
         horizon = _cursor_time(request.cursor, "horizon") or now - timedelta(
             days=self._config.backfill_days
         )
+        if not request.include_feed:
+            return await self._reread(state, request, horizon)
         since = _cursor_time(request.cursor, "last_posted_at") or horizon
-        resume = request.cursor.get("resume") if request.include_feed else None
-        advance: Mapping[str, Any] | None = None
-        if isinstance(resume, dict) and isinstance(resume.get("threads"), list):
-            # Finish an interrupted poll first (its identity check passed moments ago).
-            thread_ids = [str(t) for t in resume["threads"]]
-            advance = resume.get("advance") if isinstance(resume.get("advance"), dict) else None
-        else:
+        todo = _Todo.load(request.cursor)
+        if todo is None:
             await self._check_identity(state)
-            feed = await self._recent_discussions(state, since) if request.include_feed else {}
-            thread_ids = list(feed)
-            thread_ids.extend(sorted(request.active_threads - set(feed), key=_id_order))
-            if request.include_feed:
-                newest = max([since, *feed.values()])
-                advance = {"last_posted_at": newest.isoformat(), "horizon": horizon.isoformat()}
-        threads = await self._read_threads(state, thread_ids)
-
-        messages: list[Message] = []
-        complete: dict[str, frozenset[str]] = {}
-        deleted: set[str] = set()
-        for thread_id in thread_ids:
-            if thread_id not in threads:
-                continue  # not read: throttled (state.pending)
-            thread = threads[thread_id]
-            if thread is None:
-                deleted.add(thread_id)
-                continue
-            found = self._thread_messages(thread, horizon)
-            messages.extend(found)
-            complete[thread_id] = frozenset(thread.post_ids) | {m.platform_id for m in found}
+            todo = _Todo(listing=_Listing())
+        # An interrupted poll is finished first (its key check passed moments ago).
+        listing = todo.listing
+        if listing is not None:
+            await self._read_listing(state, listing, since)
+            if listing.done:
+                self._plan_threads(todo, listing, request, since, horizon)
+        if todo.listing is None:
+            await self._read_threads(state, todo, horizon)
         stopped = state.stopped
-        cursor: Mapping[str, Any] = request.cursor
-        if stopped is not None:
-            if not (complete or deleted) or not request.include_feed:
-                raise stopped
-            base = {k: v for k, v in request.cursor.items() if k != "resume"}
-            pending = sorted(state.pending, key=_id_order)
-            cursor = {**base, "resume": {"threads": pending, "advance": advance}}
-        elif request.include_feed and advance is not None:
-            cursor = dict(advance)
+        base = {k: v for k, v in request.cursor.items() if k != "resume"}
+        if stopped is None:
+            return self._batch(state, todo.advance or base)
+        if not (state.finished or (listing is not None and listing.pages_read)):
+            raise stopped  # nothing gained: the source's failure, the cursor stays as it was
+        return self._batch(state, {**base, "resume": todo.to_json()})
+
+    async def _reread(self, state: _FetchState, request: FetchRequest, horizon: datetime) -> Batch:
+        """A re-read before a breach: exactly the threads asked for, cursor untouched."""
+        await self._check_identity(state)
+        todo = _Todo(listing=None, threads=sorted(request.active_threads, key=_id_order))
+        await self._read_threads(state, todo, horizon)
+        if state.stopped is not None:
+            raise state.stopped
+        return self._batch(state, request.cursor)
+
+    def _plan_threads(
+        self,
+        todo: _Todo,
+        listing: _Listing,
+        request: FetchRequest,
+        since: datetime,
+        horizon: datetime,
+    ) -> None:
+        """The list is read: its discussions, then the active ones, and the cursor after them."""
+        threads = list(listing.found)
+        threads.extend(sorted(request.active_threads - set(threads), key=_id_order))
+        newest = max([since, *listing.found.values()])
+        todo.threads = threads
+        todo.advance = {"last_posted_at": newest.isoformat(), "horizon": horizon.isoformat()}
+        todo.listing = None
+
+    def _batch(self, state: _FetchState, cursor: Mapping[str, Any]) -> Batch:
+        """What the fetch read, interrupted or not, with the cursor to go on from."""
+        stopped = state.stopped
         return Batch(
-            messages=tuple(messages),
+            messages=tuple(state.messages),
             cursor=cursor,
-            complete_threads=complete,
-            deleted_threads=frozenset(deleted),
+            complete_threads=state.complete,
+            deleted_threads=frozenset(state.deleted),
             requests=state.requests,
             wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
             interrupted=stopped.reason if stopped is not None else None,
+            skipped=dict(state.skipped),
         )
 
     # --- requests -------------------------------------------------------------------------
@@ -251,98 +369,176 @@ class FlarumSource:
                 f" or is wrong (Flarum ignores unknown keys rather than rejecting them); {_NEW_KEY}"
             )
 
-    async def _recent_discussions(self, state: _FetchState, since: datetime) -> dict[str, datetime]:
-        """Discussions with a comment at or after `since`, newest first."""
-        endpoint = f"{self._api}/discussions"
+    def _list_params(self, limit: int) -> dict[str, str]:
+        """The discussion list's query: newest post first, `limit` a page."""
         params: dict[str, str] = {
             "sort": "-lastPostedAt",
-            "page[limit]": str(self._page_size),
+            "page[limit]": str(limit),
             # `user` is a default include, so asking for just it keeps every page small.
             "include": "user",
         }
         if self._config.tags:
             params["filter[tag]"] = ",".join(self._config.tags)
-        found: dict[str, datetime] = {}
-        url = endpoint
-        query: Mapping[str, str] | None = params
+        return params
+
+    async def _read_listing(self, state: _FetchState, listing: _Listing, since: datetime) -> None:
+        """Discussions with a comment at or after `since`, newest first, page by page.
+
+        A throttle or a transient failure stops it at the page refused (state.stopped), to go
+        on from there next time.
+        """
+        endpoint = f"{self._api}/discussions"
         seen: set[str] = set()
-        while True:
-            body = await self._get(state, url, query)
-            data = _data_list(body, url)
-            page_end: datetime | None = None
-            for resource in data:
-                if not isinstance(resource, dict) or resource.get("type") != "discussions":
-                    continue
-                last = _parse_time(_attributes(resource).get("lastPostedAt"))
-                if last is None:
-                    continue
-                page_end = last
-                if last >= since:
-                    discussion_id = _resource_id(resource, "discussion")
-                    found[discussion_id] = max(last, found.get(discussion_id, last))
-            next_url = self._next_url(endpoint, body, seen)
+        while not listing.done:
+            url = endpoint if listing.next is None else f"{endpoint}?{listing.next}"
+            query = self._list_params(self._page_size) if listing.next is None else None
+            try:
+                body = await self._get(state, url, query)
+                data = _data_list(body, url)
+                next_url = self._next_url(endpoint, body, seen)
+            except (RateLimited, TransientError) as err:
+                state.stop(err)
+                return
+            listing.pages_read += 1
+            page_end = self._listed_page(state, listing, data, since)
             # Judged by the page's last entry, so an old sticky pinned on top (as some
             # installs do) does not end the listing early.
-            if (page_end is not None and page_end < since) or not data or next_url is None:
-                return found
-            url, query = next_url, None
+            listing.done = (page_end is not None and page_end < since) or not data
+            listing.done = listing.done or next_url is None
+            listing.next = (
+                None if next_url is None else URL(next_url, encoded=True).raw_query_string
+            )
 
-    async def _read_threads(
-        self, state: _FetchState, thread_ids: Sequence[str]
-    ) -> dict[str, _Thread | None]:
-        """Every thread, a few at a time; None for a discussion that no longer exists."""
-        results: dict[str, _Thread | None] = {}
+    @staticmethod
+    def _listed_page(
+        state: _FetchState, listing: _Listing, data: list[Any], since: datetime
+    ) -> datetime | None:
+        """Note a page's discussions posted in since `since`; return its last lastPostedAt."""
+        page_end: datetime | None = None
+        for resource in data:
+            if not isinstance(resource, dict) or resource.get("type") != "discussions":
+                continue
+            ident = resource.get("id")
+            last = _parse_time(_attributes(resource).get("lastPostedAt"))
+            if not isinstance(ident, str | int) or not str(ident) or last is None:
+                # One entry the list cannot place: skipped, the rest of the list is read.
+                key = str(ident) if isinstance(ident, str | int) else "discussion list entry"
+                state.skipped[key] = Skipped(
+                    reason="malformed",
+                    detail=f"the discussion list shows {key!r} without an id or lastPostedAt",
+                )
+                continue
+            page_end = last
+            if last >= since:
+                listing.found[str(ident)] = max(last, listing.found.get(str(ident), last))
+        return page_end
+
+    async def _read_threads(self, state: _FetchState, todo: _Todo, horizon: datetime) -> None:
+        """The queued discussions, a few at a time, until done or a refusal stops the fetch.
+
+        One that failed last time is read first and alone, so that its second failure is told
+        apart from a forum in trouble.
+        """
+        if todo.failed is not None and todo.failed in todo.threads:
+            await self._read_one(state, todo, todo.failed, horizon)
         limiter = asyncio.Semaphore(self._concurrency)
 
         async def one(discussion_id: str) -> None:
             async with limiter:
-                if state.stopped is not None:
-                    state.pending.append(discussion_id)  # the platform said stop: later
-                    return
-                try:
-                    results[discussion_id] = await self._read_thread(state, discussion_id)
-                except (RateLimited, TransientError) as err:
-                    # Keep the threads read so far; this one and the rest come next time.
-                    state.stopped = state.stopped or err
-                    state.pending.append(discussion_id)
+                if state.stopped is None:  # the platform said stop: the rest waits
+                    await self._read_one(state, todo, discussion_id, horizon)
 
         try:
             async with asyncio.TaskGroup() as group:
-                for discussion_id in thread_ids:
+                for discussion_id in list(todo.threads):
                     group.create_task(one(discussion_id))
         except ExceptionGroup as failures:
             chosen = _most_severe(failures)
             if chosen is None:
                 raise
             raise chosen from chosen.__cause__
-        return results
+
+    async def _read_one(
+        self, state: _FetchState, todo: _Todo, discussion_id: str, horizon: datetime
+    ) -> None:
+        """One discussion: kept, gone, skipped, or left for the next fetch when throttled."""
+        try:
+            thread = await self._read_thread(state, discussion_id)
+        except _Refused as refused:
+            if not await self._forum_answers(state):
+                return  # maybe the forum refusing us, not this discussion: ask again later
+            state.skipped[discussion_id] = refused.why
+        except RateLimited as err:
+            state.stop(err)
+            return
+        except TransientError as err:
+            if not await self._gives_up_on(state, todo, discussion_id, err):
+                state.stop(err)
+                return
+        else:
+            self._keep(state, discussion_id, thread, horizon)
+        todo.threads.remove(discussion_id)
+        state.finished += 1
+        if todo.failed == discussion_id:
+            todo.failed = None
+
+    def _keep(
+        self, state: _FetchState, discussion_id: str, thread: _Thread | None, horizon: datetime
+    ) -> None:
+        """A discussion read whole: its messages, its posts alive, its malformed posts."""
+        if thread is None:
+            state.deleted.add(discussion_id)
+            return
+        found, malformed = self._thread_messages(thread, horizon)
+        state.messages.extend(found)
+        state.skipped.update(malformed)
+        # A malformed post still exists: listed by Flarum, it is not tombstoned.
+        state.complete[discussion_id] = frozenset(thread.post_ids) | {m.platform_id for m in found}
+
+    async def _gives_up_on(
+        self, state: _FetchState, todo: _Todo, discussion_id: str, err: TransientError
+    ) -> bool:
+        """Whether a discussion that failed transiently is skipped (True), not the fetch stopped.
+
+        The first failure is noted and the next fetch reads it first (a 5xx burst or a throttle
+        lets it through then); failing again while the forum answers, it is skipped: one
+        discussion that breaks a serializer must not stop every poll.
+        """
+        if todo.failed != discussion_id:
+            todo.failed = todo.failed or discussion_id
+            return False
+        if not await self._forum_answers(state):
+            return False
+        state.skipped[discussion_id] = Skipped(
+            reason="bad_request",
+            detail=f"discussion {discussion_id} failed twice in a row while the forum"
+            f" answered: {err}",
+        )
+        return True
+
+    async def _forum_answers(self, state: _FetchState) -> bool:
+        """Whether Flarum serves its discussion list now (one small request if nothing else
+        was answered yet); a refusal stops the fetch, an auth failure is the source's."""
+        if state.documents:
+            return True
+        try:
+            await self._get(state, f"{self._api}/discussions", self._list_params(1))
+        except (RateLimited, TransientError) as err:
+            state.stop(err)
+            return False
+        return True
 
     async def _read_thread(self, state: _FetchState, discussion_id: str) -> _Thread | None:
         """The discussion with its first page of posts and every post id, then the rest."""
         if not discussion_id.isdigit():
             return None  # not a Flarum discussion id: nothing to read, treat as gone
         params = {"include": THREAD_INCLUDE, "page[limit]": str(self._page_size)}
+        url = f"{self._api}/discussions/{discussion_id}"
         try:
-            body = await self._get(state, f"{self._api}/discussions/{discussion_id}", params)
+            body = await self._get(state, url, params, discussion=discussion_id)
         except _NotFound:
             return None
-        data = body.get("data")
-        if not isinstance(data, dict) or data.get("type") != "discussions":
-            raise TransientError(f"discussion {discussion_id}: response without a discussion")
-        attributes = _attributes(data)
-        relationships = data.get("relationships")
-        posts_rel = relationships.get("posts") if isinstance(relationships, dict) else None
-        post_refs = posts_rel.get("data") if isinstance(posts_rel, dict) else None
-        if not isinstance(post_refs, list):
-            raise TransientError(f"discussion {discussion_id}: response without its post ids")
-        slug = attributes.get("slug")
-        thread = _Thread(
-            discussion_id=discussion_id,
-            slug=slug if isinstance(slug, str) and slug else None,
-            hidden=attributes.get("isHidden") is True,
-            post_ids=[str(r["id"]) for r in post_refs if isinstance(r, dict) and "id" in r],
-        )
-        thread.add(body)
+        thread = _new_thread(discussion_id, body)
         if len(thread.post_ids) > self._page_size:
             await self._read_more_posts(state, thread)
         missing = [pid for pid in thread.post_ids if pid not in thread.posts]
@@ -354,7 +550,7 @@ class FlarumSource:
                 "page[limit]": str(self._page_size),
                 "include": POST_INCLUDE,
             }
-            found = await self._get(state, f"{self._api}/posts", params)
+            found = await self._get(state, f"{self._api}/posts", params, discussion=discussion_id)
             thread.add(found, _data_list(found, f"{self._api}/posts"))
         return thread
 
@@ -371,7 +567,7 @@ class FlarumSource:
         url = endpoint
         seen: set[str] = set()
         while True:
-            body = await self._get(state, url, params)
+            body = await self._get(state, url, params, discussion=thread.discussion_id)
             data = _data_list(body, url)
             thread.add(body, data)
             next_url = self._next_url(endpoint, body, seen)
@@ -400,8 +596,14 @@ class FlarumSource:
         return f"{endpoint}?{query}" if query else endpoint
 
     async def _get(
-        self, state: _FetchState, url: str, params: Mapping[str, str] | None
+        self,
+        state: _FetchState,
+        url: str,
+        params: Mapping[str, str] | None,
+        *,
+        discussion: str | None = None,
     ) -> Mapping[str, Any]:
+        """One GET; `discussion`: the request is about that one discussion (its 4xx skip it)."""
         state.requests += 1
         response = await request_json(
             self._session,
@@ -410,40 +612,64 @@ class FlarumSource:
             headers=self._headers,
             timeout=self._config.request_timeout,
             clock=self._clock,
+            # A 5xx's JSON:API body and Retry-After are read here (Flarum's maintenance 503).
+            accept_5xx_json=True,
         )
         where = f"GET {response.url}"
         body = response.body
+        if response.status >= 500:
+            raise self._server_error(response.status, response.headers, body, where)
         if response.status >= 400:
-            raise self._api_error(body, response.status, where)
+            raise self._api_error(body, response.status, where, discussion)
         if not isinstance(body, dict) or "data" not in body:
             raise TransientError(f"{where}: response is not a JSON:API document")
+        state.documents += 1
         return body
 
     # --- mapping --------------------------------------------------------------------------
 
-    def _api_error(self, body: Any, status: int, where: str) -> SourceError:
+    def _server_error(
+        self, status: int, headers: Mapping[str, str], body: Any, where: str
+    ) -> SourceError:
+        """A 5xx: a 503 that says when to come back is a throttle, the rest transient."""
+        retry_after = parse_retry_after(headers.get("Retry-After"), self._clock.now())
+        ident = f"HTTP {status} {_error_code(body) or 'without an error code'}"
+        if status == 503 and retry_after is not None:
+            return RateLimited(
+                f"Flarum is unavailable ({ident}) [{where}]", retry_after=retry_after
+            )
+        return TransientError(f"{where}: server error {ident}")
+
+    def _api_error(
+        self, body: Any, status: int, where: str, discussion: str | None = None
+    ) -> Exception:
         """Translate a JSON:API `{"errors": [{"status", "code", "detail"}]}` response."""
         first = next(iter(_as_list(body.get("errors") if isinstance(body, dict) else None)), None)
-        code = str(first.get("code") or "") if isinstance(first, dict) else ""
+        code = _error_code(body)
         detail = first.get("detail") if isinstance(first, dict) else None
         ident = f"HTTP {status} {code or 'without an error code'}"
         said = f": {self._redact(str(detail))[:200]!r}" if detail else ""
         if status == 401:
             return AuthError(f"Flarum did not accept the API key ({ident}) [{where}]; {_NEW_KEY}")
+        if status == 404 and code != "route_not_found":
+            return _NotFound(f"not found ({ident}) [{where}]")
+        if status in (408, 425):
+            return TransientError(f"{where}: {ident}")
+        if discussion is not None and status != 404:
+            # Flarum answered for this one discussion: it is skipped, the rest is read.
+            reason = "forbidden" if status == 403 else "bad_request"
+            detail_text = f"discussion {discussion}: Flarum refused it ({ident}{said}) [{where}]"
+            return _Refused(Skipped(reason=reason, detail=detail_text))
         if status == 403:
             return AuthError(
                 f"permission denied ({ident}) [{where}]: the API key's user must be able to view"
                 " the forum, the configured tags and hidden posts (a moderator account)"
             )
-        if status == 404 and code != "route_not_found":
-            return _NotFound(f"not found ({ident}) [{where}]")
         if status == 404:
             return FatalError(
                 f"no such API route ({ident}) [{where}]: base_url must be the forum's root URL,"
                 " without /api"
             )
-        if status == 429:
-            return RateLimited(f"throttled by Flarum ({ident}) [{where}]")
         return FatalError(f"Flarum rejected the request ({ident}{said}) [{where}]")
 
     def _redact(self, text: str) -> str:
@@ -451,53 +677,87 @@ class FlarumSource:
             text = text.replace(self._key, "***")
         return text
 
-    def _thread_messages(self, thread: _Thread, horizon: datetime) -> list[Message]:
-        """The thread's comments as messages; event posts (renames, locks, ...) are left out."""
-        comments = sorted(
-            (
-                (number, post_id, post)
-                for post_id, post in thread.posts.items()
-                if _attributes(post).get("contentType") == "comment"
-                for number in [_as_int(_attributes(post).get("number"))]
-                if number is not None
-            ),
-            key=lambda entry: entry[0],
-        )
+    def _thread_messages(
+        self, thread: _Thread, horizon: datetime
+    ) -> tuple[list[Message], dict[str, Skipped]]:
+        """The thread's comments as messages, and (by "post:{id}") the ones skipped as malformed.
+
+        Event posts (renames, locks, ...) are left out; a post without the number, type or
+        creation time we need is skipped, the rest of its thread is read.
+        """
+        comments: list[tuple[int, str, Mapping[str, Any], datetime]] = []
+        skipped = self._unserved_posts(thread)
+        for post_id, post in thread.posts.items():
+            attributes = _attributes(post)
+            number = _as_int(attributes.get("number"))
+            created_at = _parse_time(attributes.get("createdAt"))
+            kind = attributes.get("contentType")
+            if number is None or created_at is None or not isinstance(kind, str):
+                skipped[f"post:{post_id}"] = Skipped(
+                    reason="malformed",
+                    detail=f"discussion {thread.discussion_id}: post {post_id} without a"
+                    " number, contentType or readable createdAt",
+                )
+            elif kind == "comment":
+                comments.append((number, post_id, post, created_at))
+        comments.sort(key=lambda entry: entry[0])
         if not comments:
-            return []
+            return [], skipped
         first_id = comments[0][1]  # the discussion's opening post: what a plain reply answers
         known = set(thread.post_ids) | set(thread.posts)
-        messages: list[Message] = []
-        for number, post_id, post in comments:
-            attributes = _attributes(post)
-            created_at = _parse_time(attributes.get("createdAt"))
-            if created_at is None:
-                raise TransientError(f"post {post_id}: createdAt missing or unreadable")
-            if created_at < horizon:
-                continue
-            parent: str | None = None
-            if post_id != first_id:
-                mentioned = _mentioned_post(attributes)
-                in_thread = mentioned is not None and mentioned in known and mentioned != post_id
-                parent = mentioned if in_thread else first_id
-            user_id, username, groups = self._author(thread, post)
-            messages.append(
-                Message(
-                    platform_id=post_id,
-                    thread_id=thread.discussion_id,
-                    parent_id=parent,
-                    author_id=user_id,
-                    author_name=username,
-                    text=_post_text(attributes),
-                    created_at=created_at,
-                    seq=number,
-                    is_brand=self._moderators.match(user_id, username, groups),
-                    # A hidden discussion hides every post in it for the public.
-                    hidden=attributes.get("isHidden") is True or thread.hidden,
-                    permalink=f"{self._base}/d/{thread.slug or thread.discussion_id}/{number}",
-                )
+        messages = [
+            self._message(thread, number, post_id, post, created_at, first_id, known)
+            for number, post_id, post, created_at in comments
+            if created_at >= horizon
+        ]
+        return messages, skipped
+
+    @staticmethod
+    def _unserved_posts(thread: _Thread) -> dict[str, Skipped]:
+        """Posts the discussion lists that came without their id: skipped as malformed."""
+        if not thread.without_id:
+            return {}  # the rest vanished between two requests: nothing to report
+        return {
+            f"post:{post_id}": Skipped(
+                reason="malformed",
+                detail=f"discussion {thread.discussion_id}: post {post_id} served without its id",
             )
-        return messages
+            for post_id in thread.post_ids
+            if post_id not in thread.posts
+        }
+
+    def _message(
+        self,
+        thread: _Thread,
+        number: int,
+        post_id: str,
+        post: Mapping[str, Any],
+        created_at: datetime,
+        first_id: str,
+        known: set[str],
+    ) -> Message:
+        attributes = _attributes(post)
+        parent: str | None = None
+        if post_id != first_id:
+            mentioned = _mentioned_post(attributes)
+            in_thread = mentioned is not None and mentioned in known and mentioned != post_id
+            parent = mentioned if in_thread else first_id
+        # A post without its `user` (a deleted author) is an unknown consumer, not an error.
+        user_id, username, groups = self._author(thread, post)
+        return Message(
+            platform_id=post_id,
+            thread_id=thread.discussion_id,
+            parent_id=parent,
+            author_id=user_id,
+            author_name=username,
+            text=_post_text(attributes),
+            created_at=created_at,
+            seq=number,
+            is_brand=self._moderators.match(user_id, username, groups),
+            # A hidden discussion hides every post in it for the public.
+            hidden=attributes.get("isHidden") is True or thread.hidden,
+            permalink=f"{self._base}/d/{thread.slug or thread.discussion_id}/{number}",
+        )
 
     def _author(
         self, thread: _Thread, post: Mapping[str, Any]
@@ -642,11 +902,35 @@ def _relation(resource: Mapping[str, Any], name: str) -> Any:
     return relation.get("data") if isinstance(relation, dict) else None
 
 
-def _resource_id(resource: Mapping[str, Any], kind: str) -> str:
-    value = resource.get("id")
-    if not isinstance(value, str | int) or not str(value):
-        raise TransientError(f"Flarum returned a {kind} without an id")
-    return str(value)
+def _new_thread(discussion_id: str, body: Mapping[str, Any]) -> _Thread:
+    """The discussion document's thread; _Refused (malformed) without a discussion or post ids."""
+    data = body.get("data")
+    relationships = data.get("relationships") if isinstance(data, dict) else None
+    posts_rel = relationships.get("posts") if isinstance(relationships, dict) else None
+    post_refs = posts_rel.get("data") if isinstance(posts_rel, dict) else None
+    if not isinstance(data, dict) or data.get("type") != "discussions":
+        what = "a response without the discussion"
+    elif not isinstance(post_refs, list):
+        what = "a discussion without its post ids"
+    else:
+        attributes = _attributes(data)
+        slug = attributes.get("slug")
+        thread = _Thread(
+            discussion_id=discussion_id,
+            slug=slug if isinstance(slug, str) and slug else None,
+            hidden=attributes.get("isHidden") is True,
+            post_ids=[str(r["id"]) for r in post_refs if isinstance(r, dict) and "id" in r],
+        )
+        thread.add(body)
+        return thread
+    detail = f"discussion {discussion_id}: Flarum served {what}"
+    raise _Refused(Skipped(reason="malformed", detail=detail))
+
+
+def _error_code(body: Any) -> str:
+    """The `code` of a JSON:API error document's first error, or ""."""
+    first = next(iter(_as_list(body.get("errors") if isinstance(body, dict) else None)), None)
+    return str(first.get("code") or "") if isinstance(first, dict) else ""
 
 
 def _data_list(body: Mapping[str, Any], url: str) -> list[Any]:

@@ -28,6 +28,7 @@ from monitor.simulator.phpbb import (
     HtmlPage,
     HttpStatus,
     MalformedXml,
+    Throttle,
     TruncatedBody,
     rate_limited,
 )
@@ -402,7 +403,7 @@ async def test_deleted_topic_becomes_a_deleted_thread_and_is_not_asked_again(
     assert f"/app.php/feed/topic/{doomed}" not in [path for path, _ in statuses(board, seen)]
 
 
-async def test_soft_deleted_topic_is_deleted_until_restored(
+async def test_soft_deleted_topic_is_skipped_as_forbidden_until_restored(
     board: FakePhpbbBoard, session: aiohttp.ClientSession
 ) -> None:
     topic, first = board.add_topic(
@@ -415,7 +416,9 @@ async def test_soft_deleted_topic_is_deleted_until_restored(
     )
     board.soft_delete_topic(topic)
     hidden = await source.fetch(again(first_batch, {topic, other}))
-    assert hidden.deleted_threads == frozenset({str(topic)})  # 403 while the board answers
+    # 403 while the board answers: out of guests' sight, which is not deleted.
+    assert hidden.deleted_threads == frozenset()
+    assert [(k, s.reason) for k, s in hidden.skipped.items()] == [(str(topic), "forbidden")]
     assert "gone" not in hidden.cursor or topic not in hidden.cursor["gone"]
     board.restore_topic(topic)
     back = await source.fetch(again(hidden, {topic, other}))
@@ -505,6 +508,44 @@ async def test_post_only_links_resolve_topics_once(session: aiohttp.ClientSessio
         await board.stop()
 
 
+async def test_a_throttled_look_up_is_resumed_with_the_topics_it_leads_to(
+    session: aiohttp.ClientSession,
+) -> None:
+    board = FakePhpbbBoard(link_style="post_only", now=lambda: NOW)
+    board.add_forum(FORUM, "Support")
+    topics = [
+        board.add_topic(
+            forum_id=FORUM, title=f"T{n}", author="ann", created_at=at(-9 + n), text="?"
+        )
+        for n in range(3)
+    ]
+    await board.start()
+    try:
+        clock = FakeClock(NOW)
+        source = make_source(board, session, forums=[FORUM], clock=clock)
+        board.inject(Throttle(status=429, wait_seconds=30), path_contains="/viewtopic.php")
+        stopped = await source.fetch(EMPTY)
+        assert stopped.interrupted == "rate_limited" and stopped.wait_seconds == 30
+        assert stopped.messages == ()  # no topic read whole yet
+        resume = stopped.cursor["resume"]
+        assert resume["forums"] == [] and resume["new_topics"] is True
+        assert resume["lookups"] == sorted(post for _, post in topics)
+        seen = len(board.requests)
+        await clock.advance(30)  # as the coordinator waits
+        finished = await source.fetch(again(stopped))
+        assert finished.interrupted is None and "resume" not in finished.cursor
+        assert {m.platform_id: m.thread_id for m in finished.messages} == {
+            str(post): str(topic) for topic, post in topics
+        }
+        # The refused look-up and the rest, then the topics found: no forum feed again.
+        paths = [path for path, _ in statuses(board, seen)]
+        assert paths == ["/viewtopic.php"] * 3 + [
+            f"/app.php/feed/topic/{topic}" for topic, _ in topics
+        ] + ["/app.php/feed/topics"]
+    finally:
+        await board.stop()
+
+
 # --- moderators -----------------------------------------------------------------------------
 
 
@@ -562,15 +603,29 @@ async def test_transient_failures(
     assert expected in str(error)
 
 
-async def test_a_failing_topic_feed_fails_the_poll_and_the_next_one_recovers(
+async def test_a_failing_topic_feed_interrupts_the_poll_and_the_next_fetch_finishes_it(
     board: FakePhpbbBoard, session: aiohttp.ClientSession
 ) -> None:
-    _, first = board.add_topic(forum_id=FORUM, title="Q", author="ann", created_at=at(-9), text="?")
+    topic, first = board.add_topic(
+        forum_id=FORUM, title="Q", author="ann", created_at=at(-9), text="?"
+    )
     source = make_source(board, session)
     board.inject(CutFeed(), path_contains="/topic/")
-    with pytest.raises(TransientError):
-        await source.fetch(EMPTY)
-    assert str(first) in by_id(await source.fetch(EMPTY))
+    stopped = await source.fetch(EMPTY)
+    # The forum feed was read: kept (its validators too), the topic is what is left.
+    assert stopped.interrupted == "transient" and stopped.messages == ()
+    assert stopped.cursor["resume"]["topics"] == [topic]
+    assert stopped.cursor["resume"]["failed"] == topic
+    assert "forum/2" in stopped.cursor["validators"]
+    seen = len(board.requests)
+    finished = await source.fetch(again(stopped))
+    assert finished.interrupted is None and str(first) in by_id(finished)
+    assert "resume" not in finished.cursor
+    # Only what was left: the topic feed and the "new topics" feed, not the forum feed again.
+    assert statuses(board, seen) == [
+        (f"/app.php/feed/topic/{topic}", 200),
+        ("/app.php/feed/topics", 200),
+    ]
 
 
 @pytest.mark.parametrize("status", [401, 403])

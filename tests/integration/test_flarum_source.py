@@ -536,6 +536,8 @@ async def fetch_error(forum: FakeFlarum, session: aiohttp.ClientSession, **kw: A
             ),
             300,
         ),
+        # Unavailable, saying for how long (a proxy in front of maintenance mode): a throttle.
+        (FlarumError(status=503, code="maintenance", headers={"Retry-After": "60"}), 60),
     ],
 )
 async def test_rate_limits_are_rate_limited(
@@ -616,7 +618,7 @@ async def test_invalid_parameter_is_fatal(
     "fault",
     [
         FlarumError(status=500, code="unknown"),
-        FlarumError(status=503, code="maintenance", headers={"Retry-After": "60"}),
+        FlarumError(status=503, code="maintenance"),  # maintenance mode: no Retry-After
         HttpStatus(status=502, body="<html><body>502 Bad Gateway</body></html>"),
         MalformedJson(),
         TruncatedBody(),
