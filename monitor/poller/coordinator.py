@@ -257,7 +257,8 @@ class Coordinator:
 
     def _note_skips(self, entry: PolledSource, batch: Batch) -> None:
         """Count and log (once) the objects a fetch skipped; forget those read again."""
-        read = {*batch.complete_threads, *(m.platform_id for m in batch.messages)}
+        # Threads by their id, posts as "post:{id}": thread and post ids may share numbers.
+        read = {*batch.complete_threads, *(f"post:{m.platform_id}" for m in batch.messages)}
         for object_id in entry.skips.cleared(read - batch.skipped.keys()):
             log.info("skipped object readable again", source=entry.name, object=object_id)
         ref = entry.settings.ref

@@ -892,7 +892,8 @@ def _skip_malformed(
 ) -> None:
     value = raw.get("id")
     key = str(value) if isinstance(value, str | int) and str(value) else fallback_key
-    state.skipped[key or "unknown"] = Skipped(reason="malformed", detail=str(err))
+    # "post:" like every source: a post's id never rests a thread of the same number.
+    state.skipped[f"post:{key or 'unknown'}"] = Skipped(reason="malformed", detail=str(err))
 
 
 def _required_id(raw: Mapping[str, Any], kind: str) -> str:

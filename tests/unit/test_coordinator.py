@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.domain import Batch, Period, Skipped, SourceRef
+from monitor.domain import Batch, Message, Period, Skipped, SourceRef
 from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
@@ -205,3 +205,36 @@ async def test_a_skipped_thread_is_counted_once_and_left_out_until_its_retry(
     assert metrics.source_skipped.labels("b", "s", "forbidden")._value.get() == 1
     assert entry.up is True
     assert "t1" in entry.skips and entry.skips.resting(clock.now()) == {"t1"}
+
+
+async def test_a_post_with_a_skipped_threads_number_does_not_clear_the_skip(
+    store: Store,
+) -> None:
+    """Forum topic 2 and post 2 are different objects: reading post 2 says nothing of topic 2."""
+    clock = FakeClock(START)
+    post_two = Message(
+        platform_id="2",
+        thread_id="7",
+        parent_id=None,
+        author_id="u",
+        author_name="u",
+        text="hi",
+        created_at=START,
+        seq=1,
+        is_brand=False,
+    )
+    why = Skipped(reason="forbidden", detail="HTTP 403")
+    source = BatchSource(
+        [
+            Batch(messages=(), cursor={}, skipped={"2": why}),
+            Batch(messages=(post_two,), cursor={}, complete_threads={"7": frozenset({"2"})}),
+        ]
+    )
+    coordinator = make(store, clock, {}, group=None)
+    entry = PolledSource(settings=settings("s"), source=source, interval=60)
+    coordinator.sources["s"] = entry
+    coordinator._metrics.prepare(entry.settings.ref)
+    await coordinator.poll_once("s")
+    await clock.advance(60)
+    await coordinator.poll_once("s")
+    assert "2" in entry.skips  # still skipped: only a read of thread 2 clears it
