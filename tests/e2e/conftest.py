@@ -62,8 +62,11 @@ request_timeout = "2s"
 
 
 async def settle(condition: Callable[[], bool], what: str) -> None:
-    """Let background work with real I/O (scheduler, store) finish while fake time stands."""
-    for _ in range(500):
+    """Let background work with real I/O (scheduler, store) finish while fake time stands.
+
+    Up to 30 s: on a loaded 2-core CI runner, store writes can take seconds.
+    """
+    for _ in range(3000):
         if condition():
             return
         await asyncio.sleep(0.01)
