@@ -11,32 +11,27 @@ the rest is stored; a redirect to another host is refused before the API key goe
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 
 from monitor.app import create_app
 from monitor.clock import FakeClock
 from monitor.config import load_config
-from monitor.domain import Batch
 from monitor.logging import configure_logging
 from monitor.simulator.discourse import FakeDiscourse, Fault, HttpStatus, RateLimit
-from monitor.sources.base import FetchRequest, Source
-from monitor.store import Store
-from monitor.web.keys import COORDINATOR, METRICS, STORE
+from monitor.web.keys import COORDINATOR
+from tests.integration.pushback_harness import NAME, Recording, Service
 
 KEY = "pushback-discourse-key-5e4d3c2b"
-NAME = "acme-forum"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
 TOPICS = 200
 MAX_RATIO = 1.3
@@ -74,74 +69,6 @@ requests_per_minute = 100000
     return path
 
 
-class Recording:
-    """Wraps the service's source: every batch it returns, to see what was delivered twice."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.batches: list[Batch] = []
-
-    async def fetch(self, request: FetchRequest) -> Batch:
-        batch = await self.source.fetch(request)
-        self.batches.append(batch)
-        return batch
-
-
-@dataclass(kw_only=True)
-class Service:
-    """The running service around one fake forum."""
-
-    app: web.Application
-    clock: FakeClock
-    recording: Recording
-    logs: io.StringIO
-    polls: int = 0
-    ups: list[float] = field(default_factory=list)  # webcare_source_up after each poll
-
-    @property
-    def store(self) -> Store:
-        return self.app[STORE]  # type: ignore[no-any-return]
-
-    async def poll(self) -> float:
-        """One poll as the coordinator's loop makes it; the delay it asks for before the next."""
-        self.polls += 1
-        delay = await asyncio.wait_for(self.app[COORDINATOR].poll_once(NAME), timeout=30)
-        self.ups.append(self.metric("source_up", "acme", NAME, "discourse"))
-        return float(delay)
-
-    async def poll_until_complete(self, limit: int = 500) -> None:
-        """Poll, waiting out each asked delay on the fake clock, until a poll completes."""
-        entry = self.app[COORDINATOR].sources[NAME]
-        for _ in range(limit):
-            delay = await self.poll()
-            if entry.interruptions == 0 and entry.failures == 0:
-                return
-            await self.clock.advance(delay)
-        raise AssertionError(f"no poll completed in {limit}: {entry.last_error}")
-
-    async def poll_every_minute(self, minutes: int) -> None:
-        """The steady state: a poll a minute (the interval) for `minutes`."""
-        for _ in range(minutes):
-            await self.clock.advance(60)
-            await self.poll_until_complete()
-
-    def metric(self, name: str, *labels: str) -> float:
-        counter = getattr(self.app[METRICS], name)
-        return float(counter.labels(*labels)._value.get())
-
-    def logged(self, event: str, **fields: str) -> int:
-        lines = [orjson.loads(line) for line in self.logs.getvalue().splitlines()]
-        return sum(
-            1
-            for line in lines
-            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
-        )
-
-    def delivered(self) -> Counter[str]:
-        """How often each post id came in a batch."""
-        return Counter(m.platform_id for b in self.recording.batches for m in b.messages)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(NOW)
@@ -164,7 +91,7 @@ def start(
         entry = app[COORDINATOR].sources[NAME]
         recording = Recording(entry.source)
         entry.source = recording
-        return Service(app=app, clock=clock, recording=recording, logs=logs)
+        return Service(app=app, clock=clock, platform="discourse", recording=recording, logs=logs)
 
     return started
 

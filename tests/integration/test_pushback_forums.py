@@ -12,11 +12,10 @@ a redirect to another host is refused before anything goes there.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,17 +27,14 @@ from aiohttp import web
 from monitor.app import create_app
 from monitor.clock import FakeClock
 from monitor.config import load_config
-from monitor.domain import Batch
 from monitor.logging import configure_logging
 from monitor.simulator import flarum as fl
 from monitor.simulator import phpbb as bb
 from monitor.simulator.base import TruncatedBody
-from monitor.sources.base import FetchRequest, Source
-from monitor.store import Store
-from monitor.web.keys import COORDINATOR, METRICS, STORE
+from monitor.web.keys import COORDINATOR
+from tests.integration.pushback_harness import NAME, Recording, Service
 
 KEY = "pushback-flarum-key-0f1e2d3c4b5a"
-NAME = "acme-forum"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
 THREADS = 150  # a year of questions: 10 phpBB forums of 15 topics, 3 Flarum list pages
 MAX_RATIO = 1.3
@@ -261,84 +257,6 @@ poll_interval = "60s"
     return path
 
 
-class Recording:
-    """Wraps the service's source: every batch it returns, to see what was delivered twice."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.batches: list[Batch] = []
-
-    async def fetch(self, request: FetchRequest) -> Batch:
-        batch = await self.source.fetch(request)
-        self.batches.append(batch)
-        return batch
-
-
-@dataclass(kw_only=True)
-class Service:
-    """The running service around one fake forum."""
-
-    app: web.Application
-    forum: Forum
-    recording: Recording
-    logs: io.StringIO
-    polls: int = 0
-    ups: list[float] = field(default_factory=list)  # webcare_source_up after each poll
-
-    @property
-    def clock(self) -> FakeClock:
-        return self.forum.clock
-
-    @property
-    def store(self) -> Store:
-        return self.app[STORE]  # type: ignore[no-any-return]
-
-    @property
-    def entry(self) -> Any:
-        return self.app[COORDINATOR].sources[NAME]
-
-    async def poll(self) -> float:
-        """One poll as the coordinator's loop makes it; the delay it asks for before the next."""
-        self.polls += 1
-        delay = await asyncio.wait_for(self.app[COORDINATOR].poll_once(NAME), timeout=30)
-        self.ups.append(self.metric("source_up", "acme", NAME, self.forum.platform))
-        return float(delay)
-
-    async def poll_until_complete(self, limit: int = 400) -> None:
-        """Poll, waiting out each asked delay on the fake clock, until a poll completes."""
-        for _ in range(limit):
-            delay = await self.poll()
-            if self.entry.interruptions == 0 and self.entry.failures == 0:
-                return
-            await self.clock.advance(delay)
-        raise AssertionError(f"no poll completed in {limit}: {self.entry.last_error}")
-
-    async def poll_every_minute(self, minutes: int) -> None:
-        """The steady state: a poll a minute (the interval) for `minutes`."""
-        for _ in range(minutes):
-            await self.clock.advance(60)
-            await self.poll_until_complete()
-
-    def metric(self, name: str, *labels: str) -> float:
-        counter = getattr(self.app[METRICS], name)
-        return float(counter.labels(*labels)._value.get())
-
-    def logged(self, event: str, **fields: str) -> int:
-        lines = [orjson.loads(line) for line in self.logs.getvalue().splitlines()]
-        return sum(
-            1
-            for line in lines
-            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
-        )
-
-    def delivered(self) -> Counter[str]:
-        """How often each post id came in a batch."""
-        return Counter(m.platform_id for b in self.recording.batches for m in b.messages)
-
-    async def stored(self) -> dict[str, Any]:
-        return {m.message.platform_id: m for m in await self.store.all_messages(NAME)}
-
-
 Start = Callable[..., Awaitable[Service]]
 
 
@@ -371,7 +289,9 @@ def start(tmp_path: Path, aiohttp_client: Client) -> Start:
         entry = app[COORDINATOR].sources[NAME]
         recording = Recording(entry.source)
         entry.source = recording
-        return Service(app=app, forum=forum, recording=recording, logs=logs)
+        return Service(
+            app=app, clock=forum.clock, platform=forum.platform, recording=recording, logs=logs
+        )
 
     return started
 
