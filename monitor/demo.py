@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -127,10 +128,17 @@ def write_demo_config(
     return path
 
 
+def _command_name() -> str:
+    """How the user started us, so a printed command works when pasted (the venv's script is
+    not on PATH after the README's install)."""
+    argv0 = sys.argv[0]
+    if Path(argv0).name == "webcare-monitor":
+        return shlex.quote(argv0)
+    return f"{shlex.quote(sys.executable)} -m monitor"
+
+
 def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
     base = f"http://127.0.0.1:{port}"
-    # The seeded week and today's live traffic.
-    window = f"--since {today - timedelta(days=8)} --until {today + timedelta(days=1)}"
     query = f"since={today - timedelta(days=8)}&until={today + timedelta(days=1)}"
     return (
         "\nwebcare-monitor demo is running (Ctrl-C to stop)\n"
@@ -142,7 +150,8 @@ def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
         f"  fake Facebook Graph API  {api}\n"
         f"  fake Discourse forum     {forum}   (try {forum}/latest.json)\n"
         f"  config       {config}\n"
-        f"  report       webcare-monitor report -c {config} {window}\n"
+        # Today and the seeded week before it, in the brand's local days.
+        f"  report       {_command_name()} report -c {config} --last 8d\n"
     )
 
 

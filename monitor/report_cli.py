@@ -9,6 +9,7 @@ import io
 import json
 import re
 import sys
+import textwrap
 from dataclasses import fields
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import Config
 from monitor.report import (
+    ALL,
     AnyReport,
     ItemLine,
     ModeratorRow,
@@ -32,19 +34,21 @@ from monitor.report import (
 FORMATS = ("table", "csv", "json")
 # Fields holding a fraction (shown as a percentage) rather than a count or seconds.
 _RATIOS = frozenset({"compliance", "after_hours_share"})
-# Shorter table headers so a summary row fits a terminal; CSV and JSON keep the full names.
-_SHORT_HEADERS = {
-    "answered_in_time": "in_time",
-    "answered_late": "late",
-    "breached_open": "breached",
-    "median_response_seconds": "median",
-    "p90_response_seconds": "p90",
-    "median_response_sla_seconds": "median_sla",
-    "p90_response_sla_seconds": "p90_sla",
-    "after_hours_share": "after_hours",
-    "response_seconds": "response",
-    "response_sla_seconds": "response_sla",
-    "dismissed_reason": "dismissed",
+# A default table fits a 100-column terminal; --wide shows every column.
+TABLE_WIDTH = 100
+# Which columns a narrow table keeps first (the rest follow while they fit). The table shows
+# them in the order of the CSV and JSON, under the same names.
+_PRIORITY: dict[str, tuple[str, ...]] = {
+    "moderator": (
+        "responder",
+        "replies",
+        "in_time",
+        "late",
+        "median_response_seconds",
+        "p90_response_seconds",
+        "source",
+    ),
+    "items": ("id", "created_at", "state", "response_seconds", "source", "author", "responder"),
 }
 _TABLE_TITLES = {"summary": "SLA report", "moderator": "Replies per moderator", "items": "Items"}
 
@@ -106,33 +110,94 @@ _ROW_TYPES: dict[ReportKind, type[ReportRow | ModeratorRow | ItemLine]] = {
 }
 
 
-def format_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> str:
-    """An aligned text table: numbers right, text left, percentages and durations humanised."""
-    row_fields = fields(_ROW_TYPES[kind])
-    columns = [f.name for f in row_fields]
-    # Annotations are strings here (postponed evaluation): "int", "float | None", ...
-    numeric = [str(f.type).split(" ")[0] in ("int", "float") for f in row_fields]
-    headers = [_SHORT_HEADERS.get(c, c) for c in columns]
-    cells = [[_cell(c, getattr(row, c), zone) for c in columns] for row in report.rows]
-    widths = [max([len(h), *(len(r[n]) for r in cells)]) for n, h in enumerate(headers)]
+def _title(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> list[str]:
+    """Two lines: the window, then as-of instant and time zone."""
+    return [
+        f"{_TABLE_TITLES[kind]}: items created {_short_time(report.since, zone)} to "
+        f"{_short_time(report.until, zone)}",
+        f"Outcomes as of {_short_time(report.as_of, zone)}; times in {zone.key}.",
+    ]
 
-    def line(values: list[str]) -> str:
+
+def _numeric(kind: ReportKind) -> dict[str, bool]:
+    """Per column: right-aligned (a number) or left-aligned (text)."""
+    # Annotations are strings here (postponed evaluation): "int", "float | None", ...
+    return {f.name: str(f.type).split(" ")[0] in ("int", "float") for f in fields(_ROW_TYPES[kind])}
+
+
+def _fitting(columns: list[str], widths: dict[str, int], kind: ReportKind) -> list[str]:
+    """The columns a TABLE_WIDTH-wide table shows: by priority while they fit, in CSV order."""
+    order = [*_PRIORITY.get(kind, ()), *columns]
+    chosen: set[str] = set()
+    used = -2
+    for name in dict.fromkeys(order):
+        if used + 2 + widths[name] <= TABLE_WIDTH:
+            chosen.add(name)
+            used += 2 + widths[name]
+    return [c for c in columns if c in chosen]
+
+
+def _row_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: bool) -> list[str]:
+    """One line per row; without `wide`, only the columns that fit TABLE_WIDTH."""
+    numeric = _numeric(kind)
+    columns = list(numeric)
+    cells = [{c: _cell(c, getattr(row, c), zone) for c in columns} for row in report.rows]
+    widths = {c: max([len(c), *(len(r[c]) for r in cells)]) for c in columns}
+    shown = columns if wide else _fitting(columns, widths, kind)
+
+    def line(values: dict[str, str]) -> str:
         parts = [
-            v.rjust(w) if num else v.ljust(w)
-            for v, w, num in zip(values, widths, numeric, strict=True)
+            values[c].rjust(widths[c]) if numeric[c] else values[c].ljust(widths[c]) for c in shown
         ]
         return "  ".join(parts).rstrip()
 
-    title = (
-        f"{_TABLE_TITLES[kind]}: items created {_short_time(report.since, zone)} to "
-        f"{_short_time(report.until, zone)}, outcomes as of {_short_time(report.as_of, zone)}"
-        f" ({zone.key})"
-    )
-    out = [title, "", line(headers), line(["-" * w for w in widths])]
+    out = [line({c: c for c in shown}), line({c: "-" * widths[c] for c in shown})]
     out.extend(line(r) for r in cells)
     if not report.rows:
         out.append("(no rows)")
-    return "\n".join(out) + "\n"
+    hidden = [c for c in columns if c not in shown]
+    if hidden:
+        note = f"Not shown: {', '.join(hidden)} (--wide shows every column)."
+        out += ["", *textwrap.wrap(note, TABLE_WIDTH)]
+    return out
+
+
+def _summary_blocks(report: AnyReport, zone: ZoneInfo) -> list[str]:
+    """The summary turned on its side: one block per source, one line per figure, one
+    column per period, so every figure fits a terminal under its CSV name."""
+    blocks: dict[tuple[str, str], list[Any]] = {}
+    for row in report.rows:
+        blocks.setdefault((row.source, row.brand), []).append(row)
+    figures = [c for c in _numeric("summary") if c not in ("source", "brand", "period")]
+    label = max(len(f) for f in figures)
+    out: list[str] = []
+    for (source, brand), rows in blocks.items():
+        columns = [
+            [row.period, *(_cell(f, getattr(row, f), zone) for f in figures)] for row in rows
+        ]
+        widths = [max(len(v) for v in column) for column in columns]
+        # Total rows carry ALL as source (a brand's total) and as brand (the grand total).
+        source_name = "all sources" if source == ALL else source
+        brand_name = "all brands" if brand == ALL else brand
+        heads = [f"{source_name} ({brand_name})", *figures]
+        width = max(label, len(heads[0]))
+        for n, head in enumerate(heads):
+            values = [column[n].rjust(w) for column, w in zip(columns, widths, strict=True)]
+            out.append("  ".join([head.ljust(width), *values]).rstrip())
+        out.append("")
+    if not report.rows:
+        out.append("(no rows)")
+    return out
+
+
+def format_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: bool = False) -> str:
+    """An aligned text table: numbers right, text left, percentages and durations humanised;
+    TABLE_WIDTH columns at most unless `wide`."""
+    if kind == "summary" and not wide:
+        body = _summary_blocks(report, zone)
+    else:
+        body = _row_table(report, kind, zone, wide=wide)
+    return "\n".join([*_title(report, kind, zone), "", *body]).rstrip("\n") + "\n"
 
 
 def format_csv(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> str:
@@ -151,13 +216,15 @@ def format_json(report: AnyReport) -> str:
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
-def render(report: AnyReport, fmt: str, kind: ReportKind, zone: ZoneInfo) -> str:
+def render(
+    report: AnyReport, fmt: str, kind: ReportKind, zone: ZoneInfo, *, wide: bool = False
+) -> str:
     """The report in the asked format; table and CSV times in `zone` (JSON stays UTC)."""
     if fmt == "json":
         return format_json(report)
     if fmt == "csv":
         return format_csv(report, kind, zone)
-    return format_table(report, kind, zone)
+    return format_table(report, kind, zone, wide=wide)
 
 
 DEFAULT_DAYS = 7
@@ -262,7 +329,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         brand=args.brand,
         sources=sources,
     )
-    sys.stdout.write(render(report, args.format, kind, brand_zone(config, args.brand)))
+    zone = brand_zone(config, args.brand)
+    sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
     return 0
 
 
@@ -287,6 +355,11 @@ def add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     report.add_argument("--until", default=None, help="window end, exclusive (same form)")
     report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
     report.add_argument("--brand", default=None, help="only this brand")
+    report.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"table: one line per row with every column (default: fits {TABLE_WIDTH} columns)",
+    )
     detail = report.add_mutually_exclusive_group()
     detail.add_argument("--by", choices=["moderator"], default=None, help="rows per responder")
     detail.add_argument("--items", action="store_true", help="list the items themselves")

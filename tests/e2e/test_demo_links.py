@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -26,8 +27,14 @@ def banner_links(log: Path, deadline: float) -> dict[str, str]:
         text = log.read_text(encoding="utf-8", errors="replace")
         queue = re.search(r"queue page\s+(\S+)", text)
         api = re.search(r"report API\s+curl -H 'Authorization: Bearer (\S+)' '(\S+)'", text)
-        if queue and api:
-            return {"queue": queue.group(1), "token": api.group(1), "api": api.group(2)}
+        command = re.search(r"^  report {3,}(.+)$", text, re.M)
+        if queue and api and command:
+            return {
+                "queue": queue.group(1),
+                "token": api.group(1),
+                "api": api.group(2),
+                "report": command.group(1),
+            }
         time.sleep(0.2)
     raise AssertionError(f"no banner:\n{log.read_text()[-2000:]}")
 
@@ -59,11 +66,19 @@ async def test_the_printed_queue_link_shows_items_and_the_api_link_answers(
                     report = orjson.loads(response.read())
             except URLError:
                 report = {"rows": []}
-            items = sum(row["items"] for row in report["rows"] if row["source"] == "*")
+            totals = [r["items"] for r in report["rows"] if r["source"] == r["brand"] == "*"]
+            items = sum(totals)
             if items:
                 break
             await asyncio.sleep(0.25)
         assert items > 0, "the printed report link never showed the demo's items"
+        # The printed command, pasted as is: the seeded week and today, local days.
+        pasted = subprocess.run(  # noqa: ASYNC221 (a short CLI run)
+            shlex.split(links["report"]), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert pasted.returncode == 0, pasted.stderr
+        total = next(b for b in pasted.stdout.split("\n\n") if b.startswith("all sources (all"))
+        assert int(total.splitlines()[1].split()[1]) >= items  # the `items` line
         await browser.start()
         cards = 0
         for _ in range(40):  # the first poll stores the seeded week within seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -412,10 +413,13 @@ def test_human_duration(seconds: float, text: str) -> None:
 def test_table_and_csv() -> None:
     result = build_report(ONE_SOURCE, since=SINCE, until=UNTIL, as_of=AS_OF)
     table = format_table(result, "summary", ZoneInfo("Europe/Amsterdam"))
-    office = next(line for line in table.splitlines() if "office_hours" in line)
-    assert "25.0%" in office and "10m00s" in office and "1h23m" in office  # 5000 s = 1h23m20s
-    lines = table.splitlines()
-    assert len({len(line) for line in lines[2:4]}) == 1  # header and rule have the same width
+    lines: dict[str, str] = {}
+    for line in table.splitlines():  # the first block: the source's own rows
+        lines.setdefault(line.split("  ")[0].strip(), line)
+    assert lines["acme-fb (acme)"].split()[2:] == ["office_hours", "after_hours", "all"]
+    assert lines["compliance"].split()[1] == "25.0%"
+    assert lines["median_response_seconds"].split()[1] == "10m00s"
+    assert lines["p90_response_seconds"].split()[1] == "1h23m"  # 5000 s = 1h23m20s
     rows = list(csv.DictReader(io.StringIO(format_csv(result, "summary", UTC_ZONE))))
     assert rows[0]["compliance"] == "0.25" and float(rows[0]["p90_response_seconds"]) == 5000
     assert rows[0]["after_hours_share"] == ""
@@ -428,15 +432,49 @@ def test_table_and_csv() -> None:
     )
 
 
+def _many_sources() -> list[ReportItem]:
+    """Items of three sources with long names, authors and permalinks: a wide report."""
+    names = ["acme-facebook-benelux", "acme-community-forum", "acme-support-board"]
+    return [
+        replace(x, source=name, author="Anna-Sophie van den Berg-Oosterhuis")
+        for name in names
+        for x in ONE_SOURCE
+    ]
+
+
+@pytest.mark.parametrize("kind", ["summary", "moderator", "items"])
+def test_tables_fit_100_columns_and_use_the_csv_and_json_names(kind: str) -> None:
+    """Default tables fit a 100-column terminal; --wide shows every column; every header is
+    the CSV and JSON name of that column."""
+    items = _many_sources()
+    result = build(kind, items, since=SINCE, until=UNTIL, as_of=AS_OF)  # type: ignore[arg-type]
+    zone = ZoneInfo("Europe/Amsterdam")
+    narrow = format_table(result, kind, zone)  # type: ignore[arg-type]
+    assert max(len(line) for line in narrow.splitlines()) <= 100, narrow
+    csv_columns = next(csv.reader(io.StringIO(format_csv(result, kind, zone))))  # type: ignore[arg-type]
+    json_keys = list(json.loads(format_json(result))["rows"][0])
+    assert json_keys == csv_columns
+    wide = format_table(result, kind, zone, wide=True)  # type: ignore[arg-type]
+    assert wide.splitlines()[3].split() == csv_columns  # the header line, after title and blank
+    if kind == "summary":  # turned on its side: one line per figure, named as in the CSV
+        labels = [line.split()[0] for line in narrow.splitlines()[4:17]]
+        assert labels == csv_columns[3:]
+    else:
+        shown = narrow.splitlines()[3].split()
+        assert shown == [c for c in csv_columns if c in shown]  # CSV order, CSV names
+        hidden = " ".join(narrow.split("Not shown: ")[1].split())
+        assert hidden.startswith(", ".join(c for c in csv_columns if c not in shown))
+
+
 def test_table_and_csv_times_are_local_with_their_offset() -> None:
     """A brand manager reads the brand's wall clock; a DST change moves the offset."""
     zone = ZoneInfo("Europe/Amsterdam")
     summer = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 CEST on the 25th
     winter = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, after the change
     result = build_report([], since=summer, until=winter, as_of=winter)
-    title = format_table(result, "summary", zone).splitlines()[0]
-    assert "2026-10-25 00:30 +02:00 to 2026-10-25 02:30 +01:00" in title
-    assert "(Europe/Amsterdam)" in title
+    title = format_table(result, "summary", zone).splitlines()[:2]
+    assert "2026-10-25 00:30 +02:00 to 2026-10-25 02:30 +01:00" in title[0]
+    assert "times in Europe/Amsterdam" in title[1]
     line = item_line(item(at=summer, due_in=3 * 3600), winter)
     listing = Report(since=summer, until=winter, as_of=winter, rows=(line,))
     row = next(csv.DictReader(io.StringIO(format_csv(listing, "items", zone))))
