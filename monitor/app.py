@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 
@@ -221,6 +222,8 @@ def create_app(
             on_events=on_events,
             clock=app[CLOCK],
             rng=rng,
+            # On a terminal a first backfill draws a bar; under systemd or Docker it logs lines.
+            progress_terminal=sys.stderr if sys.stderr.isatty() else None,
         )
         await coordinator.load_state()
         app[COORDINATOR] = coordinator

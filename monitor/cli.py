@@ -57,11 +57,6 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     config = _load_or_exit(args.config)
 
-    def progress(source: str, done: int, total: int) -> None:
-        # On a terminal one line that updates in place; otherwise a line per step.
-        end = "\r" if sys.stderr.isatty() and done < total else "\n"
-        print(f"{source}: {done}/{total} items", end=end, file=sys.stderr, flush=True)
-
     async def run() -> None:
         engine = create_engine(config.database_url)
         try:
@@ -77,6 +72,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_db_recompute(args: argparse.Namespace) -> int:
     """`db recompute -c CONFIG --since ISO`: re-derive items after a calendar/policy change."""
     from monitor.app import source_settings
+    from monitor.progress import Progress
     from monitor.recompute import recompute
     from monitor.report import parse_instant
     from monitor.report_cli import brand_zone
@@ -89,10 +85,19 @@ def cmd_db_recompute(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise SystemExit(f"--since: {err}") from err
 
+    configure_from(config)
+    # A bar per source on a terminal; otherwise log lines (done/total, rate, ETA).
+    terminal = sys.stderr if sys.stderr.isatty() else None
+    shown: dict[str, Progress] = {}
+
     def progress(source: str, done: int, total: int) -> None:
-        # On a terminal one line that updates in place; otherwise a line per step.
-        end = "\r" if sys.stderr.isatty() and done < total else "\n"
-        print(f"{source}: {done}/{total} items", end=end, file=sys.stderr, flush=True)
+        if source not in shown:
+            shown[source] = Progress(
+                "recompute", source, total=total, unit="items", terminal=terminal
+            )
+        shown[source].update(done)
+        if done == total:
+            shown[source].finish()
 
     async def run() -> None:
         engine = create_engine(config.database_url)

@@ -1,4 +1,4 @@
-"""Parse human durations such as "90s", "60m" or "1h30m" into seconds."""
+"""Human durations: "90s", "60m" or "1h30m" read into seconds, and seconds written short."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ def parse_duration(value: str | int | float) -> float:
     if seconds <= 0:
         raise ValueError("duration must be positive")
     return seconds
+
+
+def human_duration(seconds: float) -> str:
+    """12m30s, 5h10m, 2d03h: precise enough to read, short enough for a column."""
+    total = round(abs(seconds))
+    sign = "-" if seconds < 0 and total else ""
+    if total < 60:
+        return f"{sign}{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d{hours:02d}h"

@@ -12,7 +12,7 @@ from monitor.store import Store
 # Far enough in the future to mean "every item since".
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 # How often progress is reported inside one source.
-PROGRESS_EVERY = 1000
+PROGRESS_EVERY = 100
 
 # (source, items done, items of that source)
 Progress = Callable[[str, int, int], None]

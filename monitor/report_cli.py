@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import Config
+from monitor.durations import human_duration
 from monitor.report import (
     ALL,
     AnyReport,
@@ -51,22 +52,6 @@ _PRIORITY: dict[str, tuple[str, ...]] = {
     "items": ("id", "created_at", "state", "response_seconds", "source", "author", "responder"),
 }
 _TABLE_TITLES = {"summary": "SLA report", "moderator": "Replies per moderator", "items": "Items"}
-
-
-def human_duration(seconds: float) -> str:
-    """12m30s, 5h10m, 2d03h: precise enough to read, short enough for a column."""
-    total = round(abs(seconds))
-    sign = "-" if seconds < 0 and total else ""
-    if total < 60:
-        return f"{sign}{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{sign}{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{sign}{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{sign}{days}d{hours:02d}h"
 
 
 def _short_time(moment: datetime, zone: ZoneInfo) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +20,7 @@ from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings, handle_batch
 from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
 from monitor.poller.skips import SkipList
+from monitor.progress import Progress
 from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
 from monitor.store import Store
 
@@ -50,6 +51,7 @@ class PolledSource:
     interruptions: int = 0
     skips: SkipList = field(default_factory=SkipList)
     last_error: str | None = None  # why the last poll failed or stopped early (for /readyz)
+    backfill: Progress | None = None  # how far the first backfill is, while it runs
 
     @property
     def name(self) -> str:
@@ -69,8 +71,11 @@ class Coordinator:
         on_events: Callable[[list[Event]], None],
         clock: Clock,
         rng: random.Random | None = None,
+        progress_terminal: TextIO | None = None,
     ) -> None:
         self.sources = {s.name: s for s in sources}
+        # Where a first backfill draws its progress bar (a terminal); None: log lines.
+        self._progress_terminal = progress_terminal
         self._store = store
         self._metrics = metrics
         self._on_events = on_events
@@ -177,8 +182,10 @@ class Coordinator:
             )
             # A thread that could not be read last time waits for its (slower) retry.
             active -= entry.skips.resting(now)
+            # Until a first poll completes, it is the backfill: sources say how far it is.
+            on_progress = self._backfill_progress(entry) if entry.last_success is None else None
             batch = await entry.source.fetch(
-                FetchRequest(cursor=entry.cursor, active_threads=active)
+                FetchRequest(cursor=entry.cursor, active_threads=active, on_progress=on_progress)
             )
             result = await handle_batch(self._store, settings, batch, self._clock.now())
         except SourceError as err:
@@ -213,6 +220,9 @@ class Coordinator:
             if batch.interrupted is not None:
                 return self._interrupted(entry, batch, fields)
             entry.last_success = self._clock.now()
+            if entry.backfill is not None:
+                entry.backfill.finish()
+                entry.backfill = None
             entry.last_error = None
             entry.failures = 0
             entry.interruptions = 0
@@ -230,6 +240,18 @@ class Coordinator:
             rng=self._rng,
             retry_after=retry_after,
         )
+
+    def _backfill_progress(self, entry: PolledSource) -> Callable[[float, float, str], None]:
+        """A source's progress callback: one Progress per unit, kept across resumed polls."""
+
+        def on_progress(left: float, total: float, unit: str) -> None:
+            if entry.backfill is None or entry.backfill.unit != unit:
+                entry.backfill = Progress(
+                    "backfill", entry.name, total=total, unit=unit, terminal=self._progress_terminal
+                )
+            entry.backfill.remaining(left, total)
+
+        return on_progress
 
     def _interrupted(self, entry: PolledSource, batch: Batch, fields: dict[str, Any]) -> float:
         """A poll stopped early but its progress is stored: resume soon, after the wait asked.

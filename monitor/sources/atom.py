@@ -235,6 +235,8 @@ class _Run:
     todo: _Todo
     conditional: bool
     now: datetime
+    request: FetchRequest | None = None  # told how many topics are left (progress)
+    topics_done: int = 0
     requests: int = 0
     not_modified: int = 0
     # A feed of this board answered 200/304: a 404/403 elsewhere is about that topic only,
@@ -317,6 +319,7 @@ class PhpbbAtomSource:
             todo=resumed or self._fresh_todo(request),
             conditional=request.include_feed,
             now=now,
+            request=request,
         )
         await self._work(run, request)
         stopped = run.stopped
@@ -455,6 +458,10 @@ class PhpbbAtomSource:
         run.todo.topics.remove(topic_id)
         if run.todo.failed == topic_id:
             run.todo.failed = None
+        run.topics_done += 1
+        if run.request is not None:
+            left = len(run.todo.topics)
+            run.request.progress(left, run.topics_done + left, "topics")
 
     async def _gives_up_on(self, run: _Run, topic_id: int, err: TransientError) -> bool:
         """Whether a topic that failed transiently is skipped (True) rather than the fetch stopped.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,11 @@ class FatalError(SourceError):
     reason = "fatal"
 
 
+# Told how much of a long read is left: (left, total, unit), e.g. (245, 365, "days") while a
+# first backfill pages back through a year, or (80, 200, "topics").
+ProgressCallback = Callable[[float, float, str], None]
+
+
 @dataclass(frozen=True, kw_only=True)
 class FetchRequest:
     """What the coordinator hands a source: its saved cursor and the threads to re-poll."""
@@ -51,6 +56,13 @@ class FetchRequest:
     active_threads: frozenset[str]
     # False: only re-read `active_threads` (e.g. just before a breach); cursor stays as it is.
     include_feed: bool = True
+    # Set during a first backfill; sources call it as they work through it.
+    on_progress: ProgressCallback | None = None
+
+    def progress(self, left: float, total: float, unit: str) -> None:
+        """Tell the coordinator how much is left, if it asked."""
+        if self.on_progress is not None:
+            self.on_progress(left, total, unit)
 
 
 class Source(Protocol):

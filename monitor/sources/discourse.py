@@ -315,6 +315,7 @@ class _TopicsRun:
     """Reading a queue of topics, one whole topic after the other (mutable on purpose)."""
 
     left: list[str]
+    request: FetchRequest | None = None  # told how many topics are left (progress)
     failed: str | None = None  # see _Resume.failed
     struck: bool = False  # this fetch noted a topic's first failure (worth keeping in the cursor)
     messages: list[Message] = field(default_factory=list)
@@ -326,6 +327,9 @@ class _TopicsRun:
         """The head of the queue is done with (read, gone or skipped)."""
         self.left.pop(0)
         self.read_at[topic_id] = now
+        if self.request is not None:
+            total = len(self.read_at) + len(self.left)
+            self.request.progress(len(self.left), total, "topics")
         if self.failed == topic_id:
             self.failed = None
 
@@ -390,7 +394,9 @@ class DiscourseSource:
             return await self._reread(state, request)
         resume = _Resume.load(request.cursor)
         plan = await self._plan(state, request, resume)
-        run = _TopicsRun(left=list(plan.topics), failed=resume.failed if resume else None)
+        run = _TopicsRun(
+            left=list(plan.topics), request=request, failed=resume.failed if resume else None
+        )
         if plan.listed:
             await self._read_topics(state, run, resumable=True)
         # Only a read that succeeded counts: a failed one is re-checked next time.

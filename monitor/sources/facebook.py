@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -278,7 +278,9 @@ class FacebookPageSource:
         # Feed and thread reads together: with a batcher they travel in the same POSTs.
         with _one_error():
             async with asyncio.TaskGroup() as group:
-                feed_task = group.create_task(self._fetch_feed(state, feed_url))
+                feed_task = group.create_task(
+                    self._fetch_feed(state, feed_url, self._days_left(request, since))
+                )
                 lookup_task = group.create_task(self._fetch_threads(state, lookup))
         feed, looked_up = feed_task.result(), lookup_task.result()
         messages: list[Message] = []
@@ -400,11 +402,28 @@ class FacebookPageSource:
         }
         return str(URL(f"{self._base}/{self._config.page_id}/feed").with_query(params))
 
-    async def _fetch_feed(self, state: _FetchState, url: str | None) -> _FeedRead:
+    def _days_left(self, request: FetchRequest, since: int) -> Callable[[list[Any]], None]:
+        """Tells `request` how many days of the feed are left after a page (newest first)."""
+        now = self._clock.now().timestamp()
+        total = max(now - since, 0.0) / 86400
+
+        def page_read(data: list[Any]) -> None:
+            times = []
+            for raw in data:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    times.append(parse_graph_time(raw["created_time"]).timestamp())
+            if times:
+                request.progress(min(max(min(times) - since, 0.0) / 86400, total), total, "days")
+
+        return page_read
+
+    async def _fetch_feed(
+        self, state: _FetchState, url: str | None, page_read: Callable[[list[Any]], None]
+    ) -> _FeedRead:
         """Feed pages from `url` on, each post with all its comments (None: not all read).
 
         Stops at the first page that cannot be read for now (throttled, transient) and says
-        where to go on; what was read before it is kept.
+        where to go on; what was read before it is kept. `page_read` sees each page's posts.
         """
         read = _FeedRead()
         seen: set[str] = set()
@@ -419,6 +438,7 @@ class FacebookPageSource:
             if not isinstance(data, list):
                 raise TransientError(f"GET {_path(url)}: Graph response without a data list")
             read.posts.extend((raw, None) for raw in data if isinstance(raw, dict))
+            page_read([raw for raw in data if isinstance(raw, dict)])
             next_url = _next_link(body)
             if next_url is None or not data:
                 break

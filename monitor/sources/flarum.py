@@ -144,6 +144,7 @@ class _FetchState:
     requests: int = 0
     documents: int = 0  # answered with a JSON:API document: the forum is up and serving
     finished: int = 0  # discussions read, gone or skipped
+    request: FetchRequest | None = None  # told how many discussions are left (progress)
     messages: list[Message] = field(default_factory=list)
     complete: dict[str, frozenset[str]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
@@ -287,6 +288,7 @@ class FlarumSource:
         if not request.include_feed:
             return await self._reread(state, request, horizon)
         since = _cursor_time(request.cursor, "last_posted_at") or horizon
+        state.request = request
         todo = _Todo.load(request.cursor)
         if todo is None:
             await self._check_identity(state)
@@ -479,6 +481,9 @@ class FlarumSource:
             self._keep(state, discussion_id, thread, horizon)
         todo.threads.remove(discussion_id)
         state.finished += 1
+        if state.request is not None:
+            left = len(todo.threads)
+            state.request.progress(left, state.finished + left, "discussions")
         if todo.failed == discussion_id:
             todo.failed = None
 

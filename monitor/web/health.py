@@ -7,6 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.durations import human_duration
 from monitor.poller import PolledSource
 from monitor.web.keys import CLOCK, COORDINATOR, METRICS, STORE
 
@@ -46,11 +47,19 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _first_poll_state(entry: PolledSource) -> str:
     """Why a source has no successful poll yet, in the operator's words."""
+    done = ""
+    if entry.backfill is not None:
+        eta = entry.backfill.eta_seconds()
+        left = f", about {human_duration(eta)} to go" if eta is not None else ""
+        done = f"backfilling: {entry.backfill.describe()}{left}"
     if entry.last_error is not None and entry.interruptions:
         times = f"{entry.interruptions} time{'s' if entry.interruptions > 1 else ''}"
-        return f"backfill interrupted {times} so far, resuming ({entry.last_error[:300]})"
+        state = f"backfill interrupted {times} so far, resuming ({entry.last_error[:300]})"
+        return f"{done}; {state}" if done else state
     if entry.last_error is not None:
         return f"first poll failed, retrying ({entry.last_error[:300]})"
+    if done:
+        return done
     if entry.lock.locked():
         return "first poll in progress (reading the backfill history)"
     return "not polled yet"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,11 @@ async def test_recompute_applies_a_new_target_and_coverage_calendar(
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     assert "recomputed 7 items" in stdout.decode()
-    # Progress on stderr, per source, as done/total (a line each when not on a terminal).
-    assert "acme-fb: 7/7 items" in stderr.decode()
+    # Progress on stderr, per source, as log lines when not on a terminal.
+    logged = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    done = next(e for e in logged if e["event"] == "recompute done")
+    assert (done["source"], done["done"], done["total"], done["unit"]) == ("acme-fb", 7, 7, "items")
+    assert any(e["event"] == "recompute progress" for e in logged)
     assert "5 changed" in stdout.decode()  # the five after-hours items: new target
     after = await outcomes(db)
     # 20:00-20:45 local lies inside 07:00-23:00: 2700 s of SLA time, now within 60 min.

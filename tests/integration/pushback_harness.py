@@ -42,6 +42,7 @@ class Service:
     platform: str  # the `platform` label of webcare_source_up
     recording: Recording
     logs: io.StringIO
+    client: Any = None  # a test client of the app (for /readyz), when the suite made one
     polls: int = 0
     ups: list[float] = field(default_factory=list)  # webcare_source_up after each poll
 

@@ -67,6 +67,7 @@ def make_source(
     page_id: str = PAGE_ID,
     timeout: float = 2.0,
     now: datetime = NOW,
+    backfill_days: float = 7,
 ) -> FacebookPageSource:
     config = FacebookPageConfig.model_validate(
         {
@@ -77,7 +78,7 @@ def make_source(
             "access_token": token,
             "api_base_url": graph.base_url,
             "request_timeout": timeout,
-            "backfill_days": 7,
+            "backfill_days": backfill_days,
         }
     )
     return FacebookPageSource(config, session, FakeClock(now), page_size=page_size)
@@ -179,6 +180,26 @@ async def test_follows_feed_and_comment_pages(
     assert all("after" in query for query in paths(graph, "/comments"))
     # The token travels in a header, never in a URL.
     assert all("access_token" not in query for _, query in graph.requests)
+
+
+async def test_a_first_backfill_says_how_many_days_are_left_after_each_feed_page(
+    graph: FakeGraphApi, session: aiohttp.ClientSession
+) -> None:
+    """A year of posts, two a day, read 50 a page: the days left shrink to zero."""
+    for day in range(365):
+        for hour in (9, 21):
+            graph.add_post(created_time=NOW - timedelta(days=day, hours=hour), message="p")
+    told: list[tuple[float, float, str]] = []
+    request = FetchRequest(
+        cursor={}, active_threads=frozenset(), on_progress=lambda *a: told.append(a)
+    )
+    batch = await make_source(graph, session, page_size=50, backfill_days=365).fetch(request)
+    assert len(batch.messages) == 730
+    assert len(told) == len(paths(graph, "/feed")) == 15  # one report per feed page
+    assert {(total, unit) for _, total, unit in told} == {(365.0, "days")}
+    lefts = [left for left, _, _ in told]
+    assert lefts == sorted(lefts, reverse=True) and lefts[-1] < 1
+    assert 365 - 25 - 1 < lefts[0] < 365 - 25 + 1  # the first 50 posts: the newest 25 days
 
 
 async def test_trailing_empty_feed_page_ends_cleanly(

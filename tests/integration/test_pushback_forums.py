@@ -13,6 +13,7 @@ a redirect to another host is refused before anything goes there.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -285,12 +286,17 @@ def start(tmp_path: Path, aiohttp_client: Client) -> Start:
         configure_logging(level="info", fmt="json", secrets=[KEY], stream=logs)
         path = write_config(tmp_path / f"{label}.toml", forum, backfill_days=backfill_days)
         app = create_app(load_config(path), clock=forum.clock, start_polling=False)
-        await aiohttp_client(app)
+        client = await aiohttp_client(app)
         entry = app[COORDINATOR].sources[NAME]
         recording = Recording(entry.source)
         entry.source = recording
         return Service(
-            app=app, clock=forum.clock, platform=forum.platform, recording=recording, logs=logs
+            app=app,
+            clock=forum.clock,
+            platform=forum.platform,
+            recording=recording,
+            logs=logs,
+            client=client,
         )
 
     return started
@@ -360,6 +366,36 @@ async def test_a_year_backfill_under_a_throttle_on_every_5th_request_stores_ever
     # Nothing the stopped polls had read is asked for again: only the refused requests are.
     assert throttled.repeated == refused
     assert ratio <= MAX_RATIO
+
+
+async def test_a_long_first_backfill_tells_how_far_it_is(start: Start, kind: str) -> None:
+    """/readyz and the log say how many topics of how many are done, never going back, while
+    a throttled year's backfill resumes poll after poll; the last log line says it is done."""
+    forum = FORUMS[kind](FakeClock(NOW))
+    forum.seed_year()
+    await forum.fake.start()
+    try:
+        forum.fake.inject_every(bb.Throttle(status=429, retry_after="seconds"), 5)
+        service = await start(forum, label="progress", backfill_days=365)
+        said: list[tuple[int, int]] = []
+        for _ in range(500):
+            delay = await service.poll()
+            if service.entry.last_success is not None:
+                break
+            response = await service.client.get("/readyz")
+            problem = (await response.json())["problems"][0]
+            found = re.search(r"backfilling: (\d+) of (\d+) (topics|discussions)", problem)
+            if found:  # once the lists are read (the first polls read topic lists)
+                said.append((int(found.group(1)), int(found.group(2))))
+            await service.clock.advance(delay)
+        assert service.entry.backfill is None  # done: /readyz is about freshness again
+        assert len(said) > 10
+        done, totals = [d for d, _ in said], {t for _, t in said}
+        assert done == sorted(done) and len(totals) == 1  # forward only, one total
+        assert service.logged("backfill done", source=NAME) == 1
+        assert service.logged("backfill progress", source=NAME) >= 1
+    finally:
+        await forum.fake.stop()
 
 
 async def test_cut_off_bodies_in_the_middle_of_a_backfill_resume_the_same_way(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.domain import ItemState, Period
+from monitor.durations import human_duration
 from monitor.report import (
     MEDIAN,
     P90,
@@ -29,7 +30,7 @@ from monitor.report import (
     nearest_rank,
     parse_instant,
 )
-from monitor.report_cli import format_csv, format_json, format_table, human_duration
+from monitor.report_cli import format_csv, format_json, format_table
 
 UTC_ZONE = ZoneInfo("UTC")
 
