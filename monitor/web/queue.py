@@ -33,6 +33,7 @@ from monitor.web.queue_render import (
     message_page,
     queue_page,
 )
+from monitor.web.undo import PENDING, delayed_dismissals
 
 COOKIE = "webcare_token"
 COOKIE_MAX_AGE = 30 * 86400
@@ -132,6 +133,7 @@ async def render_queue(
         name: ref for name, ref in service.sources.items() if brands is None or ref.brand in brands
     }
     cutoffs = {name: await service.historic_before(name) for name in sources}
+    pending = request.app[PENDING].pending(brands)
     waiting = [i for i in await store.unanswered_items() if i.source in sources]
     current = []
     for item in waiting:
@@ -190,7 +192,8 @@ async def render_queue(
         for key, names in lines.items()
     ]
     return queue_page(
-        entries=entries,
+        entries=[e for e in entries if e.item_id not in {p.item_id for p in pending}],
+        pending=pending,
         duty=duty_lines,
         now=now,
         tz=roster.timezone,
@@ -222,7 +225,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def page_action(request: web.Request) -> web.StreamResponse:
-    """POST /items/{id}/ack|dismiss from the page's buttons (cookie + CSRF field)."""
+    """POST /items/{id}/ack|dismiss|undo from the page's buttons (cookie + CSRF field)."""
     session = _session(request)
     if session is None:
         raise _refuse(401, "not logged in", login_page(error="Please log in again."))
@@ -242,12 +245,21 @@ async def page_action(request: web.Request) -> web.StreamResponse:
         by = match.name or "queue page"
         if action == "ack":
             await actions.ack(item_id, by=by)
+        elif action == "undo":
+            if request.app[PENDING].undo(item_id) is None:
+                why = "it is dismissed already" if item.state.value == "dismissed" else "none waits"
+                raise ActionError(409, f"nothing to undo for item {item_id}: {why}")
         else:
+            # Done in UNDO_SECONDS unless undone; checked now, so a refusal is seen at once.
             reason = _field(form, "reason")
-            await actions.dismiss(item_id, reason=reason, by=by)
+            if reason not in DISMISS_REASONS:
+                raise ActionError(400, f"choose a reason: {', '.join(DISMISS_REASONS)}")
+            if not item.state.is_unanswered:
+                raise ActionError(409, f"item {item_id} is {item.state.value}: not dismissed")
+            request.app[PENDING].schedule(item_id, reason=reason, by=by, brand=item.brand)
     except ActionError as err:
         raise _refuse(err.status, str(err), message_page("Not done", str(err))) from err
-    raise _see(f"/#item-{item_id}" if action == "ack" else "/")
+    raise _see("/" if action == "dismiss" else f"/#item-{item_id}")
 
 
 async def signed_link(request: web.Request) -> web.StreamResponse:
@@ -299,9 +311,10 @@ async def signed_link(request: web.Request) -> web.StreamResponse:
 
 def add_queue_routes(app: web.Application) -> None:
     """Register the queue page, its login and buttons, and the signed links."""
+    app.cleanup_ctx.append(delayed_dismissals)
     app.router.add_get("/", queue)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
-    app.router.add_post(r"/items/{item_id}/{action:ack|dismiss}", page_action)
+    app.router.add_post(r"/items/{item_id}/{action:ack|dismiss|undo}", page_action)
     app.router.add_route("GET", r"/act/{item_id}/{action:ack|dismiss}", signed_link)
     app.router.add_route("POST", r"/act/{item_id}/{action:ack|dismiss}", signed_link)

@@ -7,13 +7,18 @@ can forbid scripts entirely.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.alerts.actions import DISMISS_REASONS
 from monitor.alerts.formats import _human, clean_text
+
+if TYPE_CHECKING:
+    from monitor.web.undo import PendingDismissal
 
 REFRESH_SECONDS = 30
 REASON_LABELS = {
@@ -181,6 +186,7 @@ def queue_page(
     tz: ZoneInfo,
     csrf: str,
     older: int,
+    pending: Sequence[PendingDismissal] = (),
     notice: str | None = None,
 ) -> str:
     """The queue: who is on duty, then what waits, most urgent first."""
@@ -192,6 +198,7 @@ def queue_page(
     parts = [_duty(line, now, tz) for line in duty]
     if notice:
         parts.append(f'<p class="meta notice">{escape(notice)}</p>')
+    parts.extend(_undo(p, tz, csrf) for p in pending)
     if entries:
         parts.append('<div id="queue">')
         parts.extend(_card(entry, now, tz, csrf) for entry in entries)
@@ -211,6 +218,19 @@ def queue_page(
         "Log out</button></form>"
     )
     return _page("Webcare queue", header + "<main>" + "".join(parts) + "</main>", refresh=True)
+
+
+def _undo(pending: PendingDismissal, tz: ZoneInfo, csrf: str) -> str:
+    """A dismissal not done yet, with its Undo button."""
+    when = pending.at.astimezone(tz).strftime("%H:%M:%S")
+    return (
+        f'<form class="notice undo" id="undo-{pending.item_id}" method="post"'
+        f' action="/items/{pending.item_id}/undo">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+        f"<p>Item {pending.item_id} will be dismissed"
+        f" ({escape(REASON_LABELS[pending.reason])}) at {escape(when)}.</p>"
+        '<button type="submit">Undo</button></form>'
+    )
 
 
 def login_page(*, error: str | None = None) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -57,7 +59,7 @@ async def test_queue_page_in_chromium_order_duty_ack_dismiss_and_screenshot(
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (.ci/run installs it)")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    app, client, _clock, ids = await scripted_queue(graph, tmp_path, aiohttp_client)
+    app, client, clock, ids = await scripted_queue(graph, tmp_path, aiohttp_client)
     base = str(client.make_url("/"))
     # Without a token: refused (401 with the login form), the API too.
     refused = await client.get("/", allow_redirects=False)
@@ -122,15 +124,43 @@ async def test_queue_page_in_chromium_order_duty_ack_dismiss_and_screenshot(
         assert (await app[STORE].items_by_id([ids["warning"]]))[ids["warning"]].state.value != (
             "dismissed"
         )
-        # With the reason chosen ("no reply needed"): gone from the queue, out of the figures.
+        # With the reason chosen ("no reply needed"): gone from the queue at once, with an
+        # Undo button for 10 seconds; only then is it dismissed.
         await browser.evaluate(f"document.querySelector('{card} select').value = 'no_reply_needed'")
         await browser.click(f"{card} button.dismiss")
         remaining = await browser.evaluate(
             "[...document.querySelectorAll('article.card')].map(e => e.dataset.item)"
         )
         assert remaining == [str(ids["overdue"]), str(ids["open"])]
+        undo = f"#undo-{ids['warning']}"
+        notice = await browser.evaluate(f"document.querySelector('{undo}').innerText")
+        at = (clock.now() + timedelta(seconds=10)).astimezone(ZoneInfo("Europe/Amsterdam"))
+        assert f"Item {ids['warning']} will be dismissed (No reply needed) at {at:%H:%M:%S}." in (
+            notice
+        )
         item = (await app[STORE].items_by_id([ids["warning"]]))[ids["warning"]]
+        assert item.state.value == "warning"  # not yet
+        # Undo: the card is back and nothing was dismissed, even after the 10 s.
+        await browser.click(f"{undo} button")
+        assert await browser.evaluate(f"document.querySelector('{card}') !== null")
+        assert await browser.evaluate(f"document.querySelector('{undo}') === null")
+        await clock.advance(11)
+        item = (await app[STORE].items_by_id([ids["warning"]]))[ids["warning"]]
+        assert item.state.value == "warning"
+        # Dismissed again and left alone: done once its 10 s are up; out of the figures.
+        await browser.evaluate(f"document.querySelector('{card} select').value = 'no_reply_needed'")
+        await browser.click(f"{card} button.dismiss")
+        await clock.advance(10)
+
+        for _ in range(600):  # the dismissal runs in the background, with real store I/O
+            item = (await app[STORE].items_by_id([ids["warning"]]))[ids["warning"]]
+            if item.state.value == "dismissed":
+                break
+            await asyncio.sleep(0.05)
         assert (item.state.value, item.dismissed_reason) == ("dismissed", "no_reply_needed")
+        await browser.goto(base)
+        assert await browser.evaluate(f"document.querySelector('{undo}') === null")
+        assert await browser.evaluate(f"document.querySelector('{card}') === null")
 
         shot = await browser.screenshot(tmp_path / "queue-page.png")
         print(f"\nqueue page screenshot: {shot}")
