@@ -23,6 +23,7 @@ from monitor.config import (
     PhpbbAtomConfig,
     SourceConfig,
 )
+from monitor.deadlines import DeadlineScheduler
 from monitor.domain import Period, SourceRef
 from monitor.domain.events import Event
 from monitor.logging import get_logger
@@ -32,7 +33,6 @@ from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
 from monitor.poller.token_watch import TokenWatch
 from monitor.sla.evaluate import SlaPolicy
-from monitor.sla.scheduler import DeadlineScheduler
 from monitor.sources.base import Source
 from monitor.sources.budget import RequestBudget
 from monitor.sources.facebook import FacebookPageSource

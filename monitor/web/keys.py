@@ -7,10 +7,10 @@ from aiohttp import ClientSession, web
 from monitor.alerts.service import AlertService
 from monitor.clock import Clock
 from monitor.config import Config
+from monitor.deadlines import DeadlineScheduler
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
 from monitor.poller import Coordinator
-from monitor.sla.scheduler import DeadlineScheduler
 from monitor.store import Store
 
 CONFIG = web.AppKey("config", Config)

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.clock import SystemClock
+from monitor.deadlines import DeadlineScheduler
 from monitor.domain import Batch, Message, Period, SourceRef
 from monitor.domain.events import Event, ItemBreached, ItemWarned
 from monitor.pipeline import SourceSettings, handle_batch
 from monitor.sla.calendar import ALWAYS
 from monitor.sla.evaluate import SlaPolicy
-from monitor.sla.scheduler import DeadlineScheduler
 from monitor.store import Store, create_engine, upgrade
 
 REF = SourceRef(name="bench", brand="bench", platform="facebook_page")

@@ -23,7 +23,7 @@ from monitor.domain.events import (
 from monitor.logging import get_logger
 from monitor.store import Store
 
-log = get_logger("monitor.sla.scheduler")
+log = get_logger("monitor.deadlines.scheduler")
 
 # Re-fetches the given threads of a source (and stores what it finds) before a breach.
 Refetch = Callable[[str, frozenset[str]], Awaitable[None]]
