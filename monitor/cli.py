@@ -12,6 +12,7 @@ from monitor.alerts.roster_cli import add_roster_parser
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging
 from monitor.report_cli import add_report_parser
+from monitor.words import counted
 
 
 def _load_or_exit(path: str) -> Config:
@@ -47,7 +48,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """`check-config -c CONFIG`: validate and list every problem."""
     config = _load_or_exit(args.config)
     names = ", ".join(s.name for s in config.sources)
-    print(f"{args.config}: OK ({len(config.sources)} source(s): {names})")
+    print(f"{args.config}: OK ({counted(len(config.sources), 'source')}: {names})")
     return 0
 
 

@@ -36,6 +36,7 @@ from monitor.sla.calendar import (
     parse_day_hours,
     parse_hours,
 )
+from monitor.words import counted
 
 DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
@@ -64,7 +65,7 @@ class ConfigError(Exception):
     def count(self) -> str:
         """'1 problem' / '3 problems'."""
         n = len(self.problems)
-        return f"{n} problem" if n == 1 else f"{n} problems"
+        return counted(n, "problem")
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))

@@ -35,6 +35,7 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
 from monitor.systemd_notify import SystemdNotifier
 from monitor.web.server import ListenError, make_runner, start_sites
+from monitor.words import counted
 
 log = get_logger("monitor.reload")
 
@@ -222,7 +223,7 @@ class ServiceRunner:
         return runner
 
     def _serving_status(self) -> str:
-        return f"serving {len(self._config.sources)} source(s) from {self._path}"
+        return f"serving {counted(len(self._config.sources), 'source')} from {self._path}"
 
 
 def serve_reloadable(path: str | Path, config: Config) -> None:

@@ -29,6 +29,7 @@ from monitor.clock import Clock, sleep_or_wake
 from monitor.logging import get_logger
 from monitor.metrics import Metrics
 from monitor.poller.backoff import backoff_delay
+from monitor.words import counted
 
 log = get_logger("monitor.alerts.delivery")
 
@@ -110,7 +111,9 @@ class DeliveryWorker:
         if row.next_attempt_at > now:
             return (row.next_attempt_at - now).total_seconds()
         if now - row.created_at > timedelta(seconds=self.receiver.max_age):
-            await self._finish(row, "dead", f"gave up after {row.attempts} attempt(s)", now)
+            await self._finish(
+                row, "dead", f"gave up after {counted(row.attempts, 'attempt')}", now
+            )
             log.error(
                 "alert dead-lettered: receiver did not accept it in time",
                 receiver=name,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.alerts.models import AlertItem, Duty, Notification
+from monitor.words import counted
 
 SCHEMA = "webcare.alert.v1"
 EXCERPT_LIMIT = 200
@@ -224,7 +225,7 @@ def _item_json(item: AlertItem) -> dict[str, Any]:
 
 
 def _count(number: int) -> str:
-    return f"{number} consumer post" + ("" if number == 1 else "s")
+    return counted(number, "consumer post")
 
 
 def _human(delta: timedelta) -> str:

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitor.durations import human_duration
 from monitor.poller import PolledSource
 from monitor.web.keys import CLOCK, COORDINATOR, METRICS, STORE
+from monitor.words import counted
 
 # A source counts as recently polled within this many intervals of its last success.
 READY_INTERVALS = 3
@@ -53,7 +54,7 @@ def _first_poll_state(entry: PolledSource) -> str:
         left = f", about {human_duration(eta)} to go" if eta is not None else ""
         done = f"backfilling: {entry.backfill.describe()}{left}"
     if entry.last_error is not None and entry.interruptions:
-        times = f"{entry.interruptions} time{'s' if entry.interruptions > 1 else ''}"
+        times = counted(entry.interruptions, "time")
         state = f"backfill interrupted {times} so far, resuming ({entry.last_error[:300]})"
         return f"{done}; {state}" if done else state
     if entry.last_error is not None:

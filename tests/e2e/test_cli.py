@@ -65,7 +65,7 @@ def test_check_config_accepts_a_good_config_and_db_upgrade_creates_the_schema(
     )
     result = run_cli("check-config", "-c", str(path))
     assert result.returncode == 0, result.stderr
-    assert "OK (1 source(s): ok)" in result.stdout
+    assert "OK (1 source: ok)" in result.stdout
     upgrade = run_cli("db", "upgrade", "-c", str(path))
     assert upgrade.returncode == 0, upgrade.stderr
     assert (tmp_path / "w.db").exists()

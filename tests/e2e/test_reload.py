@@ -168,7 +168,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
     try:
         startup = await listener.until("READY")
         assert startup[-1]["READY"] == "1"
-        assert "1 source(s)" in startup[-1]["STATUS"]
+        assert "1 source from" in startup[-1]["STATUS"]
         # Readiness is announced only once the HTTP site answers.
         assert "acme-fb" in (await metric_sources(port))["webcare_source_up"]
         pings = 0
@@ -183,7 +183,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
         service.send_signal(signal.SIGHUP)
         reload = await listener.until("READY")
         assert "RELOADING" in reload[0] and int(reload[0]["MONOTONIC_USEC"]) > 0
-        assert "2 source(s)" in reload[-1]["STATUS"]
+        assert "2 sources from" in reload[-1]["STATUS"]
 
         async def applied() -> bool:
             found = await metric_sources(port)
@@ -204,7 +204,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
         refused = await listener.until("READY")
         assert "RELOADING" in refused[0]
         assert refused[-1]["STATUS"].startswith("reload refused: 2 problems")
-        assert "2 source(s)" in refused[-1]["STATUS"]
+        assert "2 sources from" in refused[-1]["STATUS"]
         assert service.returncode is None
         found = await metric_sources(port)
         assert found["webcare_source_up"] == {"acme-fb", "acme-be-fb"}

@@ -155,7 +155,7 @@ async def test_5xx_408_429_and_network_errors_are_retried_until_max_age(
     # Well past the 10-minute grace of a refusal: only max_age ends it.
     assert script.attempts[-1] - T0 <= timedelta(hours=3)
     assert script.attempts[-1] - T0 >= timedelta(hours=3) - timedelta(minutes=5)
-    assert attempts == len(script.attempts) and error == f"gave up after {attempts} attempt(s)"
+    assert attempts == len(script.attempts) and error == f"gave up after {attempts} attempts"
 
 
 async def test_any_other_answer_ends_a_run_of_refusals(outbox: Outbox) -> None:
@@ -198,7 +198,7 @@ async def test_max_age_ends_a_refusal_within_its_grace(outbox: Outbox) -> None:
     await outbox.enqueue(notification(1, T0), ["team"], T0)
     await run_until_settled(w, outbox, clock, T0 + timedelta(hours=1))
     ((state, attempts, error),) = await rows(outbox)
-    assert state == "dead" and error == f"gave up after {attempts} attempt(s)"
+    assert state == "dead" and error == f"gave up after {attempts} attempts"
     assert script.attempts[-1] - T0 <= timedelta(seconds=120)
 
 
