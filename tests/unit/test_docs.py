@@ -15,15 +15,25 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 TOML_BLOCK = re.compile(r"```toml\n(.*?)```", re.DOTALL)
 
 
+def anchors(doc: Path) -> set[str]:
+    """The heading anchors of a Markdown file, as GitHub makes them."""
+    text = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.DOTALL)
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_links_point_inside_the_repo_and_exist(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     assert "../shared" not in text and "DESIGN.md" not in text
     for target in LINK.findall(text):
-        if target.startswith(("http://", "https://", "mailto:", "#")):
+        if target.startswith(("http://", "https://", "mailto:")):
             continue
-        path = target.split("#", 1)[0]
-        assert (doc.parent / path).exists(), f"{doc.name} links to missing {target}"
+        path, _, anchor = target.partition("#")
+        linked = doc.parent / path if path else doc
+        assert linked.exists(), f"{doc.name} links to missing {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{doc.name} links to a missing heading: {target}"
 
 
 def test_every_source_block_in_docs_sources_loads(
