@@ -75,6 +75,10 @@ def match_token(config: Config, presented: str) -> TokenMatch | None:
     )
 
 
+# Every 401 says how to get in.
+_HOW = "send 'Authorization: Bearer <token>' with a token of [[http.api_tokens]] in the config"
+
+
 def authorized(request: web.Request) -> TokenMatch:
     """The request's bearer token (brands it may see, its holder), or raise 401/403."""
     config = request.app[CONFIG]
@@ -86,10 +90,10 @@ def authorized(request: web.Request) -> TokenMatch:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="webcare-monitor"'}
     if scheme.lower() != "bearer" or not presented.strip():
-        _fail(web.HTTPUnauthorized, "a bearer token is required", **challenge)
+        _fail(web.HTTPUnauthorized, f"a bearer token is required: {_HOW}", **challenge)
     found = match_token(config, presented)
     if found is None:
-        _fail(web.HTTPUnauthorized, "invalid token", **challenge)
+        _fail(web.HTTPUnauthorized, f"invalid token: {_HOW}", **challenge)
     return found
 
 
