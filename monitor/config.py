@@ -11,13 +11,9 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -26,7 +22,14 @@ from pydantic import (
 )
 
 from monitor.alerts.settings import AlertsConfig, ReceiverConfig, RosterConfig
-from monitor.durations import parse_duration
+from monitor.config_types import (
+    SECRET_KEYS,
+    HttpUrl,
+    OptionalSecret,
+    Seconds,
+    StrictModel,
+    TimeZone,
+)
 from monitor.sla.calendar import (
     ALWAYS,
     WEEKDAYS,
@@ -40,23 +43,7 @@ from monitor.words import counted
 
 DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///webcare-monitor.db"
-# Keys that may instead be given as `<key>_file` (systemd LoadCredential= friendly).
-SECRET_KEYS = frozenset(
-    {
-        "access_token",
-        "app_secret",
-        "verify_token",
-        "api_key",
-        "password",
-        "token",
-        "secret",
-        "url",
-        "link_secret",
-    }
-)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class ConfigError(Exception):
@@ -72,17 +59,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
-class ApiToken(_Model):
+class ApiToken(StrictModel):
     """A bearer token for /api/v1/* and the queue page, limited to some brands ("*" = all)."""
 
     token: SecretStr
@@ -91,7 +68,7 @@ class ApiToken(_Model):
     name: str | None = None
 
 
-class HttpConfig(_Model):
+class HttpConfig(StrictModel):
     """Where the HTTP server listens, and who may read consumers' messages through it."""
 
     host: str = "127.0.0.1"
@@ -99,39 +76,34 @@ class HttpConfig(_Model):
     api_tokens: list[ApiToken] = Field(default_factory=list)
     # The address people reach this service at, for the queue and ack/dismiss links in
     # notifications (default http://host:port).
-    public_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    public_url: HttpUrl | None = None
     # Signs the ack/dismiss links; when left out it is derived from the API tokens (so
     # rotating the tokens also invalidates old links). No tokens and no secret: no links.
-    link_secret: SecretStr | None = None
-
-    @field_validator("link_secret")
-    @classmethod
-    def _empty_is_derived(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value().strip() else None
+    link_secret: OptionalSecret = None
 
     def base_url(self) -> str:
         """Where links point: public_url, else the listen address."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
 
-class FacebookWebhookConfig(_Model):
+class FacebookWebhookConfig(StrictModel):
     """Facebook Page webhooks: the app secret signs deliveries, the verify token the handshake."""
 
     app_secret: SecretStr
     verify_token: SecretStr
 
 
-class LogConfig(_Model):
+class LogConfig(StrictModel):
     """Log level and format (auto = JSON unless stderr is a terminal)."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class CalendarConfig(_Model):
+class CalendarConfig(StrictModel):
     """An office or coverage calendar: time zone, weekly hours, holidays, closed and half days."""
 
-    timezone: str = "Europe/Amsterdam"
+    timezone: TimeZone = "Europe/Amsterdam"
     # Weekly intervals in local wall time, e.g. "mon-fri 09:00-12:30", "fri 18:00-02:00".
     hours: list[str] = Field(default_factory=lambda: ["mon-fri 09:00-17:00"])
     # Closed on public holidays only when a country is listed (ISO code, e.g. "NL").
@@ -141,15 +113,6 @@ class CalendarConfig(_Model):
     # Dates with shorter hours: {"2026-12-24" = "09:00-13:00"} (several: a list).
     half_days: dict[date, str | list[str]] = Field(default_factory=dict)
     weekend_days: list[str] = Field(default_factory=lambda: ["sat", "sun"])
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown IANA time zone {value!r}") from err
-        return value
 
     @field_validator("hours")
     @classmethod
@@ -190,7 +153,7 @@ class CalendarConfig(_Model):
         )
 
 
-class PolicyConfig(_Model):
+class PolicyConfig(StrictModel):
     """SLA targets per period and how a reply is matched to an item."""
 
     office_hours: Seconds = 3600.0
@@ -205,7 +168,7 @@ class PolicyConfig(_Model):
         return self.office_hours if period == "office_hours" else self.after_hours
 
 
-class _SourceCommon(_Model):
+class _SourceCommon(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     brand: str = Field(min_length=1)
     policy: str = "default"
@@ -217,9 +180,6 @@ class _SourceCommon(_Model):
     request_timeout: Seconds = 20.0
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-
-
 class FacebookPageConfig(_SourceCommon):
     """A Facebook Page polled through the Graph API."""
 
@@ -229,12 +189,7 @@ class FacebookPageConfig(_SourceCommon):
     api_base_url: HttpUrl = DEFAULT_GRAPH_API
     # The app's secret: every Graph call then carries appsecret_proof (required when the app
     # has "Require App Secret" on). Defaults to [facebook_webhook] app_secret.
-    app_secret: SecretStr | None = None
-
-    @field_validator("app_secret")
-    @classmethod
-    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value().strip() else None
+    app_secret: OptionalSecret = None
 
 
 class _ForumCommon(_SourceCommon):
@@ -280,7 +235,7 @@ SourceConfig = Annotated[
 ]
 
 
-class Config(_Model):
+class Config(StrictModel):
     """The whole validated configuration."""
 
     database_url: str = DEFAULT_DATABASE_URL

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.durations import parse_duration
+from monitor.config_types import OptionalSeconds, Seconds, SecretHttpUrl, StrictModel, TimeZone
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
 AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
 Role = Literal["student", "backup", "lead"]
 ALL_KINDS: tuple[AlertKind, ...] = (
@@ -45,30 +35,7 @@ def _all_roles() -> list[Role]:
     return ["student", "backup", "lead"]
 
 
-def _optional_duration(value: object) -> float | None:
-    """A duration, or None for "off" / 0 / false (the feature is switched off)."""
-    if value is None or value is False or value == 0 or value == "off":
-        return None
-    if isinstance(value, str | int | float):
-        return parse_duration(value)
-    raise ValueError("expected a duration such as '30m', or \"off\"")
-
-
-OptionalSeconds = Annotated[float | None, BeforeValidator(_optional_duration)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_url(value: SecretStr) -> SecretStr:
-    text = value.get_secret_value()
-    if not text.startswith(("http://", "https://")) or "://" not in text or len(text) < 10:
-        raise ValueError("must be an http:// or https:// URL")
-    return value
-
-
-class ShiftConfig(_Model):
+class ShiftConfig(StrictModel):
     """A weekly shift: `when` like "mon-fri 17:00-23:00", for some brands or sources."""
 
     when: str
@@ -87,7 +54,7 @@ class ShiftConfig(_Model):
         return value
 
 
-class OverrideConfig(_Model):
+class OverrideConfig(StrictModel):
     """A dated exception: on `date` (or from `start` to `end`) someone else is on duty."""
 
     date: dt.date | None = None
@@ -115,10 +82,10 @@ class OverrideConfig(_Model):
         return self
 
 
-class RosterConfig(_Model):
+class RosterConfig(StrictModel):
     """Who is on duty: weekly shifts, dated overrides, and optionally a team .ics calendar."""
 
-    timezone: str = "Europe/Amsterdam"
+    timezone: TimeZone = "Europe/Amsterdam"
     shifts: list[ShiftConfig] = Field(default_factory=list)
     overrides: list[OverrideConfig] = Field(default_factory=list)
     # An iCalendar file path or http(s) URL the team already keeps; event SUMMARY = student.
@@ -127,19 +94,8 @@ class RosterConfig(_Model):
     # Told when nobody is on duty (a roster gap).
     lead: str | None = None
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown IANA time zone {value!r}") from err
-        return value
-
-
-class ReceiverConfig(_Model):
+class ReceiverConfig(StrictModel):
     """Where notifications go: a signed JSON webhook, a Slack incoming webhook, or the console."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -147,7 +103,7 @@ class ReceiverConfig(_Model):
     # Teams workflow webhook (Adaptive Card); mattermost: incoming webhook (Markdown);
     # alertmanager: Alertmanager's webhook body (version 4); console: one line on stdout.
     type: Literal["webhook", "slack", "console", "teams", "mattermost", "alertmanager"]
-    url: Annotated[SecretStr, AfterValidator(_check_url)] | None = None
+    url: SecretHttpUrl | None = None
     # HMAC-SHA256 key for `webhook` and `alertmanager` receivers (X-Webcare-Signature).
     secret: SecretStr | None = None
     kinds: list[AlertKind] = Field(default_factory=_all_kinds)
@@ -168,7 +124,7 @@ class ReceiverConfig(_Model):
         return self
 
 
-class AlertsConfig(_Model):
+class AlertsConfig(StrictModel):
     """Escalation, reminders, shift handover and the ack/dismiss links in notifications."""
 
     # After a breach without ack, reply or dismissal: the first role in `escalate_to` is told,
