@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Generic, Literal, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 FaultT = TypeVar("FaultT")
+KeyT = TypeVar("KeyT")
+ValueT = TypeVar("ValueT")
+RetryAfter = Literal["seconds", "http-date", "none"]
+# Marks a response whose connection was cut: the client never sees its status.
+DROPPED = "simulator.dropped"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +45,50 @@ class Disconnect:
     retries_too: bool = True
 
 
+@dataclass(frozen=True, kw_only=True)
+class HttpStatus:
+    """Answer with a plain HTTP error, as a proxy or load balancer in front would."""
+
+    status: int = 500
+    body: str = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+    content_type: str = "text/html"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MalformedJson:
+    """Answer 200 with a JSON content type and a body that is not valid JSON."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throttle:
+    """A throttle answer whose Retry-After is rendered when it is sent.
+
+    What proxies and the platforms themselves send: phpbb.py's [PROXY] and [BUSY], flarum.py's
+    [FLOOD] and [MAINT].
+
+    `retry_after`: "seconds" (delta-seconds), "http-date" (the moment `wait_seconds` from the
+    server's clock) or "none" (no header: nginx limit_req, phpBB's own session limit).
+    """
+
+    status: int = 429
+    wait_seconds: int = 30
+    retry_after: RetryAfter = "seconds"
+
+    def headers(self, now: datetime) -> dict[str, str]:
+        """The Retry-After header in the chosen form, if any."""
+        if self.retry_after == "seconds":
+            return {"Retry-After": str(self.wait_seconds)}
+        if self.retry_after == "http-date":
+            moment = now.astimezone(UTC) + timedelta(seconds=self.wait_seconds)
+            return {"Retry-After": format_datetime(moment, usegmt=True)}
+        return {}
+
+    def reason(self) -> str:
+        """The status line's reason phrase."""
+        return "Too Many Requests" if self.status == 429 else "Service Temporarily Unavailable"
+
+
 @dataclass(kw_only=True)
 class Injected(Generic[FaultT]):
     """An injected fault and how many more requests it applies to (None: until cleared)."""
@@ -51,12 +104,14 @@ class Injected(Generic[FaultT]):
 class FakeServer(Generic[FaultT]):
     """A real aiohttp server on loopback whose requests tests can break, delay or hold.
 
-    Subclasses provide `make_app()` (which must create `self._closing` afresh and register
-    `self._on_shutdown`) and may override `_url_suffix()`; they call `_wait_for_path` and
-    `_take_fault` at the start of request handling.
+    Subclasses provide `_routes()` and `_platform_fault()` and may override `_url_suffix()`,
+    `_truncated_sample()` and `_fault_headers()`; their handlers run inside `_counted()` and
+    start with `_faulted()`.
     """
 
     def __init__(self) -> None:
+        self.peak_concurrency = 0
+        self._in_flight = 0
         self._faults: list[Injected[FaultT]] = []
         self._delays: dict[str, float] = {}
         self._holds: dict[str, asyncio.Event] = {}
@@ -66,7 +121,19 @@ class FakeServer(Generic[FaultT]):
 
     def make_app(self) -> web.Application:
         """A fresh aiohttp application serving this fake."""
+        self._closing = asyncio.Event()
+        app = web.Application(middlewares=self._middlewares())
+        self._routes(app.router)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        """Register the fake's handlers."""
         raise NotImplementedError
+
+    def _middlewares(self) -> list[Middleware]:
+        """Middlewares of the application (none by default)."""
+        return []
 
     def _url_suffix(self) -> str:
         """What follows host:port in `base_url` (an API version, a board's path)."""
@@ -164,6 +231,64 @@ class FakeServer(Generic[FaultT]):
 
     # --- request plumbing -----------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered right now."""
+        return self._in_flight
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count one request in flight while it is answered (and the peak)."""
+        self._in_flight += 1
+        self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+
+    async def _faulted(
+        self, request: web.Request, *, periodic: bool = True
+    ) -> web.StreamResponse | None:
+        """Wait out delays and holds, then the injected fault's answer, if there is one."""
+        await self._wait_for_path(request.path)
+        fault = self._take_fault(request.path, periodic=periodic)
+        if fault is None:
+            return None
+        return await self._apply_fault(fault, request)
+
+    async def _apply_fault(self, fault: FaultT, request: web.Request) -> web.StreamResponse | None:
+        """Answer with the fault, or return None to carry on normally (after a Delay)."""
+        if isinstance(fault, Delay):
+            await self._pause(fault.seconds)
+            return None
+        if isinstance(fault, HttpStatus):
+            return web.Response(
+                status=fault.status,
+                text=fault.body,
+                content_type=fault.content_type,
+                headers=self._fault_headers(dict(fault.headers)),
+            )
+        if isinstance(fault, TruncatedBody):
+            full, content_type = self._truncated_sample(request)
+            return await self._truncated(request, full, content_type, self._fault_headers({}))
+        if isinstance(fault, Disconnect):
+            return self._disconnect(request, fault)
+        return await self._platform_fault(fault, request)
+
+    async def _platform_fault(
+        self, fault: FaultT, request: web.Request
+    ) -> web.StreamResponse | None:
+        """The answer to a fault only this platform knows."""
+        raise NotImplementedError
+
+    def _truncated_sample(self, request: web.Request) -> tuple[bytes, str]:
+        """A realistic body (and its content type) for TruncatedBody to cut in half."""
+        raise NotImplementedError
+
+    def _fault_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Headers the platform adds to a plain fault answer (none by default)."""
+        return headers
+
     async def _wait_for_path(self, path: str) -> None:
         delay = max((s for sub, s in self._delays.items() if sub in path), default=0.0)
         if delay > 0:
@@ -202,6 +327,7 @@ class FakeServer(Generic[FaultT]):
         await response.prepare(request)
         await response.write(full[: len(full) // 2])
         _close_transport(request)
+        response[DROPPED] = True
         return response
 
     def _disconnect(self, request: web.Request, fault: Disconnect) -> web.Response:
@@ -213,7 +339,9 @@ class FakeServer(Generic[FaultT]):
             # Every fake lists Disconnect in its Fault union; the base cannot spell that.
             self._faults.insert(0, again)  # type: ignore[arg-type]
         _close_transport(request)
-        return web.Response(status=500)  # never reaches the client: the socket is closed
+        response = web.Response(status=500)  # never reaches the client: the socket is closed
+        response[DROPPED] = True
+        return response
 
     def _take_fault(self, path: str, *, periodic: bool = True) -> FaultT | None:
         """The fault for this request, if any; `periodic=False` skips every-Nth throttles."""
@@ -231,6 +359,32 @@ class FakeServer(Generic[FaultT]):
                         self._faults.remove(injected)
                 return injected.fault
         return None
+
+
+def json_response(
+    raw: bytes,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    charset: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A response with an already serialized JSON body."""
+    return web.Response(
+        body=raw,
+        status=status,
+        content_type=content_type,
+        charset=charset,
+        headers=dict(headers or {}),
+    )
+
+
+def find(table: Mapping[KeyT, ValueT], key: KeyT, what: str) -> ValueT:
+    """`table[key]`, or a KeyError that names what is missing (for the scripting methods)."""
+    value = table.get(key)
+    if value is None:
+        raise KeyError(f"no {what} {key!r}")
+    return value
 
 
 def _close_transport(request: web.Request) -> None:

@@ -74,7 +74,6 @@ cited by tag next to the code that imitates them:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections import deque
@@ -86,10 +85,11 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from monitor.clock import Clock, SystemClock
-from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
-from monitor.simulator.graph_api import HttpStatus, MalformedJson
+from monitor.simulator import base
+from monitor.simulator.base import Delay, Disconnect, HttpStatus, MalformedJson, TruncatedBody
 
 __all__ = [
     "MODERATOR_ACTION",
@@ -289,7 +289,7 @@ class _Reply(Exception):
         self.response = response
 
 
-class FakeDiscourse(FakeServer[Fault]):
+class FakeDiscourse(base.FakeServer[Fault]):
     """A scriptable fake of one Discourse site, served over real HTTP.
 
     Use `await start()` / `await stop()` and `base_url`. Times come from `clock` (a FakeClock in
@@ -317,8 +317,6 @@ class FakeDiscourse(FakeServer[Fault]):
         self.login_required = login_required
         self.key_revoked = False
         self.requests: list[RecordedRequest] = []
-        self.peak_concurrency = 0
-        self.in_flight = 0
         self._limiter = _Limiter(per_minute=admin_api_per_minute) if admin_api_per_minute else None
         self._users: dict[int, _User] = {}
         self._categories: dict[int, _Category] = {}
@@ -565,46 +563,41 @@ class FakeDiscourse(FakeServer[Fault]):
 
     # --- server lifecycle ---------------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
-        """A fresh aiohttp application serving this fake."""
-        self._closing = asyncio.Event()
-        app = web.Application(middlewares=[self._record])
-        app.router.add_get("/latest", self._latest)
-        app.router.add_get("/latest.json", self._latest)
-        app.router.add_get("/c/{path:.+}", self._category)
-        app.router.add_get("/t/{topic_id:\\d+}/posts.json", self._topic_posts)
-        app.router.add_get("/t/{topic_id:\\d+}.json", self._topic_show)
-        app.router.add_get("/t/{topic_id:\\d+}", self._topic_show)
-        app.router.add_get("/t/{slug}/{topic_id:\\d+}.json", self._topic_show)
-        app.router.add_get("/t/{slug}/{topic_id:\\d+}", self._topic_show)
-        app.router.add_route("*", "/{tail:.*}", self._unknown)
-        app.on_shutdown.append(self._on_shutdown)
-        return app
+    def _middlewares(self) -> list[Middleware]:
+        """Every request is recorded with its answer's status."""
+        return [self._record]
+
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        """Topic lists, category lists, topics and their posts."""
+        router.add_get("/latest", self._latest)
+        router.add_get("/latest.json", self._latest)
+        router.add_get("/c/{path:.+}", self._category)
+        router.add_get("/t/{topic_id:\\d+}/posts.json", self._topic_posts)
+        router.add_get("/t/{topic_id:\\d+}.json", self._topic_show)
+        router.add_get("/t/{topic_id:\\d+}", self._topic_show)
+        router.add_get("/t/{slug}/{topic_id:\\d+}.json", self._topic_show)
+        router.add_get("/t/{slug}/{topic_id:\\d+}", self._topic_show)
+        router.add_route("*", "/{tail:.*}", self._unknown)
 
     # --- request pipeline ---------------------------------------------------------------------
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         at = self.clock.now()
-        self.in_flight += 1
-        self.peak_concurrency = max(self.peak_concurrency, self.in_flight)
         status = 0
         try:
-            response: web.StreamResponse = await self._serve(request, handler)
+            with self._counted():
+                response: web.StreamResponse = await self._serve(request, handler)
             status = response.status
             return response
         finally:
-            self.in_flight -= 1
             query = tuple((k, v) for k, v in request.query.items())
             self.requests.append(RecordedRequest(request.path, query, at, status))
 
     async def _serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        await self._wait_for_path(request.path)
-        fault = self._take_fault(request.path)
-        if fault is not None:
-            response = await self._apply_fault(fault, request)
-            if response is not None:
-                return response
+        response = await self._faulted(request)
+        if response is not None:
+            return response
         try:
             self._authenticate(request)
             result: web.StreamResponse = await handler(request)
@@ -962,11 +955,8 @@ class FakeDiscourse(FakeServer[Fault]):
 
     # --- faults, delays and responses ---------------------------------------------------------
 
-    async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
-        """Answer with the fault, or return None to carry on normally (after a Delay)."""
-        if isinstance(fault, Delay):
-            await self._pause(fault.seconds)
-            return None
+    async def _platform_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse:
+        """Discourse's and its proxies' rate limits, its JSON errors, broken JSON."""
         if isinstance(fault, RateLimit):
             return _rate_limited(
                 fault.wait_seconds,
@@ -994,20 +984,13 @@ class FakeDiscourse(FakeServer[Fault]):
             return web.Response(status=429, text=html, content_type="text/html")
         if isinstance(fault, DiscourseError):
             return _error(fault.status, fault.error_type, fault.message)
-        if isinstance(fault, HttpStatus):
-            return web.Response(
-                status=fault.status,
-                text=fault.body,
-                content_type=fault.content_type,
-                headers=dict(fault.headers),
-            )
-        if isinstance(fault, MalformedJson):
-            # A cut-and-pasted object with a trailing comma: what a broken proxy might send.
-            return _raw_json(b'{"topic_list": {"topics": [{"id": 1,},]}}')
-        if isinstance(fault, TruncatedBody):
-            full = orjson.dumps({"topic_list": {"topics": [{"id": 1, "title": "x" * 300}]}})
-            return await self._truncated(request, full, "application/json")
-        return self._disconnect(request, fault)
+        # A cut-and-pasted object with a trailing comma: what a broken proxy might send.
+        return _raw_json(b'{"topic_list": {"topics": [{"id": 1,},]}}')
+
+    def _truncated_sample(self, request: web.Request) -> tuple[bytes, str]:
+        """A topic list to cut in half."""
+        full = orjson.dumps({"topic_list": {"topics": [{"id": 1, "title": "x" * 300}]}})
+        return full, "application/json"
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -1071,16 +1054,10 @@ class FakeDiscourse(FakeServer[Fault]):
         return next((u for u in self._users.values() if u.username.lower() == lower), None)
 
     def _topic(self, topic_id: int) -> _Topic:
-        topic = self._topics.get(topic_id)
-        if topic is None:
-            raise KeyError(f"no topic {topic_id}")
-        return topic
+        return base.find(self._topics, topic_id, "topic")
 
     def _post(self, post_id: int) -> _Post:
-        post = self._posts.get(post_id)
-        if post is None:
-            raise KeyError(f"no post {post_id}")
-        return post
+        return base.find(self._posts, post_id, "post")
 
 
 class _RateLimited(_Answer):
@@ -1201,13 +1178,7 @@ def _json(body: Mapping[str, Any] | Sequence[Any]) -> web.Response:
 def _raw_json(
     raw: bytes, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return web.Response(
-        body=raw,
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        headers=dict(headers or {}),
-    )
+    return base.json_response(raw, status=status, charset="utf-8", headers=headers)
 
 
 def _html_page(title: str) -> web.Response:

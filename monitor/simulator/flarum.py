@@ -65,7 +65,6 @@ by tag next to the code that imitates them (paths in flarum/framework unless sai
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -77,8 +76,17 @@ from urllib.parse import quote_plus
 import orjson
 from aiohttp import web
 
-from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
-from monitor.simulator.phpbb import Throttle
+from monitor.simulator import base
+from monitor.simulator.base import (
+    Delay,
+    Disconnect,
+    FakeServer,
+    MalformedJson,
+    Throttle,
+    TruncatedBody,
+    find,
+    json_response,
+)
 
 __all__ = [
     "ADMIN_GROUP",
@@ -121,18 +129,11 @@ class FlarumError:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpStatus:
-    """Answer with a plain, non-JSON:API response, as a proxy or load balancer in front would."""
+class HttpStatus(base.HttpStatus):
+    """A plain, non-JSON:API answer of the proxy in front: by default its 502."""
 
     status: int = 502
     body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>"
-    content_type: str = "text/html"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MalformedJson:
-    """Answer 200 with the JSON:API content type and a body that is not valid JSON."""
 
 
 Fault = FlarumError | HttpStatus | Throttle | Delay | MalformedJson | TruncatedBody | Disconnect
@@ -259,8 +260,6 @@ class FakeFlarum(FakeServer[Fault]):
         self.public = public
         self.public_url = public_url
         self.requests: list[RecordedRequest] = []
-        self.peak_concurrency = 0
-        self._in_flight = 0
         self._revoked: str | None = None  # None, "401" or "guest"
         self._groups: dict[int, _Group] = {
             ADMIN_GROUP: _Group(id=ADMIN_GROUP, singular="Admin", plural="Admins",
@@ -473,17 +472,13 @@ class FakeFlarum(FakeServer[Fault]):
 
     # --- server lifecycle -----------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
-        """A fresh aiohttp application serving this fake."""
-        self._closing = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/api/discussions", self._handle)
-        app.router.add_get("/api/discussions/{id}", self._handle)
-        app.router.add_get("/api/posts", self._handle)
-        app.router.add_get("/api/users/{id}", self._handle)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_shutdown.append(self._on_shutdown)
-        return app
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        """The API's read endpoints; any other path is answered route_not_found."""
+        router.add_get("/api/discussions", self._handle)
+        router.add_get("/api/discussions/{id}", self._handle)
+        router.add_get("/api/posts", self._handle)
+        router.add_get("/api/users/{id}", self._handle)
+        router.add_route("*", "/{tail:.*}", self._handle)
 
     @property
     def forum_url(self) -> str:
@@ -496,20 +491,13 @@ class FakeFlarum(FakeServer[Fault]):
         self.requests.append(
             RecordedRequest(request.path, dict(request.query), "Authorization" in request.headers)
         )
-        self._in_flight += 1
-        self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
-        try:
+        with self._counted():
             return await self._serve(request)
-        finally:
-            self._in_flight -= 1
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        await self._wait_for_path(request.path)
-        fault = self._take_fault(request.path)
-        if fault is not None:
-            response = await self._apply_fault(fault, request)
-            if response is not None:
-                return response
+        response = await self._faulted(request)
+        if response is not None:
+            return response
         try:
             actor = self._actor(request)
             body = self._route(request, actor)
@@ -757,11 +745,8 @@ class FakeFlarum(FakeServer[Fault]):
 
     # --- faults, delays and responses -----------------------------------------------------
 
-    async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
-        """Answer with the fault, or return None to carry on normally (after a Delay)."""
-        if isinstance(fault, Delay):
-            await self._pause(fault.seconds)
-            return None
+    async def _platform_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse:
+        """Flarum's JSON:API errors and throttles, or a PHP notice before the JSON."""
         if isinstance(fault, FlarumError):
             return self._error_response(fault)
         if isinstance(fault, Throttle):
@@ -771,35 +756,28 @@ class FakeFlarum(FakeServer[Fault]):
             return self._error_response(
                 FlarumError(status=fault.status, code=code, headers=headers)
             )
-        if isinstance(fault, HttpStatus):
-            return web.Response(
-                status=fault.status,
-                text=fault.body,
-                content_type=fault.content_type,
-                headers=dict(fault.headers),
-            )
-        if isinstance(fault, MalformedJson):
-            # A PHP notice printed before the JSON, as a misconfigured extension can cause.
-            raw = b'<br />\n<b>Deprecated</b>: ...<br />\n{"data": []}'
-            return web.Response(body=raw, content_type=JSON_API)
-        if isinstance(fault, TruncatedBody):
-            full = orjson.dumps({"data": [{"type": "posts", "id": "1", "attributes": {}}] * 20})
-            return await self._truncated(request, full, JSON_API)
-        return self._disconnect(request, fault)
+        # A PHP notice printed before the JSON, as a misconfigured extension can cause.
+        raw = b'<br />\n<b>Deprecated</b>: ...<br />\n{"data": []}'
+        return web.Response(body=raw, content_type=JSON_API)
+
+    def _truncated_sample(self, request: web.Request) -> tuple[bytes, str]:
+        """A page of posts to cut in half."""
+        full = orjson.dumps({"data": [{"type": "posts", "id": "1", "attributes": {}}] * 20})
+        return full, JSON_API
 
     def _error_response(self, error: FlarumError) -> web.Response:
         entry: dict[str, str] = {"status": str(error.status), "code": error.code}  # [ERR]
         if error.detail is not None:
             entry["detail"] = error.detail
-        return web.Response(
-            body=orjson.dumps({"errors": [entry]}),
+        return json_response(
+            orjson.dumps({"errors": [entry]}),
             status=error.status,
             content_type=JSON_API,
-            headers=dict(error.headers),
+            headers=error.headers,
         )
 
     def _json_response(self, body: Mapping[str, Any]) -> web.Response:
-        return web.Response(body=orjson.dumps(body), content_type=JSON_API)
+        return json_response(orjson.dumps(body), content_type=JSON_API)
 
     # --- internals ------------------------------------------------------------------------
 
@@ -832,16 +810,10 @@ class FakeFlarum(FakeServer[Fault]):
         return value
 
     def _discussion(self, discussion_id: int) -> _Discussion:
-        discussion = self._discussions.get(discussion_id)
-        if discussion is None:
-            raise KeyError(f"no discussion {discussion_id}")
-        return discussion
+        return find(self._discussions, discussion_id, "discussion")
 
     def _post(self, post_id: int) -> _Post:
-        post = self._posts.get(post_id)
-        if post is None:
-            raise KeyError(f"no post {post_id}")
-        return post
+        return find(self._posts, post_id, "post")
 
 
 class _Document:

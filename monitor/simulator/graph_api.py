@@ -89,7 +89,31 @@ from aiohttp import web
 from multidict import MultiDict
 from yarl import URL
 
-from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
+from monitor.simulator.base import (
+    Delay,
+    Disconnect,
+    FakeServer,
+    HttpStatus,
+    MalformedJson,
+    TruncatedBody,
+    find,
+    json_response,
+)
+
+__all__ = [
+    "BATCH_LIMIT",
+    "IDS_LIMIT",
+    "WIRE_TIME_FORMAT",
+    "Delay",
+    "Disconnect",
+    "FakeGraphApi",
+    "Fault",
+    "GraphError",
+    "HttpStatus",
+    "MalformedJson",
+    "RecordedRequest",
+    "TruncatedBody",
+]
 
 WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"  # [TIME]: no colon in the offset
 _VERSION = re.compile(r"^v\d+\.\d+$")
@@ -110,21 +134,6 @@ class GraphError:
     type: str | None = None
     status: int = 400
     is_transient: bool | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class HttpStatus:
-    """Answer with a plain, non-Graph HTTP error, as a load balancer in front of Graph would."""
-
-    status: int = 500
-    body: str = "<html><body><h1>500 Internal Server Error</h1></body></html>"
-    content_type: str = "text/html"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MalformedJson:
-    """Answer 200 with a JSON content type and a body that is not valid JSON."""
 
 
 Fault = GraphError | HttpStatus | Delay | MalformedJson | TruncatedBody | Disconnect
@@ -393,8 +402,6 @@ class FakeGraphApi(FakeServer[Fault]):
         # Calls as Facebook's rate limiting counts them: each batch sub-request and each id of
         # an `ids=` read is one call ([BATCH], [IDS]).
         self.graph_calls = 0
-        self.peak_concurrency = 0
-        self._in_flight = 0
         self._pages: dict[str, _Page] = {}
         self._usernames: dict[str, str] = {}
         self._nodes: dict[str, _Node] = {}
@@ -542,44 +549,33 @@ class FakeGraphApi(FakeServer[Fault]):
         """What follows host:port in base_url."""
         return f"/{self.version}"
 
-    def make_app(self) -> web.Application:
-        """A fresh aiohttp application serving this fake."""
-        self._closing = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/{version}/{object_id}/{edge}", self._handle)
-        app.router.add_get("/{version}/{object_id}", self._handle)
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        """Object reads, edges, the root and every unknown path."""
+        router.add_get("/{version}/{object_id}/{edge}", self._handle)
+        router.add_get("/{version}/{object_id}", self._handle)
         # The root serves multi-id reads (GET ?ids=) and batches (POST), with or without version.
-        app.router.add_route("*", "/{version}/", self._handle)
-        app.router.add_route("*", "/", self._handle)
-        app.router.add_route("*", "/{tail:.*}", self._unknown_path)
-        app.on_shutdown.append(self._on_shutdown)
-        return app
+        router.add_route("*", "/{version}/", self._handle)
+        router.add_route("*", "/", self._handle)
+        router.add_route("*", "/{tail:.*}", self._unknown_path)
 
     # --- request handling -----------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.http_requests += 1
         self.requests.append(RecordedRequest(request.path, dict(request.query)))
-        self._in_flight += 1
-        self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
-        try:
+        with self._counted():
             if request.method == "POST" and "object_id" not in request.match_info:
                 return await self._serve_batch(request)
             if request.method not in ("GET", "HEAD"):
                 return self._error_response(_unknown_path_error(request.path).error)
             return await self._serve(request)
-        finally:
-            self._in_flight -= 1
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         call = self._http_call(request)
         self._count(call)
-        await self._wait_for_path(request.path)
-        fault = self._take_fault(request.path)
-        if fault is not None:
-            response = await self._apply_fault(fault, request)
-            if response is not None:
-                return response
+        response = await self._faulted(request)
+        if response is not None:
+            return response
         try:
             body = self._dispatch(call)
         except _GraphFailure as failure:
@@ -655,13 +651,10 @@ class FakeGraphApi(FakeServer[Fault]):
     # --- batches ([BATCH]) ----------------------------------------------------------------
 
     async def _serve_batch(self, request: web.Request) -> web.StreamResponse:
-        await self._wait_for_path(request.path)
         # A throttle on every Nth call counts the calls inside, not the envelope.
-        fault = self._take_fault(request.path, periodic=False)
-        if fault is not None:
-            response = await self._apply_fault(fault, request)
-            if response is not None:
-                return response
+        response = await self._faulted(request, periodic=False)
+        if response is not None:
+            return response
         form = await request.post()
         # The docs' curl example sends everything in the query string; SDKs send a form body.
         params: dict[str, str] = {
@@ -1041,28 +1034,20 @@ class FakeGraphApi(FakeServer[Fault]):
 
     # --- faults, delays and responses -----------------------------------------------------
 
-    async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
-        """Answer with the fault, or return None to carry on normally (after a Delay)."""
-        if isinstance(fault, Delay):
-            await self._pause(fault.seconds)
-            return None
+    async def _platform_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse:
+        """A Graph error body, or 200 with broken JSON."""
         if isinstance(fault, GraphError):
             return self._error_response(fault, request.match_info.get("object_id", ""))
-        if isinstance(fault, HttpStatus):
-            return web.Response(
-                status=fault.status,
-                text=fault.body,
-                content_type=fault.content_type,
-                headers=self._common_headers(dict(fault.headers)),
-            )
-        if isinstance(fault, MalformedJson):
-            return self._raw_json_response(_MALFORMED)
-        if isinstance(fault, TruncatedBody):
-            full = orjson.dumps({"data": [{"id": f"{self.page_id}_1", "message": "x" * 200}]})
-            return await self._truncated(
-                request, full, "application/json", self._common_headers({})
-            )
-        return self._disconnect(request, fault)
+        return self._raw_json_response(_MALFORMED)
+
+    def _truncated_sample(self, request: web.Request) -> tuple[bytes, str]:
+        """A feed page to cut in half."""
+        full = orjson.dumps({"data": [{"id": f"{self.page_id}_1", "message": "x" * 200}]})
+        return full, "application/json"
+
+    def _fault_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Graph's version, trace and usage headers, which the fake sends on every answer."""
+        return self._common_headers(headers)
 
     def _error_parts(self, error: GraphError, object_id: str) -> tuple[int, bytes, dict[str, str]]:
         """Status, body and headers of a Graph error answer."""
@@ -1097,12 +1082,8 @@ class FakeGraphApi(FakeServer[Fault]):
     def _raw_json_response(
         self, raw: bytes, status: int = 200, headers: dict[str, str] | None = None
     ) -> web.Response:
-        return web.Response(
-            body=raw,
-            status=status,
-            content_type="application/json",
-            charset="UTF-8",
-            headers=self._common_headers(headers or {}),
+        return json_response(
+            raw, status=status, charset="UTF-8", headers=self._common_headers(headers or {})
         )
 
     def _common_headers(self, headers: dict[str, str]) -> dict[str, str]:
@@ -1128,10 +1109,7 @@ class FakeGraphApi(FakeServer[Fault]):
         return next(iter(self._pages.values()))
 
     def _node(self, object_id: str) -> _Node:
-        node = self._nodes.get(object_id)
-        if node is None:
-            raise KeyError(f"no post or comment {object_id!r}")
-        return node
+        return find(self._nodes, object_id, "post or comment")
 
 
 # --- helpers ------------------------------------------------------------------------------

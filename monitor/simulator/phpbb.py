@@ -65,23 +65,59 @@ switch them off to imitate a bare board.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import html
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Literal
 
 from aiohttp import web
 
-from monitor.simulator.base import Delay, Disconnect, FakeServer, TruncatedBody
+from monitor.simulator.base import (
+    DROPPED,
+    Delay,
+    Disconnect,
+    FakeServer,
+    HttpStatus,
+    RetryAfter,
+    Throttle,
+    TruncatedBody,
+    find,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "BOARD_UNAVAILABLE",
+    "NO_FEED",
+    "NO_FORUM",
+    "NO_POST",
+    "NO_TOPIC",
+    "SORRY_AUTH_READ",
+    "SORRY_AUTH_READ_TOPIC",
+    "CutFeed",
+    "Delay",
+    "Disconnect",
+    "EntityExpansion",
+    "EntryField",
+    "FakePhpbbBoard",
+    "Fault",
+    "HtmlPage",
+    "HttpStatus",
+    "LinkStyle",
+    "MalformedXml",
+    "RecordedRequest",
+    "RetryAfter",
+    "Throttle",
+    "TruncatedBody",
+    "Visibility",
+    "rate_limited",
+]
 
 ANONYMOUS = 1  # phpBB's guest user id
 LinkStyle = Literal["topic_and_post", "post_only"]
 Visibility = Literal["approved", "unapproved", "deleted"]
-RetryAfter = Literal["seconds", "http-date", "none"]
 # What an entry can be served without [BROKEN].
 EntryField = Literal["published", "updated", "id", "link", "author"]
 
@@ -101,16 +137,6 @@ BOARD_UNAVAILABLE = (
 # --- faults -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class HttpStatus:
-    """Answer with a plain HTTP error, as the board or a proxy in front of it would."""
-
-    status: int = 500
-    body: str = "<html><body><h1>500 Internal Server Error</h1></body></html>"
-    content_type: str = "text/html"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
 def rate_limited(status: int = 429, retry_after: str = "120") -> HttpStatus:
     """A proxy's throttle answer (phpBB has no rate limit of its own): 429 or 503 + Retry-After."""
     reason = "Too Many Requests" if status == 429 else "Service Temporarily Unavailable"
@@ -120,32 +146,6 @@ def rate_limited(status: int = 429, retry_after: str = "120") -> HttpStatus:
         f"<body><center><h1>{status} {reason}</h1></center></body></html>",
         headers={"Retry-After": retry_after},
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Throttle:
-    """A throttle answer whose Retry-After is rendered when it is sent ([PROXY], [BUSY]).
-
-    `retry_after`: "seconds" (delta-seconds), "http-date" (the moment `wait_seconds` from the
-    server's clock) or "none" (no header: nginx limit_req, phpBB's own session limit).
-    """
-
-    status: int = 429
-    wait_seconds: int = 30
-    retry_after: RetryAfter = "seconds"
-
-    def headers(self, now: datetime) -> dict[str, str]:
-        """The Retry-After header in the chosen form, if any."""
-        if self.retry_after == "seconds":
-            return {"Retry-After": str(self.wait_seconds)}
-        if self.retry_after == "http-date":
-            moment = now.astimezone(UTC) + timedelta(seconds=self.wait_seconds)
-            return {"Retry-After": format_datetime(moment, usegmt=True)}
-        return {}
-
-    def reason(self) -> str:
-        """The status line's reason phrase."""
-        return "Too Many Requests" if self.status == 429 else "Service Temporarily Unavailable"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,9 +276,7 @@ class FakePhpbbBoard(FakeServer[Fault]):
         self.new_topics_feed = True  # ACP "feed_topics_new"
         self.path_prefix = path_prefix.rstrip("/")
         self.requests: list[RecordedRequest] = []
-        self.peak_concurrency = 0
         self._now = now or (lambda: datetime.now(UTC))
-        self._in_flight = 0
         self._forums: dict[int, _Forum] = {}
         self._topics: dict[int, _Topic] = {}
         self._posts: dict[int, _Post] = {}
@@ -428,19 +426,15 @@ class FakePhpbbBoard(FakeServer[Fault]):
         """What follows host:port in base_url."""
         return self.path_prefix
 
-    def make_app(self) -> web.Application:
-        """A fresh aiohttp application serving this fake."""
-        self._closing = asyncio.Event()
-        app = web.Application()
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        """The feeds, the legacy feed.php, topic pages; anything else is phpBB's 404 page."""
         prefix = self.path_prefix
-        app.router.add_get(f"{prefix}/app.php/feed", self._handle)
-        app.router.add_get(f"{prefix}/app.php/feed/{{mode}}", self._handle)
-        app.router.add_get(f"{prefix}/app.php/feed/{{mode}}/{{id}}", self._handle)
-        app.router.add_get(f"{prefix}/feed.php", self._handle)
-        app.router.add_get(f"{prefix}/viewtopic.php", self._handle)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_shutdown.append(self._on_shutdown)
-        return app
+        router.add_get(f"{prefix}/app.php/feed", self._handle)
+        router.add_get(f"{prefix}/app.php/feed/{{mode}}", self._handle)
+        router.add_get(f"{prefix}/app.php/feed/{{mode}}/{{id}}", self._handle)
+        router.add_get(f"{prefix}/feed.php", self._handle)
+        router.add_get(f"{prefix}/viewtopic.php", self._handle)
+        router.add_route("*", "/{tail:.*}", self._handle)
 
     # --- request handling -----------------------------------------------------------------
 
@@ -452,24 +446,16 @@ class FakePhpbbBoard(FakeServer[Fault]):
             if_modified_since=request.headers.get("If-Modified-Since"),
         )
         self.requests.append(record)
-        self._in_flight += 1
-        self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
-        try:
+        with self._counted():
             response = await self._serve(request)
-            if isinstance(response, _Dropped):
-                return response.response  # the client never sees it: status stays None
+        if not response.get(DROPPED):  # the client never sees a dropped one: status stays None
             record.status = response.status
-            return response
-        finally:
-            self._in_flight -= 1
+        return response
 
-    async def _serve(self, request: web.Request) -> web.StreamResponse | _Dropped:
-        await self._wait_for_path(request.path)
-        fault = self._take_fault(request.path)
-        if fault is not None:
-            faulty = await self._apply_fault(fault, request)
-            if faulty is not None:
-                return faulty
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        response = await self._faulted(request)
+        if response is not None:
+            return response
         path = request.path.removeprefix(self.path_prefix)
         if path == "/feed.php":
             return self._legacy_redirect(request)
@@ -788,20 +774,8 @@ class FakePhpbbBoard(FakeServer[Fault]):
 
     # --- faults, delays -------------------------------------------------------------------
 
-    async def _apply_fault(
-        self, fault: Fault, request: web.Request
-    ) -> web.StreamResponse | _Dropped | None:
-        """Answer with the fault, or return None to carry on normally (after a Delay)."""
-        if isinstance(fault, Delay):
-            await self._pause(fault.seconds)
-            return None
-        if isinstance(fault, HttpStatus):
-            return web.Response(
-                status=fault.status,
-                text=fault.body,
-                content_type=fault.content_type,
-                headers=dict(fault.headers),
-            )
+    async def _platform_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse:
+        """Throttles, broken or hostile XML, an HTML page instead of a feed, a cut feed."""
         if isinstance(fault, Throttle):
             return self._throttled(fault)
         if isinstance(fault, MalformedXml):
@@ -822,16 +796,8 @@ class FakePhpbbBoard(FakeServer[Fault]):
                 b'<feed xmlns="http://www.w3.org/2005/Atom"><title>&c;</title></feed>'
             )
             return web.Response(body=body, content_type="application/atom+xml", charset="UTF-8")
-        if isinstance(fault, TruncatedBody | CutFeed):
-            full = self._sample_feed(request)
-            if isinstance(fault, CutFeed):
-                return web.Response(
-                    body=full[: len(full) // 2],
-                    content_type="application/atom+xml",
-                    charset="UTF-8",
-                )
-            return _Dropped(await self._truncated(request, full, "application/atom+xml"))
-        return _Dropped(self._disconnect(request, fault))
+        full, content_type = self._truncated_sample(request)
+        return web.Response(body=full[: len(full) // 2], content_type=content_type, charset="UTF-8")
 
     def _throttled(self, fault: Throttle) -> web.Response:
         """[PROXY] / [BUSY]: the throttle page, Retry-After as of the board's clock."""
@@ -839,11 +805,12 @@ class FakePhpbbBoard(FakeServer[Fault]):
             return self._error_page(503, BOARD_UNAVAILABLE)  # [BUSY]: phpBB's own
         return _server_page(fault.status, fault.reason(), fault.headers(self._now()))
 
-    def _sample_feed(self, request: web.Request) -> bytes:
+    def _truncated_sample(self, request: web.Request) -> tuple[bytes, str]:
         """A realistic feed body to cut in half: the overall feed (padded if the board is new)."""
         _, posts, _ = self._overall_feed()
         feed = self._render_feed(request, "", posts, prefix_forum=True).body
-        return feed if len(feed) > 600 else feed.replace(b"</feed>", b"<!--" + b"x" * 600 + b"-->")
+        padded = feed.replace(b"</feed>", b"<!--" + b"x" * 600 + b"-->")
+        return (feed if len(feed) > 600 else padded), "application/atom+xml"
 
     # --- model helpers --------------------------------------------------------------------
 
@@ -880,29 +847,13 @@ class FakePhpbbBoard(FakeServer[Fault]):
         return post_id
 
     def _forum(self, forum_id: int) -> _Forum:
-        forum = self._forums.get(forum_id)
-        if forum is None:
-            raise KeyError(f"no forum {forum_id}")
-        return forum
+        return find(self._forums, forum_id, "forum")
 
     def _topic(self, topic_id: int) -> _Topic:
-        topic = self._topics.get(topic_id)
-        if topic is None:
-            raise KeyError(f"no topic {topic_id}")
-        return topic
+        return find(self._topics, topic_id, "topic")
 
     def _post(self, post_id: int) -> _Post:
-        post = self._posts.get(post_id)
-        if post is None:
-            raise KeyError(f"no post {post_id}")
-        return post
-
-
-@dataclass(frozen=True)
-class _Dropped:
-    """A response whose connection was cut: the client sees a failure, not this status."""
-
-    response: web.StreamResponse
+        return find(self._posts, post_id, "post")
 
 
 def _server_page(
