@@ -7,14 +7,14 @@ import contextlib
 import shlex
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from monitor.clock import SystemClock
-from monitor.config import load_config
+from monitor.config import Config, load_config
 from monitor.simulator.discourse import FakeDiscourse
 from monitor.simulator.discourse_scenario import WEBCARE_GROUP, forum_live_traffic, seed_forum
 from monitor.simulator.graph_api import FakeGraphApi
@@ -107,10 +107,8 @@ backfill_days = 8
 def write_demo_config(
     workdir: Path, *, api_base_url: str, port: int, forum_url: str | None = None
 ) -> Path:
-    """Write the demo's config (and its secret files) into `workdir`.
-
-    The Facebook page is always the first source; the forum follows when `forum_url` is given.
-    """
+    """Write the demo's config (and its secret files) into `workdir`; the page is source 1."""
+    # The forum follows the page as a second source when `forum_url` is given.
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "page-token.txt").write_text(TOKEN + "\n", encoding="utf-8")
     text = CONFIG_TEMPLATE.format(
@@ -129,8 +127,8 @@ def write_demo_config(
 
 
 def _command_name() -> str:
-    """How the user started us, so a printed command works when pasted (the venv's script is
-    not on PATH after the README's install)."""
+    """How the user started us, so a printed command works when pasted."""
+    # The venv's script is not on PATH after the README's install.
     argv0 = sys.argv[0]
     if Path(argv0).name == "webcare-monitor":
         return shlex.quote(argv0)
@@ -155,10 +153,11 @@ def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
     )
 
 
-async def _demo_app(port: int, workdir: Path) -> web.Application:
+async def _demo_app(
+    port: int, workdir: Path, configure: Callable[[Config], None]
+) -> web.Application:
     """Start the fake page with history and live traffic, then build the real service on it."""
     from monitor.app import create_app
-    from monitor.cli import configure_from
 
     clock = SystemClock()
     api = FakeGraphApi(page_id=PAGE_ID, page_name=PAGE_NAME, access_token=TOKEN)
@@ -174,7 +173,7 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
         workdir, api_base_url=api.base_url, port=port, forum_url=forum.base_url
     )
     config = load_config(config_path)
-    configure_from(config)
+    configure(config)
     app = create_app(config)
 
     async def platform(app: web.Application) -> AsyncIterator[None]:
@@ -207,10 +206,17 @@ async def _demo_app(port: int, workdir: Path) -> web.Application:
     return app
 
 
-def run_demo(*, port: int, workdir: str | None, host: str = "127.0.0.1") -> None:
-    """Run the demo until Ctrl-C; `host` 0.0.0.0 lets a container publish the port."""
+def run_demo(
+    *,
+    port: int,
+    workdir: str | None,
+    configure: Callable[[Config], None],
+    host: str = "127.0.0.1",
+) -> None:
+    """Run the demo until Ctrl-C; `configure` sets up logging from the generated config."""
     from monitor.web.server import run_app
 
     path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="webcare-demo-"))
-    # The same server limits as `run` (monitor/web/server.py).
-    run_app(_demo_app(port, path), host=host, port=port)
+    # `host` 0.0.0.0 lets a container publish the port. The same server limits as `run`
+    # (monitor/web/server.py); `configure` comes from the CLI so the demo need not import it.
+    run_app(_demo_app(port, path, configure), host=host, port=port)

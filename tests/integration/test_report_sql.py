@@ -528,8 +528,8 @@ def test_report_windows_default_to_local_days_of_the_brand() -> None:
     """No window: the last 7 local days, today included; --last and --month in local time."""
     import argparse
 
+    from monitor.cli.report import report_window
     from monitor.config import parse_config
-    from monitor.report_cli import report_window
 
     config = parse_config(
         {

@@ -30,7 +30,7 @@ from monitor.report import (
     nearest_rank,
     parse_instant,
 )
-from monitor.report_cli import format_csv, format_json, format_table
+from monitor.report_format import format_csv, format_json, format_table
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -1,36 +1,18 @@
-"""`webcare-monitor report`: the report from the store as a table, CSV or JSON."""
+"""The report as a person or a program reads it: an aligned table, CSV or JSON."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import csv
 import io
 import json
-import re
-import sys
 import textwrap
 from dataclasses import fields
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from monitor.config import Config
 from monitor.durations import human_duration
-from monitor.report import (
-    ALL,
-    AnyReport,
-    ItemLine,
-    ModeratorRow,
-    ReportItem,
-    ReportKind,
-    ReportRow,
-    build,
-    check_window,
-    parse_instant,
-)
+from monitor.report import ALL, AnyReport, ItemLine, ModeratorRow, ReportKind, ReportRow
 
 FORMATS = ("table", "csv", "json")
 # Fields holding a fraction (shown as a percentage) rather than a count or seconds.
@@ -77,8 +59,7 @@ def _cell(name: str, value: Any, zone: ZoneInfo) -> str:
 
 
 def _raw(value: Any, zone: ZoneInfo) -> str:
-    """A value as a program reads it in CSV: raw numbers, local ISO instants with their
-    offset, empty for null."""
+    """A value as a program reads it in CSV: raw numbers, local ISO instants, empty for null."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -148,8 +129,8 @@ def _row_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: boo
 
 
 def _summary_blocks(report: AnyReport, zone: ZoneInfo) -> list[str]:
-    """The summary turned on its side: one block per source, one line per figure, one
-    column per period, so every figure fits a terminal under its CSV name."""
+    """The summary on its side: a block per source, a line per figure, a column per period."""
+    # On its side so that every figure fits a terminal under its CSV name.
     blocks: dict[tuple[str, str], list[Any]] = {}
     for row in report.rows:
         blocks.setdefault((row.source, row.brand), []).append(row)
@@ -176,8 +157,7 @@ def _summary_blocks(report: AnyReport, zone: ZoneInfo) -> list[str]:
 
 
 def format_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: bool = False) -> str:
-    """An aligned text table: numbers right, text left, percentages and durations humanised;
-    TABLE_WIDTH columns at most unless `wide`."""
+    """An aligned table, TABLE_WIDTH wide unless `wide`; percentages and durations humanised."""
     if kind == "summary" and not wide:
         body = _summary_blocks(report, zone)
     else:
@@ -210,142 +190,3 @@ def render(
     if fmt == "csv":
         return format_csv(report, kind, zone)
     return format_table(report, kind, zone, wide=wide)
-
-
-DEFAULT_DAYS = 7
-
-
-def brand_zone(config: Config, brand: str | None) -> ZoneInfo:
-    """The time zone of the brand's (else the first source's) office calendar."""
-    source = next((s for s in config.sources if brand in (None, s.brand)), config.sources[0])
-    return config.calendar(source.calendar).timezone
-
-
-def report_window(
-    args: argparse.Namespace, config: Config, now: datetime
-) -> tuple[datetime, datetime]:
-    """[since, until) from --since/--until, --last or --month (local days of the brand);
-    without any: the last 7 days, today included."""
-    zone = brand_zone(config, args.brand)
-    explicit = args.since is not None or args.until is not None
-    if explicit and (args.month is not None or args.last is not None):
-        raise ValueError("give either --since/--until or --last / --month, not both")
-    if args.month is not None:
-        try:
-            first = datetime.strptime(args.month, "%Y-%m").replace(tzinfo=zone)
-        except ValueError as err:
-            raise ValueError(f"invalid month {args.month!r}: use YYYY-MM, e.g. 2026-11") from err
-        after = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-        return first.astimezone(UTC), after.astimezone(UTC)
-    if explicit:
-        if args.since is None or args.until is None:
-            raise ValueError("give both --since and --until (or --last / --month)")
-        return parse_instant(args.since, zone), parse_instant(args.until, zone)
-    days = DEFAULT_DAYS
-    if args.last is not None:
-        match = re.fullmatch(r"(\d+)d", args.last.strip())
-        if match is None or int(match.group(1)) < 1:
-            raise ValueError(f"invalid --last {args.last!r}: a number of days, e.g. 30d")
-        days = int(match.group(1))
-    local_now = now.astimezone(zone)
-    tomorrow = datetime.combine(local_now.date() + timedelta(days=1), time(), tzinfo=zone)
-    start = datetime.combine(tomorrow.date() - timedelta(days=days), time(), tzinfo=zone)
-    return start.astimezone(UTC), tomorrow.astimezone(UTC)
-
-
-async def _load_items(
-    config: Config, *, since: datetime, until: datetime, brand: str | None
-) -> list[ReportItem]:
-    from monitor.store import Store, create_engine, upgrade
-    from monitor.store.reports import report_items
-
-    engine = create_engine(config.database_url)
-    try:
-        await upgrade(engine)
-        return await report_items(
-            Store(engine), since=since, until=until, brands=None if brand is None else [brand]
-        )
-    finally:
-        await engine.dispose()
-
-
-def _kind(args: argparse.Namespace) -> ReportKind:
-    if args.items:
-        return "items"
-    return "moderator" if args.by == "moderator" else "summary"
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """`report -c CONFIG --since ISO --until ISO ...`: print the report of a window."""
-    # Imported here: monitor.cli imports this module to register the subcommand.
-    from monitor.cli import _load_or_exit
-
-    config = _load_or_exit(args.config)
-    try:
-        args.since, args.until = report_window(args, config, datetime.now(UTC))
-        check_window(args.since, args.until)
-    except ValueError as err:
-        print(f"webcare-monitor report: error: {err}", file=sys.stderr)
-        return 2
-    sources = {s.name: s.brand for s in config.sources}
-    if args.brand is not None and args.brand not in sources.values():
-        known = ", ".join(sorted(set(sources.values())))
-        print(
-            f"webcare-monitor report: error: unknown brand {args.brand!r} (configured: {known})",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        items = asyncio.run(
-            _load_items(config, since=args.since, until=args.until, brand=args.brand)
-        )
-    except (OSError, SQLAlchemyError) as err:
-        print(f"webcare-monitor report: cannot read the store: {err}", file=sys.stderr)
-        return 1
-    # Judged after loading: every reply stored by then is at or before this instant.
-    as_of = datetime.now(UTC)
-    kind = _kind(args)
-    report = build(
-        kind,
-        items,
-        since=args.since,
-        until=args.until,
-        as_of=as_of,
-        brand=args.brand,
-        sources=sources,
-    )
-    zone = brand_zone(config, args.brand)
-    sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
-    return 0
-
-
-def add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the `report` subcommand."""
-    report = subparsers.add_parser(
-        "report",
-        help="SLA report over the items created in a window",
-        description=(
-            "Items created in [since, until); outcomes judged as of now. Without a window: the"
-            " last 7 days (today included) in the brand's time zone. A --since/--until time"
-            " without an offset is in the brand's time zone too."
-        ),
-    )
-    report.add_argument("-c", "--config", required=True, help="TOML config file")
-    window = report.add_mutually_exclusive_group()
-    window.add_argument("--last", default=None, help="the last N days, e.g. 30d (default 7d)")
-    window.add_argument("--month", default=None, help="a calendar month, e.g. 2026-11")
-    report.add_argument(
-        "--since", default=None, help="window start, ISO 8601; without an offset: brand's time"
-    )
-    report.add_argument("--until", default=None, help="window end, exclusive (same form)")
-    report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
-    report.add_argument("--brand", default=None, help="only this brand")
-    report.add_argument(
-        "--wide",
-        action="store_true",
-        help=f"table: one line per row with every column (default: fits {TABLE_WIDTH} columns)",
-    )
-    detail = report.add_mutually_exclusive_group()
-    detail.add_argument("--by", choices=["moderator"], default=None, help="rows per responder")
-    detail.add_argument("--items", action="store_true", help="list the items themselves")
-    report.set_defaults(func=cmd_report)

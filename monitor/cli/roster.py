@@ -14,10 +14,12 @@ import aiohttp
 from monitor.alerts.models import Duty
 from monitor.alerts.roster import Roster
 from monitor.alerts.settings import RosterConfig
+from monitor.cli.common import load_or_exit
 from monitor.report import parse_instant
 
 if TYPE_CHECKING:
     from monitor.alerts.ics import IcsShift
+    from monitor.cli.common import SubParsers
 
 LOOK_AHEAD = timedelta(days=7)
 ICS_TIMEOUT = 30.0
@@ -68,10 +70,7 @@ async def _ics_events(config: RosterConfig, at: datetime) -> list[IcsShift]:
 
 def cmd_roster(args: argparse.Namespace) -> int:
     """`roster -c CONFIG [--at ISO] [--brand B] [--source S]`: print who is on duty."""
-    # Imported here: monitor.cli imports this module to register the subcommand.
-    from monitor.cli import _load_or_exit
-
-    config = _load_or_exit(args.config)
+    config = load_or_exit(args.config)
     try:
         # A time without an offset is the roster's wall clock, as the team reads it.
         zone = ZoneInfo(config.roster.timezone)
@@ -115,7 +114,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_roster_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers) -> None:
     """Register the `roster` subcommand."""
     roster = subparsers.add_parser(
         "roster",

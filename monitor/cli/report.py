@@ -1,0 +1,149 @@
+"""`webcare-monitor report`: the report from the store as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.cli.common import brand_zone, load_or_exit
+from monitor.config import Config
+from monitor.report import ReportItem, ReportKind, build, check_window, parse_instant
+from monitor.report_format import FORMATS, TABLE_WIDTH, render
+
+if TYPE_CHECKING:
+    from monitor.cli.common import SubParsers
+
+DEFAULT_DAYS = 7
+
+
+def report_window(
+    args: argparse.Namespace, config: Config, now: datetime
+) -> tuple[datetime, datetime]:
+    """[since, until) from --since/--until, --last or --month; by default the last 7 days."""
+    # Days are the brand's local days; the default 7 include today.
+    zone = brand_zone(config, args.brand)
+    explicit = args.since is not None or args.until is not None
+    if explicit and (args.month is not None or args.last is not None):
+        raise ValueError("give either --since/--until or --last / --month, not both")
+    if args.month is not None:
+        try:
+            first = datetime.strptime(args.month, "%Y-%m").replace(tzinfo=zone)
+        except ValueError as err:
+            raise ValueError(f"invalid month {args.month!r}: use YYYY-MM, e.g. 2026-11") from err
+        after = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+        return first.astimezone(UTC), after.astimezone(UTC)
+    if explicit:
+        if args.since is None or args.until is None:
+            raise ValueError("give both --since and --until (or --last / --month)")
+        return parse_instant(args.since, zone), parse_instant(args.until, zone)
+    days = DEFAULT_DAYS
+    if args.last is not None:
+        match = re.fullmatch(r"(\d+)d", args.last.strip())
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError(f"invalid --last {args.last!r}: a number of days, e.g. 30d")
+        days = int(match.group(1))
+    local_now = now.astimezone(zone)
+    tomorrow = datetime.combine(local_now.date() + timedelta(days=1), time(), tzinfo=zone)
+    start = datetime.combine(tomorrow.date() - timedelta(days=days), time(), tzinfo=zone)
+    return start.astimezone(UTC), tomorrow.astimezone(UTC)
+
+
+async def _load_items(
+    config: Config, *, since: datetime, until: datetime, brand: str | None
+) -> list[ReportItem]:
+    from monitor.store import Store, create_engine, upgrade
+    from monitor.store.reports import report_items
+
+    engine = create_engine(config.database_url)
+    try:
+        await upgrade(engine)
+        return await report_items(
+            Store(engine), since=since, until=until, brands=None if brand is None else [brand]
+        )
+    finally:
+        await engine.dispose()
+
+
+def _kind(args: argparse.Namespace) -> ReportKind:
+    if args.items:
+        return "items"
+    return "moderator" if args.by == "moderator" else "summary"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`report -c CONFIG --since ISO --until ISO ...`: print the report of a window."""
+    config = load_or_exit(args.config)
+    try:
+        args.since, args.until = report_window(args, config, datetime.now(UTC))
+        check_window(args.since, args.until)
+    except ValueError as err:
+        print(f"webcare-monitor report: error: {err}", file=sys.stderr)
+        return 2
+    sources = {s.name: s.brand for s in config.sources}
+    if args.brand is not None and args.brand not in sources.values():
+        known = ", ".join(sorted(set(sources.values())))
+        print(
+            f"webcare-monitor report: error: unknown brand {args.brand!r} (configured: {known})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        items = asyncio.run(
+            _load_items(config, since=args.since, until=args.until, brand=args.brand)
+        )
+    except (OSError, SQLAlchemyError) as err:
+        print(f"webcare-monitor report: cannot read the store: {err}", file=sys.stderr)
+        return 1
+    # Judged after loading: every reply stored by then is at or before this instant.
+    as_of = datetime.now(UTC)
+    kind = _kind(args)
+    report = build(
+        kind,
+        items,
+        since=args.since,
+        until=args.until,
+        as_of=as_of,
+        brand=args.brand,
+        sources=sources,
+    )
+    zone = brand_zone(config, args.brand)
+    sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
+    return 0
+
+
+def add_parser(subparsers: SubParsers) -> None:
+    """Register the `report` subcommand."""
+    report = subparsers.add_parser(
+        "report",
+        help="SLA report over the items created in a window",
+        description=(
+            "Items created in [since, until); outcomes judged as of now. Without a window: the"
+            " last 7 days (today included) in the brand's time zone. A --since/--until time"
+            " without an offset is in the brand's time zone too."
+        ),
+    )
+    report.add_argument("-c", "--config", required=True, help="TOML config file")
+    window = report.add_mutually_exclusive_group()
+    window.add_argument("--last", default=None, help="the last N days, e.g. 30d (default 7d)")
+    window.add_argument("--month", default=None, help="a calendar month, e.g. 2026-11")
+    report.add_argument(
+        "--since", default=None, help="window start, ISO 8601; without an offset: brand's time"
+    )
+    report.add_argument("--until", default=None, help="window end, exclusive (same form)")
+    report.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+    report.add_argument("--brand", default=None, help="only this brand")
+    report.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"table: one line per row with every column (default: fits {TABLE_WIDTH} columns)",
+    )
+    detail = report.add_mutually_exclusive_group()
+    detail.add_argument("--by", choices=["moderator"], default=None, help="rows per responder")
+    detail.add_argument("--items", action="store_true", help="list the items themselves")
+    report.set_defaults(func=cmd_report)
