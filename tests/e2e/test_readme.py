@@ -61,8 +61,13 @@ def test_every_shell_block_is_run_or_says_why_not(doc: Path) -> None:
 
 
 def fresh_copy(target: Path) -> Path:
-    """The tracked files as they are now (uncommitted edits included), without .venv."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    """The files git tracks or would track, as they are now (uncommitted edits included)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
     if listed.returncode != 0:  # not a git checkout: everything but local state
         shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(".venv", "*.db*", ".git"))
         return target
