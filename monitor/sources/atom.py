@@ -37,7 +37,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any, ClassVar, TypeGuard
@@ -54,19 +54,21 @@ from monitor.logging import get_logger
 from monitor.sources.base import (
     AuthError,
     FatalError,
+    FetchRecord,
     FetchRequest,
     RateLimited,
-    SourceError,
     TransientError,
+    one_error,
 )
 from monitor.sources.http import (
     MAX_REDIRECTS,
     REDIRECTS,
-    _redirect_target,
+    describe,
     parse_retry_after,
+    redirect_target,
     safe_url,
-    scrub,
 )
+from monitor.sources.wire import as_list, parse_time
 
 log = get_logger("monitor.sources.atom")
 
@@ -154,10 +156,10 @@ class _Cursor:
             },
             first_post=_int_map(raw.get("first_post")),
             topic_of=_int_map(raw.get("topic_of")),
-            gone={int(t) for t in _list(raw.get("gone")) if _digits(t)},
+            gone={int(t) for t in as_list(raw.get("gone")) if _digits(t)},
             new_topics=[
                 (int(pair[0]), int(pair[1]) if _digits(pair[1]) else None)
-                for pair in _list(raw.get("new_topics"))
+                for pair in as_list(raw.get("new_topics"))
                 if isinstance(pair, list) and len(pair) == 2 and _digits(pair[0])
             ],
         )
@@ -209,7 +211,7 @@ class _Todo:
             planned=raw.get("planned") is True,
             lookups=_ints(raw.get("lookups")),
             new_topics=raw.get("new_topics") is True,
-            read={str(key) for key in _list(raw.get("read"))},
+            read={str(key) for key in as_list(raw.get("read"))},
             failed=int(failed) if _digits(failed) else None,
         )
 
@@ -228,7 +230,7 @@ class _Todo:
 
 
 @dataclass(kw_only=True)
-class _Run:
+class _Run(FetchRecord):
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
     cursor: _Cursor
@@ -237,7 +239,6 @@ class _Run:
     now: datetime
     request: FetchRequest | None = None  # told how many topics are left (progress)
     topics_done: int = 0
-    requests: int = 0
     not_modified: int = 0
     # A feed of this board answered 200/304: a 404/403 elsewhere is about that topic only,
     # and what this fetch read is worth keeping if a throttle stops it.
@@ -252,13 +253,6 @@ class _Run:
     read_feeds: set[str] = field(default_factory=set)
     # Each topic's first post (parent of every reply), once known.
     first_posts: dict[int, int] = field(default_factory=dict)
-    skipped: dict[str, Skipped] = field(default_factory=dict)
-    # The throttle or transient failure that ended the fetch early (what came before is kept).
-    stopped: RateLimited | TransientError | None = None
-
-    def stop(self, err: RateLimited | TransientError) -> None:
-        """End the fetch at the first refusal; requests already under way still count."""
-        self.stopped = self.stopped or err
 
     def skip_entry(self, where: str, entry: FeedEntry) -> None:
         """An entry without a post id (or a post without a date) cannot be used: skipped."""
@@ -434,15 +428,10 @@ class PhpbbAtomSource:
                 if run.stopped is None:  # the board said stop: the rest waits
                     await self._read_one(run, topic_id)
 
-        try:
+        with one_error():
             async with asyncio.TaskGroup() as group:
                 for topic_id in list(todo.topics):
                     group.create_task(one(topic_id))
-        except ExceptionGroup as failures:
-            chosen = _most_severe(failures)
-            if chosen is None:
-                raise
-            raise chosen from chosen.__cause__
 
     async def _read_one(self, run: _Run, topic_id: int) -> None:
         """One topic feed; a throttle stops the fetch, a topic failing twice is skipped."""
@@ -711,17 +700,17 @@ class PhpbbAtomSource:
                 location = reply_headers.get("Location") if status in REDIRECTS else None
                 if location is None:
                     break
-                target = _redirect_target(target, None, location, where)
+                target = redirect_target(target, None, location, where)
             else:
                 raise TransientError(f"{where}: more than {MAX_REDIRECTS} redirects")
         except TimeoutError as err:
             raise TransientError(f"{where}: timed out after {timeout:g} s") from err
         except aiohttp.ClientPayloadError as err:
-            raise TransientError(f"{where}: response body truncated: {_describe(err)}") from err
+            raise TransientError(f"{where}: response body truncated: {describe(err)}") from err
         except aiohttp.ClientError as err:
-            raise TransientError(f"{where}: request failed: {_describe(err)}") from err
+            raise TransientError(f"{where}: request failed: {describe(err)}") from err
         except OSError as err:
-            raise TransientError(f"{where}: network error: {_describe(err)}") from err
+            raise TransientError(f"{where}: network error: {describe(err)}") from err
         self._check_status(where, status, reply_headers)
         return _Reply(status=status, body=body, headers=reply_headers, url=safe_url(url))
 
@@ -801,15 +790,8 @@ class PhpbbAtomSource:
             for topic, ids in found_complete.items()
             if topic not in deleted
         }
-        return Batch(
-            messages=tuple(messages),
-            cursor=self._next_cursor(run, request),
-            complete_threads=complete,
-            deleted_threads=frozenset(str(t) for t in deleted),
-            requests=run.requests,
-            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
-            interrupted=stopped.reason if stopped is not None else None,
-            skipped=dict(run.skipped),
+        return run.batch(
+            self._next_cursor(run, request), messages, complete, (str(t) for t in deleted)
         )
 
     def _next_cursor(self, run: _Run, request: FetchRequest) -> Mapping[str, Any]:
@@ -905,15 +887,7 @@ def _post_and_topic(url: str | None) -> tuple[int | None, int | None]:
 
 def _parse_time(value: object) -> datetime | None:
     """An RFC 3339 time in any offset ("2026-11-16T20:05:00+01:00", phpBB may add a space)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None  # RFC 3339 requires an offset; guessing one would shift the SLA clock
-    return moment.astimezone(UTC)
+    return parse_time(value.strip() if isinstance(value, str) else value)
 
 
 class _TextExtractor(HTMLParser):
@@ -977,26 +951,6 @@ async def _read_capped(resp: aiohttp.ClientResponse, where: str) -> bytes:
     return b"".join(chunks)
 
 
-def _most_severe(failures: BaseExceptionGroup[Any]) -> SourceError | None:
-    """The error the operator most needs to see; None if a non-SourceError (a bug) is inside."""
-    flat: list[BaseException] = []
-    stack: list[BaseException] = [failures]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        else:
-            flat.append(current)
-    errors = [error for error in flat if isinstance(error, SourceError)]
-    if not errors or len(errors) != len(flat):
-        return None
-    for kind in (AuthError, FatalError, RateLimited, TransientError):
-        for error in errors:
-            if isinstance(error, kind):
-                return error
-    return errors[0]
-
-
 def _fold(name: str) -> str:
     """phpBB compares user names case-insensitively (username_clean)."""
     return " ".join(name.split()).casefold()
@@ -1015,12 +969,8 @@ def _digits(value: object) -> TypeGuard[int | str]:
     return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
 
 
-def _list(raw: object) -> list[object]:
-    return list(raw) if isinstance(raw, list) else []
-
-
 def _ints(raw: object) -> list[int]:
-    return [int(value) for value in _list(raw) if _digits(value)]
+    return [int(value) for value in as_list(raw) if _digits(value)]
 
 
 def _entry_digest(entry: FeedEntry) -> str:
@@ -1037,8 +987,3 @@ def _int_map(raw: object) -> dict[int, int]:
         for key, value in raw.items()
         if _digits(key) and isinstance(value, int) and not isinstance(value, bool)
     }
-
-
-def _describe(err: BaseException) -> str:
-    text = scrub(str(err)) or "no details"
-    return f"{type(err).__name__}: {text}"

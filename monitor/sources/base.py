@@ -1,12 +1,13 @@
-"""The Source protocol and the error tree every adapter maps its failures into."""
+"""The Source protocol, the error tree every adapter maps its failures into, the Batch it makes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monitor.domain import Batch
+from monitor.domain import Batch, Message, Skipped
 
 
 class SourceError(Exception):
@@ -43,6 +44,47 @@ class FatalError(SourceError):
     reason = "fatal"
 
 
+class Refused(Exception):
+    """The platform answered for this one thread but refused it (403, 400, other 4xx) or served
+    it unusable: that thread is skipped, not the poll."""
+
+    def __init__(self, why: Skipped) -> None:
+        super().__init__(why.detail)
+        self.why = why
+
+
+def most_severe(failures: BaseExceptionGroup[Any]) -> SourceError | None:
+    """The error the operator most needs to see; None if a non-SourceError (a bug) is inside."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [failures]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        else:
+            flat.append(current)
+    errors = [error for error in flat if isinstance(error, SourceError)]
+    if not errors or len(errors) != len(flat):
+        return None
+    for kind in (AuthError, FatalError, RateLimited, TransientError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0]
+
+
+@contextlib.contextmanager
+def one_error() -> Iterator[None]:
+    """Turn a TaskGroup's ExceptionGroup into the one error the operator most needs to see."""
+    try:
+        yield
+    except ExceptionGroup as failures:
+        chosen = most_severe(failures)
+        if chosen is None:
+            raise
+        raise chosen from chosen.__cause__
+
+
 # Told how much of a long read is left: (left, total, unit), e.g. (245, 365, "days") while a
 # first backfill pages back through a year, or (80, 200, "topics").
 ProgressCallback = Callable[[float, float, str], None]
@@ -71,3 +113,37 @@ class Source(Protocol):
     async def fetch(self, request: FetchRequest) -> Batch:
         """Fetch what is new since the cursor plus the active threads' messages."""
         ...
+
+
+@dataclass(kw_only=True)
+class FetchRecord:
+    """What one fetch accumulates across its requests (mutable on purpose)."""
+
+    requests: int = 0
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+    # The first throttle or transient failure: the fetch stops early, keeping what came before.
+    stopped: RateLimited | TransientError | None = None
+
+    def stop(self, err: RateLimited | TransientError) -> None:
+        """End the fetch at the first refusal; requests already under way still count."""
+        self.stopped = self.stopped or err
+
+    def batch(
+        self,
+        cursor: Mapping[str, Any],
+        messages: Iterable[Message],
+        complete: Mapping[str, frozenset[str]],
+        deleted: Iterable[str],
+    ) -> Batch:
+        """What the fetch read, interrupted or not, with the cursor to go on from."""
+        stopped = self.stopped
+        return Batch(
+            messages=tuple(messages),
+            cursor=cursor,
+            complete_threads=complete,
+            deleted_threads=frozenset(deleted),
+            requests=self.requests,
+            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
+            interrupted=stopped.reason if stopped is not None else None,
+            skipped=dict(self.skipped),
+        )

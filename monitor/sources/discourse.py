@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -19,12 +19,16 @@ from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
+    FetchRecord,
     FetchRequest,
     RateLimited,
+    Refused,
     TransientError,
 )
 from monitor.sources.budget import RequestBudget
-from monitor.sources.http import request_json
+from monitor.sources.http import redact, request_json, without_query
+from monitor.sources.moderators import ModeratorEntries
+from monitor.sources.wire import is_int, parse_time
 
 # Post types (Post.types in Discourse's app/models/post.rb): only regular posts are messages;
 # moderator actions, small actions ("closed this topic") and staff whispers never are.
@@ -61,27 +65,14 @@ class Moderators:
     @classmethod
     def parse(cls, entries: Iterable[str]) -> Moderators:
         """Read config entries: "alice", "id:42", "group:support", "group:staff"."""
-        usernames: set[str] = set()
-        user_ids: set[int] = set()
-        groups: set[str] = set()
-        flags: set[str] = set()
-        for entry in entries:
-            kind, _, value = entry.partition(":")
-            if kind == "id" and value.strip().lstrip("-").isdigit():
-                user_ids.add(int(value.strip()))
-            elif kind == "group" and value.strip():
-                group = value.strip().lower()
-                groups.add(group)
-                if group in _FLAG_GROUPS:
-                    flags.add(_FLAG_GROUPS[group])
-            else:
-                # Discourse usernames are case-insensitive (users.username_lower).
-                usernames.add(entry.strip().lower())
+        sorted_entries = ModeratorEntries.sort(entries, is_id=lambda v: v.lstrip("-").isdigit())
+        groups = frozenset(group.lower() for group in sorted_entries.groups)
         return cls(
-            usernames=frozenset(usernames),
-            user_ids=frozenset(user_ids),
-            groups=frozenset(groups),
-            flags=frozenset(flags),
+            # Discourse usernames are case-insensitive (users.username_lower).
+            usernames=frozenset(name.lower() for name in sorted_entries.usernames),
+            user_ids=frozenset(int(user_id) for user_id in sorted_entries.user_ids),
+            groups=groups,
+            flags=frozenset(_FLAG_GROUPS[group] for group in groups if group in _FLAG_GROUPS),
         )
 
     def match(self, post: Mapping[str, Any]) -> bool:
@@ -154,28 +145,16 @@ class _TopicGone(Exception):
     """The topic answered 404 or came back deleted: for us it no longer exists."""
 
 
-class _TopicRefused(Exception):
-    """Discourse answered for this one topic, but refused it (403 private, 400, other 4xx)."""
-
-    def __init__(self, why: Skipped) -> None:
-        super().__init__(why.detail)
-        self.why = why
-
-
 class _Malformed(ValueError):
     """A post or list entry without a field we need (id, post_number, created_at, bumped_at)."""
 
 
 @dataclass(kw_only=True)
-class _FetchState:
+class _FetchState(FetchRecord):
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
-    requests: int = 0
     # Requests the forum answered (a page, or a refusal of one object): it is up and serving.
     answered: int = 0
-    # The refusal that ended the fetch early (what came before it is kept).
-    stopped: RateLimited | TransientError | None = None
-    skipped: dict[str, Skipped] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -295,7 +274,7 @@ class _Unfinished:
     def collect(self, posts: Iterable[Mapping[str, Any]]) -> None:
         """Keep posts by id; set aside the ones without."""
         for post in posts:
-            if _is_int(post.get("id")):
+            if is_int(post.get("id")):
                 self.posts[post["id"]] = post
             else:
                 self.without_id.append(post)
@@ -445,18 +424,10 @@ class DiscourseSource:
             topics=tuple(topics), advance=current.advanced(listed).to_json(), listing=listing
         )
 
-    def _batch(self, state: _FetchState, run: _TopicsRun, cursor: Mapping[str, Any]) -> Batch:
-        stopped = state.stopped
-        return Batch(
-            messages=tuple(run.messages),
-            cursor=cursor,
-            complete_threads=run.complete,
-            deleted_threads=frozenset(run.deleted),
-            requests=state.requests,
-            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
-            interrupted=stopped.reason if stopped is not None else None,
-            skipped=dict(state.skipped),
-        )
+    @staticmethod
+    def _batch(state: _FetchState, run: _TopicsRun, cursor: Mapping[str, Any]) -> Batch:
+        """What the fetch read, interrupted or not, with the cursor to go on from."""
+        return state.batch(cursor, run.messages, run.complete, run.deleted)
 
     def _new_listing(self) -> _Listing:
         """The topic lists to read: /latest or each configured category's latest."""
@@ -501,7 +472,9 @@ class DiscourseSource:
                 if not isinstance(topic_list, dict) or not isinstance(
                     topic_list.get("topics"), list
                 ):
-                    raise TransientError(f"GET {_path(url)}: response without topic_list.topics")
+                    raise TransientError(
+                        f"GET {without_query(url)}: response without topic_list.topics"
+                    )
                 page = self._listed_page(state, topic_list["topics"])
                 for topic in page:
                     listing.found[topic.id] = topic
@@ -511,7 +484,9 @@ class DiscourseSource:
                     break
                 url = self._next_page(topic_list.get("more_topics_url"), url)
                 if url in seen_urls:
-                    raise TransientError(f"GET {_path(url)}: more_topics_url repeats itself")
+                    raise TransientError(
+                        f"GET {without_query(url)}: more_topics_url repeats itself"
+                    )
             listing.paths.pop(0)
 
     @staticmethod
@@ -540,7 +515,7 @@ class DiscourseSource:
             if absolute.origin() != self._origin:
                 # Never hand the API key to a host the operator did not configure.
                 raise FatalError(
-                    f"GET {_path(current)}: more_topics_url points at {absolute.origin()},"
+                    f"GET {without_query(current)}: more_topics_url points at {absolute.origin()},"
                     f" not at the configured base_url {self._origin}"
                 )
             path = absolute.raw_path
@@ -564,7 +539,7 @@ class DiscourseSource:
                 read = await self._read_topic(state, topic_id)
             except _TopicGone:
                 run.deleted.add(topic_id)
-            except _TopicRefused as refused:
+            except Refused as refused:
                 state.skipped[topic_id] = refused.why
             except RateLimited as err:
                 state.stopped = err
@@ -610,7 +585,7 @@ class DiscourseSource:
     async def _read_topic(self, state: _FetchState, topic_id: str) -> _TopicRead:
         """A whole topic: its first chunk, then the rest of its stream.
 
-        Raises _TopicGone or _TopicRefused for this topic alone, and RateLimited or
+        Raises _TopicGone or Refused for this topic alone, and RateLimited or
         TransientError when a request of it could not be made now. In that last case what
         came is kept in memory and the next fetch asks only for the rest (see _Unfinished).
         """
@@ -646,7 +621,7 @@ class DiscourseSource:
             topic_id=topic_id,
             at=self._clock.now(),
             slug=slug if isinstance(slug, str) else "topic",
-            stream=[i for i in stream_body.get("stream") or [] if _is_int(i)],
+            stream=[i for i in stream_body.get("stream") or [] if is_int(i)],
         )
         read.collect(_post_list(stream_body))
         missing = [post_id for post_id in read.stream if post_id not in read.posts]
@@ -679,7 +654,7 @@ class DiscourseSource:
         alive = frozenset({m.platform_id for m in messages} | malformed.keys())
         skipped = {f"post:{post_id}": why for post_id, why in malformed.items()}
         for number, post in enumerate(read.without_id, start=1):
-            where = post.get("post_number") if _is_int(post.get("post_number")) else f"?{number}"
+            where = post.get("post_number") if is_int(post.get("post_number")) else f"?{number}"
             skipped[f"post:{topic_id}#{where}"] = Skipped(
                 reason="malformed", detail=f"topic {topic_id}: a post without an id"
             )
@@ -689,7 +664,7 @@ class DiscourseSource:
         self, topic_id: str, slug: str, posts: Sequence[Mapping[str, Any]]
     ) -> tuple[list[Message], dict[str, Skipped]]:
         """The regular posts as messages, and (by post id) the ones skipped as malformed."""
-        by_number = {p["post_number"]: str(p["id"]) for p in posts if _is_int(p.get("post_number"))}
+        by_number = {p["post_number"]: str(p["id"]) for p in posts if is_int(p.get("post_number"))}
         messages: list[Message] = []
         skipped: dict[str, Skipped] = {}
         for post in posts:
@@ -699,7 +674,7 @@ class DiscourseSource:
                 continue  # left out: the pipeline keeps a tombstone if we had stored it
             is_brand = self._moderators.match(post)
             user_id = post.get("user_id")
-            if _is_int(user_id) and user_id < 0 and not is_brand:
+            if is_int(user_id) and user_id < 0 and not is_brand:
                 continue  # system and bots (negative ids) are not consumers
             try:
                 messages.append(self._message(topic_id, slug, post, by_number, is_brand))
@@ -717,12 +692,12 @@ class DiscourseSource:
     ) -> Message:
         post_id = str(post["id"])
         number = post.get("post_number")
-        if not _is_int(number):
+        if not is_int(number):
             raise _Malformed(f"topic {topic_id}: post {post_id} without a post_number")
         reply_to = post.get("reply_to_post_number")
         if number == 1:
             parent = None
-        elif _is_int(reply_to):
+        elif is_int(reply_to):
             # A reply to a post we cannot see (deleted) has no known parent.
             parent = by_number.get(reply_to)
         else:
@@ -735,7 +710,7 @@ class DiscourseSource:
             platform_id=post_id,
             thread_id=topic_id,
             parent_id=parent,
-            author_id=str(user_id) if _is_int(user_id) else None,
+            author_id=str(user_id) if is_int(user_id) else None,
             author_name=username if isinstance(username, str) else None,
             text=cooked_text(post.get("cooked")),
             created_at=_created_at(post, topic_id, post_id),
@@ -748,7 +723,7 @@ class DiscourseSource:
     # --- requests -----------------------------------------------------------------------------
 
     async def _get(self, state: _FetchState, url: str, *, what: str) -> Mapping[str, Any]:
-        """One GET under the site budget; for a topic, raises _TopicGone or _TopicRefused when
+        """One GET under the site budget; for a topic, raises _TopicGone or Refused when
         the forum answers for that topic alone."""
         await self._budget.acquire()
         state.requests += 1
@@ -774,7 +749,7 @@ class DiscourseSource:
                 raise TransientError(f"{where}: response is not a JSON object")
             state.answered += 1
             return body
-        said = self._redact(_said(body))
+        said = redact(_said(body), self._key)
         error_type = body.get("error_type") if isinstance(body, dict) else None
         if status == 401 or (status == 403 and (_bad_key(said) or error_type == "not_logged_in")):
             raise AuthError(
@@ -799,11 +774,6 @@ class DiscourseSource:
             )
         raise FatalError(f"{where}: HTTP {status} ({error_type or '-'}): Discourse said {said!r}")
 
-    def _redact(self, text: str) -> str:
-        if len(self._key) >= 4:
-            text = text.replace(self._key, "***")
-        return text
-
 
 # 4xx that say "not now" rather than "not this": Request Timeout, Too Early.
 _RETRY_STATUSES = frozenset({408, 425})
@@ -817,7 +787,7 @@ def _topic_refusal(status: int, error_type: Any, said: str, where: str) -> Excep
     # check_and_raise_exceptions); 400 invalid_parameters and other 4xx: refused as asked.
     reason = "forbidden" if status == 403 else "bad_request"
     detail = f"{where}: HTTP {status} {error_type or '-'}: Discourse said {said!r}"
-    return _TopicRefused(Skipped(reason=reason, detail=detail))
+    return Refused(Skipped(reason=reason, detail=detail))
 
 
 def _without_resume(cursor: Mapping[str, Any]) -> dict[str, Any]:
@@ -842,10 +812,11 @@ def cooked_text(cooked: Any) -> str:
 
 
 def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {value!r}")
-    return moment.astimezone(UTC)
+    """A Discourse time; ValueError if unreadable or without an offset."""
+    moment = parse_time(value)
+    if moment is None:
+        raise ValueError(f"unreadable timestamp or one without offset: {value!r}")
+    return moment
 
 
 def _wire_time(moment: datetime) -> str:
@@ -867,7 +838,7 @@ def _created_at(post: Mapping[str, Any], topic_id: str, post_id: str) -> datetim
 def _listed(raw: Mapping[str, Any]) -> ListedTopic:
     topic_id = raw.get("id")
     bumped = raw.get("bumped_at") or raw.get("last_posted_at") or raw.get("created_at")
-    if not _is_int(topic_id) or not isinstance(bumped, str):
+    if not is_int(topic_id) or not isinstance(bumped, str):
         raise _Malformed(f"Discourse listed a topic without id or bumped_at (id {topic_id!r})")
     try:
         bumped_at = _parse_time(bumped)
@@ -896,11 +867,3 @@ def _said(body: Any) -> str:
 
 def _bad_key(said: str) -> bool:
     return _CREDENTIALS_PROBLEM.lower() in said.lower()
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _path(url: str) -> str:
-    return str(URL(url, encoded=True).with_query(None))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -31,10 +31,13 @@ from monitor.sources.base import (
     RateLimited,
     SourceError,
     TransientError,
+    most_severe,
+    one_error,
 )
 from monitor.sources.facebook_token import proof_params
 from monitor.sources.graph_batch import BatchRefused, GraphBatcher
-from monitor.sources.http import JsonResponse, request_json
+from monitor.sources.http import JsonResponse, redact, request_json, without_query
+from monitor.sources.wire import as_int
 
 log = get_logger("monitor.sources.facebook")
 
@@ -276,7 +279,7 @@ class FacebookPageSource:
             at_since = _since_ids(request.cursor) if request.include_feed else frozenset()
             lookup = [(post_id, None) for post_id in sorted(request.active_threads - at_since)]
         # Feed and thread reads together: with a batcher they travel in the same POSTs.
-        with _one_error():
+        with one_error():
             async with asyncio.TaskGroup() as group:
                 feed_task = group.create_task(
                     self._fetch_feed(state, feed_url, self._days_left(request, since))
@@ -325,7 +328,7 @@ class FacebookPageSource:
         errors = [*feed.errors, *looked_up.errors, *state.partial_errors]
         interrupted = feed.next_url is not None or bool(pending)
         if interrupted and not (messages or complete or deleted or state.skipped):
-            raise _most_severe(ExceptionGroup("no progress", errors)) or errors[0]
+            raise most_severe(ExceptionGroup("no progress", errors)) or errors[0]
         cursor = self._next_cursor(request, since, resume, created, feed, pending)
         return Batch(
             messages=tuple(messages),
@@ -436,15 +439,17 @@ class FacebookPageSource:
                 break
             data = body.get("data")
             if not isinstance(data, list):
-                raise TransientError(f"GET {_path(url)}: Graph response without a data list")
+                raise TransientError(
+                    f"GET {without_query(url)}: Graph response without a data list"
+                )
             read.posts.extend((raw, None) for raw in data if isinstance(raw, dict))
             page_read([raw for raw in data if isinstance(raw, dict)])
             next_url = _next_link(body)
             if next_url is None or not data:
                 break
             if next_url in seen:
-                raise TransientError(f"GET {_path(url)}: paging.next repeats itself")
-            self._check_link(next_url, f"GET {_path(url)}")
+                raise TransientError(f"GET {without_query(url)}: paging.next repeats itself")
+            self._check_link(next_url, f"GET {without_query(url)}")
             seen.add(next_url)
             url = next_url
         posts = [raw for raw, _ in read.posts]
@@ -578,14 +583,16 @@ class FacebookPageSource:
             first = False
             data = body.get("data")
             if not isinstance(data, list):
-                raise TransientError(f"GET {_path(url)}: Graph response without a data list")
+                raise TransientError(
+                    f"GET {without_query(url)}: Graph response without a data list"
+                )
             items.extend(item for item in data if isinstance(item, dict))
             next_url = _next_link(body)
             if next_url is None or not data:
                 return _EdgeRead(items=items)
             if next_url in seen:
-                raise TransientError(f"GET {_path(url)}: paging.next repeats itself")
-            self._check_link(next_url, f"GET {_path(url)}")
+                raise TransientError(f"GET {without_query(url)}: paging.next repeats itself")
+            self._check_link(next_url, f"GET {without_query(url)}")
             seen.add(next_url)
             url, next_params = next_url, None
 
@@ -682,11 +689,11 @@ class FacebookPageSource:
         self, error: Mapping[str, Any], status: int, usage: GraphUsage, where: str
     ) -> SourceError:
         """Translate a Graph `{"error": {...}}` into our error tree."""
-        code = _as_int(error.get("code"))
-        subcode = _as_int(error.get("error_subcode"))
+        code = as_int(error.get("code"))
+        subcode = as_int(error.get("error_subcode"))
         ident = f"code {code}" if subcode is None else f"code {code}/{subcode}"
         ident += f", fbtrace_id {error.get('fbtrace_id') or '-'}"
-        said = self._redact(str(error.get("message") or "no message"))[:300]
+        said = redact(str(error.get("message") or "no message"), self._token)[:300]
         detail = f"Graph API said {said!r} [{where}]"
         if code in THROTTLE_CODES:
             return RateLimited(
@@ -717,11 +724,6 @@ class FacebookPageSource:
         if status >= 500:
             return TransientError(f"Graph API server error HTTP {status} ({ident}): {detail}")
         return FatalError(f"Graph API rejected the request ({ident}): {detail}")
-
-    def _redact(self, text: str) -> str:
-        if len(self._token) >= 4:
-            text = text.replace(self._token, "***")
-        return text
 
     def _post_message(self, raw: Raw, page_id: str, state: _FetchState) -> Message | None:
         """The post as a message; None (and skipped) when it lacks what we need."""
@@ -810,18 +812,6 @@ def parse_usage(headers: Mapping[str, str]) -> GraphUsage:
     return GraphUsage(ratio=None if highest is None else highest / 100.0, regain_seconds=regain)
 
 
-@contextlib.contextmanager
-def _one_error() -> Iterator[None]:
-    """Turn a TaskGroup's ExceptionGroup into the one error the operator most needs to see."""
-    try:
-        yield
-    except ExceptionGroup as failures:
-        chosen = _most_severe(failures)
-        if chosen is None:
-            raise
-        raise chosen from chosen.__cause__
-
-
 async def _no_posts() -> list[tuple[Raw, list[Raw]]]:
     return []
 
@@ -832,26 +822,6 @@ def _since_ids(cursor: Mapping[str, Any]) -> frozenset[str]:
     if not isinstance(value, list):
         return frozenset()
     return frozenset(str(item) for item in value if isinstance(item, str | int))
-
-
-def _most_severe(failures: BaseExceptionGroup[Any]) -> SourceError | None:
-    """The error the operator most needs to see; None if a non-SourceError (a bug) is inside."""
-    flat: list[BaseException] = []
-    stack: list[BaseException] = [failures]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        else:
-            flat.append(current)
-    errors = [error for error in flat if isinstance(error, SourceError)]
-    if not errors or len(errors) != len(flat):
-        return None
-    for kind in (AuthError, FatalError, RateLimited, TransientError):
-        for error in errors:
-            if isinstance(error, kind):
-                return error
-    return errors[0]
 
 
 def _json_header(value: str | None) -> Any:
@@ -881,26 +851,12 @@ def _as_number(value: Any) -> float | None:
     return float(value)
 
 
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 def _next_link(body: Mapping[str, Any]) -> str | None:
     paging = body.get("paging")
     if not isinstance(paging, dict):
         return None
     link = paging.get("next")
     return link if isinstance(link, str) and link else None
-
-
-def _path(url: str) -> str:
-    return str(URL(url, encoded=True).with_query(None))
 
 
 class _Malformed(ValueError):

@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -19,12 +19,17 @@ from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
+    FetchRecord,
     FetchRequest,
     RateLimited,
+    Refused,
     SourceError,
     TransientError,
+    one_error,
 )
-from monitor.sources.http import parse_retry_after, request_json
+from monitor.sources.http import parse_retry_after, redact, request_json
+from monitor.sources.moderators import ModeratorEntries
+from monitor.sources.wire import as_int, as_list, parse_time
 
 # Flarum's built-in Admins (1) and Mods (4) groups: what "group:staff" means on Flarum, which
 # has no staff flag of its own.
@@ -49,14 +54,6 @@ class _NotFound(FatalError):
     """HTTP 404 not_found: the resource does not exist or the actor may not see it."""
 
 
-class _Refused(Exception):
-    """Flarum answered for this one discussion, but refused it (403, 400) or served it unusable."""
-
-    def __init__(self, why: Skipped) -> None:
-        super().__init__(why.detail)
-        self.why = why
-
-
 @dataclass(kw_only=True)
 class _Listing:
     """The discussion list being read page by page, newest first (mutable on purpose)."""
@@ -74,8 +71,8 @@ class _Listing:
         if not isinstance(raw, dict):
             return None
         found: dict[str, datetime] = {}
-        for pair in _as_list(raw.get("found")):
-            when = _parse_time(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
+        for pair in as_list(raw.get("found")):
+            when = parse_flarum_time(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
             if when is not None:
                 found[str(pair[0])] = when
         next_url = raw.get("next")
@@ -121,7 +118,7 @@ class _Todo:
         failed = raw.get("failed")
         return cls(
             listing=listing,
-            threads=[str(t) for t in _as_list(threads)],
+            threads=[str(t) for t in as_list(threads)],
             advance=advance if isinstance(advance, dict) else None,
             failed=str(failed) if isinstance(failed, str | int) else None,
         )
@@ -138,23 +135,15 @@ class _Todo:
 
 
 @dataclass(kw_only=True)
-class _FetchState:
+class _FetchState(FetchRecord):
     """What one fetch accumulates across its requests (mutable on purpose)."""
 
-    requests: int = 0
     documents: int = 0  # answered with a JSON:API document: the forum is up and serving
     finished: int = 0  # discussions read, gone or skipped
     request: FetchRequest | None = None  # told how many discussions are left (progress)
     messages: list[Message] = field(default_factory=list)
     complete: dict[str, frozenset[str]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
-    skipped: dict[str, Skipped] = field(default_factory=dict)
-    # The first throttle or transient failure: the fetch stops early, keeping what came before.
-    stopped: RateLimited | TransientError | None = None
-
-    def stop(self, err: RateLimited | TransientError) -> None:
-        """End the fetch at the first refusal; requests already under way still count."""
-        self.stopped = self.stopped or err
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,27 +158,19 @@ class Moderators:
     @classmethod
     def parse(cls, entries: Iterable[str]) -> Moderators:
         """ "alice" (username), "id:42" (user id), "group:support" / "group:4" / "group:staff"."""
-        usernames: set[str] = set()
-        user_ids: set[str] = set()
+        sorted_entries = ModeratorEntries.sort(entries)
         group_names: set[str] = set()
         group_ids: set[str] = set()
-        for entry in entries:
-            kind, _, value = entry.partition(":")
-            value = value.strip()
-            if kind == "id" and value:
-                user_ids.add(value)
-            elif kind == "group" and value:
-                if value.isdigit():
-                    group_ids.add(value)
-                elif value.casefold() == "staff":
-                    group_ids.update(STAFF_GROUP_IDS)
-                else:
-                    group_names.add(value.casefold())
+        for value in sorted_entries.groups:
+            if value.isdigit():
+                group_ids.add(value)
+            elif value.casefold() == "staff":
+                group_ids.update(STAFF_GROUP_IDS)
             else:
-                usernames.add(entry.strip().casefold())
+                group_names.add(value.casefold())
         return cls(
-            usernames=frozenset(usernames),
-            user_ids=frozenset(user_ids),
+            usernames=frozenset(name.casefold() for name in sorted_entries.usernames),
+            user_ids=frozenset(sorted_entries.user_ids),
             group_names=frozenset(group_names),
             group_ids=frozenset(group_ids),
         )
@@ -230,7 +211,7 @@ class _Thread:
 
     def add(self, body: Mapping[str, Any], data: Iterable[Any] = ()) -> None:
         """Index the posts of `data` and the `included` resources of a document."""
-        for resource in [*data, *_as_list(body.get("included"))]:
+        for resource in [*data, *as_list(body.get("included"))]:
             if not isinstance(resource, dict):
                 continue
             kind, ident = resource.get("type"), resource.get("id")
@@ -336,17 +317,7 @@ class FlarumSource:
 
     def _batch(self, state: _FetchState, cursor: Mapping[str, Any]) -> Batch:
         """What the fetch read, interrupted or not, with the cursor to go on from."""
-        stopped = state.stopped
-        return Batch(
-            messages=tuple(state.messages),
-            cursor=cursor,
-            complete_threads=state.complete,
-            deleted_threads=frozenset(state.deleted),
-            requests=state.requests,
-            wait_seconds=stopped.retry_after if isinstance(stopped, RateLimited) else None,
-            interrupted=stopped.reason if stopped is not None else None,
-            skipped=dict(state.skipped),
-        )
+        return state.batch(cursor, state.messages, state.complete, state.deleted)
 
     # --- requests -------------------------------------------------------------------------
 
@@ -421,7 +392,7 @@ class FlarumSource:
             if not isinstance(resource, dict) or resource.get("type") != "discussions":
                 continue
             ident = resource.get("id")
-            last = _parse_time(_attributes(resource).get("lastPostedAt"))
+            last = parse_flarum_time(_attributes(resource).get("lastPostedAt"))
             if not isinstance(ident, str | int) or not str(ident) or last is None:
                 # One entry the list cannot place: skipped, the rest of the list is read.
                 key = str(ident) if isinstance(ident, str | int) else "discussion list entry"
@@ -450,15 +421,10 @@ class FlarumSource:
                 if state.stopped is None:  # the platform said stop: the rest waits
                     await self._read_one(state, todo, discussion_id, horizon)
 
-        try:
+        with one_error():
             async with asyncio.TaskGroup() as group:
                 for discussion_id in list(todo.threads):
                     group.create_task(one(discussion_id))
-        except ExceptionGroup as failures:
-            chosen = _most_severe(failures)
-            if chosen is None:
-                raise
-            raise chosen from chosen.__cause__
 
     async def _read_one(
         self, state: _FetchState, todo: _Todo, discussion_id: str, horizon: datetime
@@ -466,7 +432,7 @@ class FlarumSource:
         """One discussion: kept, gone, skipped, or left for the next fetch when throttled."""
         try:
             thread = await self._read_thread(state, discussion_id)
-        except _Refused as refused:
+        except Refused as refused:
             if not await self._forum_answers(state):
                 return  # maybe the forum refusing us, not this discussion: ask again later
             state.skipped[discussion_id] = refused.why
@@ -649,11 +615,11 @@ class FlarumSource:
         self, body: Any, status: int, where: str, discussion: str | None = None
     ) -> Exception:
         """Translate a JSON:API `{"errors": [{"status", "code", "detail"}]}` response."""
-        first = next(iter(_as_list(body.get("errors") if isinstance(body, dict) else None)), None)
+        first = next(iter(as_list(body.get("errors") if isinstance(body, dict) else None)), None)
         code = _error_code(body)
         detail = first.get("detail") if isinstance(first, dict) else None
         ident = f"HTTP {status} {code or 'without an error code'}"
-        said = f": {self._redact(str(detail))[:200]!r}" if detail else ""
+        said = f": {redact(str(detail), self._key)[:200]!r}" if detail else ""
         if status == 401:
             return AuthError(f"Flarum did not accept the API key ({ident}) [{where}]; {_NEW_KEY}")
         if status == 404 and code != "route_not_found":
@@ -664,7 +630,7 @@ class FlarumSource:
             # Flarum answered for this one discussion: it is skipped, the rest is read.
             reason = "forbidden" if status == 403 else "bad_request"
             detail_text = f"discussion {discussion}: Flarum refused it ({ident}{said}) [{where}]"
-            return _Refused(Skipped(reason=reason, detail=detail_text))
+            return Refused(Skipped(reason=reason, detail=detail_text))
         if status == 403:
             return AuthError(
                 f"permission denied ({ident}) [{where}]: the API key's user must be able to view"
@@ -676,11 +642,6 @@ class FlarumSource:
                 " without /api"
             )
         return FatalError(f"Flarum rejected the request ({ident}{said}) [{where}]")
-
-    def _redact(self, text: str) -> str:
-        if self._key is not None and len(self._key) >= 4:
-            text = text.replace(self._key, "***")
-        return text
 
     def _thread_messages(
         self, thread: _Thread, horizon: datetime
@@ -694,8 +655,8 @@ class FlarumSource:
         skipped = self._unserved_posts(thread)
         for post_id, post in thread.posts.items():
             attributes = _attributes(post)
-            number = _as_int(attributes.get("number"))
-            created_at = _parse_time(attributes.get("createdAt"))
+            number = as_int(attributes.get("number"))
+            created_at = parse_flarum_time(attributes.get("createdAt"))
             kind = attributes.get("contentType")
             if number is None or created_at is None or not isinstance(kind, str):
                 skipped[f"post:{post_id}"] = Skipped(
@@ -859,41 +820,15 @@ def _post_text(attributes: Mapping[str, Any]) -> str:
 
 def parse_flarum_time(value: Any) -> datetime | None:
     """Parse a Flarum date (`2022-01-01T10:20:30+00:00`, RFC 3339) into aware UTC."""
-    return _parse_time(value)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parse_time(value, naive_is_utc=True)
 
 
 def _cursor_time(cursor: Mapping[str, Any], key: str) -> datetime | None:
-    return _parse_time(cursor.get(key))
+    return parse_flarum_time(cursor.get(key))
 
 
 def _id_order(value: str) -> tuple[int, str]:
     return (int(value), "") if value.isdigit() else (0, value)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 def _attributes(resource: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -908,7 +843,7 @@ def _relation(resource: Mapping[str, Any], name: str) -> Any:
 
 
 def _new_thread(discussion_id: str, body: Mapping[str, Any]) -> _Thread:
-    """The discussion document's thread; _Refused (malformed) without a discussion or post ids."""
+    """The discussion document's thread; Refused (malformed) without a discussion or post ids."""
     data = body.get("data")
     relationships = data.get("relationships") if isinstance(data, dict) else None
     posts_rel = relationships.get("posts") if isinstance(relationships, dict) else None
@@ -929,12 +864,12 @@ def _new_thread(discussion_id: str, body: Mapping[str, Any]) -> _Thread:
         thread.add(body)
         return thread
     detail = f"discussion {discussion_id}: Flarum served {what}"
-    raise _Refused(Skipped(reason="malformed", detail=detail))
+    raise Refused(Skipped(reason="malformed", detail=detail))
 
 
 def _error_code(body: Any) -> str:
     """The `code` of a JSON:API error document's first error, or ""."""
-    first = next(iter(_as_list(body.get("errors") if isinstance(body, dict) else None)), None)
+    first = next(iter(as_list(body.get("errors") if isinstance(body, dict) else None)), None)
     return str(first.get("code") or "") if isinstance(first, dict) else ""
 
 
@@ -943,23 +878,3 @@ def _data_list(body: Mapping[str, Any], url: str) -> list[Any]:
     if not isinstance(data, list):
         raise TransientError(f"GET {URL(url).with_query(None)}: response without a data list")
     return data
-
-
-def _most_severe(failures: BaseExceptionGroup[Any]) -> SourceError | None:
-    """The error the operator most needs to see; None if a non-SourceError (a bug) is inside."""
-    flat: list[BaseException] = []
-    stack: list[BaseException] = [failures]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        else:
-            flat.append(current)
-    errors = [error for error in flat if isinstance(error, SourceError)]
-    if not errors or len(errors) != len(flat):
-        return None
-    for kind in (AuthError, FatalError, RateLimited, TransientError):
-        for error in errors:
-            if isinstance(error, kind):
-                return error
-    return errors[0]

@@ -57,6 +57,18 @@ def scrub(text: str) -> str:
     return _URL_QUERY.sub(r"\1", text)
 
 
+def without_query(url: str) -> str:
+    """The URL without its query, for messages; unlike safe_url it keeps the encoding as sent."""
+    return str(URL(url, encoded=True).with_query(None))
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` with the credential replaced by "***" (platforms may echo it in error messages)."""
+    if secret is not None and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110)."""
     if value is None:
@@ -122,7 +134,7 @@ async def request_json(
             location = resp_headers.get("Location") if status in REDIRECTS else None
             if location is None:
                 break
-            following = _redirect_target(target, query, location, where)
+            following = redirect_target(target, query, location, where)
             target, query = following, None
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, data = "GET", None  # what browsers and aiohttp do
@@ -135,12 +147,12 @@ async def request_json(
         raise TransientError(f"{where}: timed out after {timeout:g} s") from err
     except aiohttp.ClientPayloadError as err:
         raise TransientError(
-            f"{where}: response body truncated or corrupt: {_describe(err)}"
+            f"{where}: response body truncated or corrupt: {describe(err)}"
         ) from err
     except aiohttp.ClientError as err:
-        raise TransientError(f"{where}: request failed: {_describe(err)}") from err
+        raise TransientError(f"{where}: request failed: {describe(err)}") from err
     except OSError as err:
-        raise TransientError(f"{where}: network error: {_describe(err)}") from err
+        raise TransientError(f"{where}: network error: {describe(err)}") from err
 
     now = clock.now() if clock is not None else datetime.now(UTC)
     if status == 429:
@@ -159,7 +171,7 @@ async def request_json(
     return JsonResponse(status=status, body=body, headers=resp_headers, url=safe_url(url))
 
 
-def _redirect_target(
+def redirect_target(
     current: URL, query: Mapping[str, str] | None, location: str, where: str
 ) -> URL:
     """Where a redirect leads; an error if it leaves the origin the credentials belong to."""
@@ -197,6 +209,7 @@ def _undecodable(where: str, status: int, size: int, err: orjson.JSONDecodeError
     return FatalError(f"{where}: HTTP {status} with a non-JSON body ({detail})")
 
 
-def _describe(err: BaseException) -> str:
+def describe(err: BaseException) -> str:
+    """An exception as "Type: text" for a message, URL query strings scrubbed."""
     text = scrub(str(err)) or "no details"
     return f"{type(err).__name__}: {text}"
