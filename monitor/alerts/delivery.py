@@ -23,9 +23,9 @@ import aiohttp
 
 from monitor.alerts.models import Notification
 from monitor.alerts.outbox import Outbox, OutboxRow
-from monitor.alerts.settings import ReceiverConfig
 from monitor.alerts.transport import SendResult, send
 from monitor.clock import Clock, sleep_or_wake
+from monitor.config.alerts import ReceiverConfig
 from monitor.logging import get_logger
 from monitor.metrics import Metrics
 from monitor.poller.backoff import backoff_delay

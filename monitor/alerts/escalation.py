@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from monitor.alerts.settings import AlertsConfig
+from monitor.config.alerts import AlertsConfig
 
 StepKind = Literal["escalation", "reminder"]
 

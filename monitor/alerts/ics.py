@@ -23,8 +23,8 @@ import aiohttp
 import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 
-from monitor.alerts.settings import RosterConfig
 from monitor.clock import Clock
+from monitor.config.alerts import RosterConfig
 from monitor.logging import get_logger
 
 log = get_logger("monitor.alerts.ics")

@@ -20,8 +20,8 @@ from monitor.alerts.escalation import FollowUp, FollowUpPolicy, Step
 from monitor.alerts.links import Links
 from monitor.alerts.models import AlertItem, Duty, Kind, Notification, Recipient, Role
 from monitor.alerts.outbox import Outbox
-from monitor.alerts.settings import NEEDS_ITEMS, ReceiverConfig
 from monitor.clock import Clock
+from monitor.config.alerts import NEEDS_ITEMS, ReceiverConfig
 from monitor.domain import Item, ItemState, SourceRef
 from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemDismissed, ItemWarned
 from monitor.logging import get_logger

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.alerts.models import Duty
-from monitor.alerts.settings import OverrideConfig, RosterConfig, ShiftConfig
+from monitor.config.alerts import OverrideConfig, RosterConfig, ShiftConfig
 from monitor.sla.calendar import (
     DatedInterval,
     WeeklyCalendar,

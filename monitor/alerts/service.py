@@ -19,8 +19,8 @@ from monitor.alerts.models import Duty
 from monitor.alerts.notifier import Notifier
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.roster import Roster
-from monitor.alerts.settings import AlertsConfig, ReceiverConfig, RosterConfig
 from monitor.clock import Clock, sleep_or_wake
+from monitor.config.alerts import AlertsConfig, ReceiverConfig, RosterConfig
 from monitor.domain import SourceRef
 from monitor.domain.events import Event
 from monitor.logging import get_logger

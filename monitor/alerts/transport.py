@@ -14,8 +14,8 @@ from yarl import URL
 from monitor.alerts.channels import alertmanager_payload, mattermost_payload, teams_payload
 from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
 from monitor.alerts.models import Notification
-from monitor.alerts.settings import ReceiverConfig
 from monitor.alerts.signing import DELIVERY_HEADER, SCHEMA_HEADER, SIGNATURE_HEADER, sign
+from monitor.config.alerts import ReceiverConfig
 from monitor.sources.http import parse_retry_after
 
 # Enough of an error body to show e.g. Slack's "invalid_payload" or "channel_is_archived".

@@ -13,8 +13,8 @@ import aiohttp
 
 from monitor.alerts.models import Duty
 from monitor.alerts.roster import Roster
-from monitor.alerts.settings import RosterConfig
 from monitor.cli.common import load_or_exit
+from monitor.config.alerts import RosterConfig
 from monitor.report import parse_instant
 
 if TYPE_CHECKING:

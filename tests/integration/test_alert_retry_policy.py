@@ -20,9 +20,9 @@ from pydantic import SecretStr
 from monitor.alerts.delivery import REFUSED_GRACE_SECONDS, DeliveryWorker
 from monitor.alerts.models import Duty, Notification
 from monitor.alerts.outbox import Outbox
-from monitor.alerts.settings import ReceiverConfig
 from monitor.alerts.transport import SendResult
 from monitor.clock import FakeClock
+from monitor.config.alerts import ReceiverConfig
 from monitor.metrics import Metrics
 from monitor.store import Store, create_engine, upgrade
 

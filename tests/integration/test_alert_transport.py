@@ -22,8 +22,8 @@ from pydantic import SecretStr
 import monitor.alerts
 from monitor.alerts.formats import console_line, generic_payload, slack_payload
 from monitor.alerts.models import AlertItem, Duty, Notification
-from monitor.alerts.settings import ReceiverConfig
 from monitor.alerts.transport import SendResult, send
+from monitor.config.alerts import ReceiverConfig
 
 NOW = datetime(2024, 1, 8, 12, 0, tzinfo=UTC)
 SECRET = "whsec-9d8c7b6a5f4e"

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 from monitor.alerts.ics import IcsError, IcsRoster, IcsShift, describe_source, load_ics, parse_ics
 from monitor.alerts.models import Duty
 from monitor.alerts.roster import Roster
-from monitor.alerts.settings import RosterConfig
 from monitor.clock import FakeClock
+from monitor.config.alerts import RosterConfig
 from monitor.logging import configure_logging
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -11,7 +11,7 @@ import pytest
 from monitor.alerts.ics import IcsShift
 from monitor.alerts.models import Duty
 from monitor.alerts.roster import Roster, first_gap
-from monitor.alerts.settings import RosterConfig
+from monitor.config.alerts import RosterConfig
 
 AMS = ZoneInfo("Europe/Amsterdam")
 BRAND, SOURCE = "acme", "fb-acme"

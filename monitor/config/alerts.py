@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.config_types import OptionalSeconds, Seconds, SecretHttpUrl, StrictModel, TimeZone
+from monitor.config.types import OptionalSeconds, Seconds, SecretHttpUrl, StrictModel, TimeZone
 
 AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
 Role = Literal["student", "backup", "lead"]
