@@ -1,13 +1,10 @@
-"""Flarum adapter: JSON:API discussions and posts into domain messages and our error tree."""
+"""FlarumSource: recently posted-in and still active discussions, each read in full."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
@@ -19,7 +16,6 @@ from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
-    FetchRecord,
     FetchRequest,
     RateLimited,
     Refused,
@@ -27,201 +23,37 @@ from monitor.sources.base import (
     TransientError,
     one_error,
 )
+from monitor.sources.flarum._jsonapi import (
+    Group,
+    Moderators,
+    Thread,
+    attributes_of,
+    data_list,
+    error_code,
+    mentioned_post,
+    new_thread,
+    parse_flarum_time,
+    post_text,
+    relation_data,
+)
+from monitor.sources.flarum._state import FetchState, Listing, Todo, cursor_time, id_order
 from monitor.sources.http import parse_retry_after, redact, request_json
-from monitor.sources.moderators import ModeratorEntries
-from monitor.sources.wire import as_int, as_list, parse_time
+from monitor.sources.wire import as_int, as_list
 
-# Flarum's built-in Admins (1) and Mods (4) groups: what "group:staff" means on Flarum, which
-# has no staff flag of its own.
-STAFF_GROUP_IDS = frozenset({"1", "4"})
 MAX_PAGE_SIZE = 50  # Flarum's $maxLimit for every list endpoint
+
 THREAD_INCLUDE = "posts,posts.user,posts.user.groups"
+
 POST_INCLUDE = "user,user.groups"
+
 _NEW_KEY = (
     "create a new key in Flarum's api_keys table (for a moderator account, so hidden posts stay"
     " visible) and update api_key in the config"
 )
-# A post mention: `<a href=... class="PostMention" data-id="123">`, or a <span> once the
-# mentioned post is gone (flarum/mentions ConfigureMentions).
-_TAG = re.compile(r"<(?:a|span)\b[^>]*>", re.IGNORECASE)
-_MENTION_CLASS = re.compile(r'\bclass="[^"]*\bPostMention\b')
-_DATA_ID = re.compile(r'\bdata-id="(\d+)"')
-# The source form (`content`, shown to editors): `@"Name"#p123`; older installs `@name#123`.
-_SOURCE_MENTION = re.compile(r'@["“][^"”]*["”]#p(\d+)|\B@[A-Za-z0-9_-]+#(\d+)')
 
 
 class _NotFound(FatalError):
     """HTTP 404 not_found: the resource does not exist or the actor may not see it."""
-
-
-@dataclass(kw_only=True)
-class _Listing:
-    """The discussion list being read page by page, newest first (mutable on purpose)."""
-
-    # The query of the page to read next (None: the first page). Only the query is kept: the
-    # request goes to the configured URL, whatever URL the cursor was written for.
-    next: str | None = None
-    found: dict[str, datetime] = field(default_factory=dict)  # id -> lastPostedAt, in order
-    done: bool = False
-    pages_read: int = 0  # by this fetch
-
-    @classmethod
-    def load(cls, raw: object) -> _Listing | None:
-        """A saved listing, or None when there is none (or it is unreadable)."""
-        if not isinstance(raw, dict):
-            return None
-        found: dict[str, datetime] = {}
-        for pair in as_list(raw.get("found")):
-            when = parse_flarum_time(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
-            if when is not None:
-                found[str(pair[0])] = when
-        next_url = raw.get("next")
-        return cls(next=next_url if isinstance(next_url, str) else None, found=found)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form kept in the cursor."""
-        return {"next": self.next, "found": [[k, v.isoformat()] for k, v in self.found.items()]}
-
-
-@dataclass(kw_only=True)
-class _Todo:
-    """What a poll still has to read; kept in the cursor's `resume` part when it stops early.
-
-    A poll checks the key, reads the discussion list down to the cursor, then every listed
-    and active discussion. A throttle or a transient failure stops it where it is: the list
-    page refused, or the discussions not read yet. The next fetch does that first and asks
-    for nothing the stopped one already had.
-    """
-
-    listing: _Listing | None  # None: the list is read (by this fetch or an earlier one)
-    threads: list[str] = field(default_factory=list)  # discussions not read yet, in order
-    advance: dict[str, Any] | None = None  # the cursor once every discussion is read
-    # The discussion whose read failed transiently last time (a 5xx, a cut-off body): read
-    # first and alone; failing again while the forum answers, it is skipped.
-    failed: str | None = None
-
-    @classmethod
-    def load(cls, cursor: Mapping[str, Any]) -> _Todo | None:
-        """The saved rest of a poll, or None (none, or unreadable: start afresh).
-
-        A `resume` written before the listing and `failed` parts existed ({"threads",
-        "advance"}) loads as a poll whose list was read.
-        """
-        raw = cursor.get("resume")
-        if not isinstance(raw, dict):
-            return None
-        listing = _Listing.load(raw.get("listing"))
-        advance = raw.get("advance")
-        threads = raw.get("threads")
-        if listing is None and not (isinstance(threads, list) and isinstance(advance, dict)):
-            return None
-        failed = raw.get("failed")
-        return cls(
-            listing=listing,
-            threads=[str(t) for t in as_list(threads)],
-            advance=advance if isinstance(advance, dict) else None,
-            failed=str(failed) if isinstance(failed, str | int) else None,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form kept in the cursor, the failed discussion first."""
-        first = [self.failed] if self.failed in self.threads else []
-        return {
-            "listing": None if self.listing is None else self.listing.to_json(),
-            "threads": first + [t for t in self.threads if t != self.failed],
-            "advance": self.advance,
-            "failed": self.failed,
-        }
-
-
-@dataclass(kw_only=True)
-class _FetchState(FetchRecord):
-    """What one fetch accumulates across its requests (mutable on purpose)."""
-
-    documents: int = 0  # answered with a JSON:API document: the forum is up and serving
-    finished: int = 0  # discussions read, gone or skipped
-    request: FetchRequest | None = None  # told how many discussions are left (progress)
-    messages: list[Message] = field(default_factory=list)
-    complete: dict[str, frozenset[str]] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Moderators:
-    """Who answers for the brand, parsed from the `moderators` config entries."""
-
-    usernames: frozenset[str] = frozenset()
-    user_ids: frozenset[str] = frozenset()
-    group_names: frozenset[str] = frozenset()
-    group_ids: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> Moderators:
-        """ "alice" (username), "id:42" (user id), "group:support" / "group:4" / "group:staff"."""
-        sorted_entries = ModeratorEntries.sort(entries)
-        group_names: set[str] = set()
-        group_ids: set[str] = set()
-        for value in sorted_entries.groups:
-            if value.isdigit():
-                group_ids.add(value)
-            elif value.casefold() == "staff":
-                group_ids.update(STAFF_GROUP_IDS)
-            else:
-                group_names.add(value.casefold())
-        return cls(
-            usernames=frozenset(name.casefold() for name in sorted_entries.usernames),
-            user_ids=frozenset(sorted_entries.user_ids),
-            group_names=frozenset(group_names),
-            group_ids=frozenset(group_ids),
-        )
-
-    def match(self, user_id: str | None, username: str | None, groups: Iterable[_Group]) -> bool:
-        """Whether an author is one of the brand's moderators."""
-        if user_id is not None and user_id in self.user_ids:
-            return True
-        if username is not None and username.casefold() in self.usernames:
-            return True
-        for group in groups:
-            if group.id in self.group_ids:
-                return True
-            if any(n and n.casefold() in self.group_names for n in (group.singular, group.plural)):
-                return True
-        return False
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Group:
-    id: str
-    singular: str | None
-    plural: str | None
-
-
-@dataclass(kw_only=True)
-class _Thread:
-    """One discussion as read: its posts and the users and groups they reference."""
-
-    discussion_id: str
-    slug: str | None
-    hidden: bool
-    # Ids of every post the actor may see, from one query: what "complete" is checked against.
-    post_ids: list[str]
-    posts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    resources: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
-    without_id: int = 0  # posts served without an id: they cannot be placed
-
-    def add(self, body: Mapping[str, Any], data: Iterable[Any] = ()) -> None:
-        """Index the posts of `data` and the `included` resources of a document."""
-        for resource in [*data, *as_list(body.get("included"))]:
-            if not isinstance(resource, dict):
-                continue
-            kind, ident = resource.get("type"), resource.get("id")
-            if kind == "posts" and not isinstance(ident, str | int):
-                self.without_id += 1
-            if not isinstance(kind, str) or not isinstance(ident, str | int):
-                continue
-            self.resources.setdefault((kind, str(ident)), resource)
-            if kind == "posts":
-                self.posts.setdefault(str(ident), resource)
 
 
 class FlarumSource:
@@ -256,24 +88,24 @@ class FlarumSource:
 
         A throttle or a transient failure in the middle keeps what came before: the list pages
         read and the discussions read whole are in the batch, which is marked interrupted, and
-        the cursor's `resume` part says what is left (see _Todo). A discussion Flarum refuses
+        the cursor's `resume` part says what is left (see Todo). A discussion Flarum refuses
         (403, 400) or that fails twice in a row is skipped, not the poll.
         """
-        state = _FetchState()
+        state = FetchState()
         now = self._clock.now()
         # Nothing older than the first poll's backfill start is ever read, so a reply to a
         # years-old discussion does not turn its ancient posts into items.
-        horizon = _cursor_time(request.cursor, "horizon") or now - timedelta(
+        horizon = cursor_time(request.cursor, "horizon") or now - timedelta(
             days=self._config.backfill_days
         )
         if not request.include_feed:
             return await self._reread(state, request, horizon)
-        since = _cursor_time(request.cursor, "last_posted_at") or horizon
+        since = cursor_time(request.cursor, "last_posted_at") or horizon
         state.request = request
-        todo = _Todo.load(request.cursor)
+        todo = Todo.load(request.cursor)
         if todo is None:
             await self._check_identity(state)
-            todo = _Todo(listing=_Listing())
+            todo = Todo(listing=Listing())
         # An interrupted poll is finished first (its key check passed moments ago).
         listing = todo.listing
         if listing is not None:
@@ -290,10 +122,10 @@ class FlarumSource:
             raise stopped  # nothing gained: the source's failure, the cursor stays as it was
         return self._batch(state, {**base, "resume": todo.to_json()})
 
-    async def _reread(self, state: _FetchState, request: FetchRequest, horizon: datetime) -> Batch:
+    async def _reread(self, state: FetchState, request: FetchRequest, horizon: datetime) -> Batch:
         """A re-read before a breach: exactly the threads asked for, cursor untouched."""
         await self._check_identity(state)
-        todo = _Todo(listing=None, threads=sorted(request.active_threads, key=_id_order))
+        todo = Todo(listing=None, threads=sorted(request.active_threads, key=id_order))
         await self._read_threads(state, todo, horizon)
         if state.stopped is not None:
             raise state.stopped
@@ -301,27 +133,27 @@ class FlarumSource:
 
     def _plan_threads(
         self,
-        todo: _Todo,
-        listing: _Listing,
+        todo: Todo,
+        listing: Listing,
         request: FetchRequest,
         since: datetime,
         horizon: datetime,
     ) -> None:
         """The list is read: its discussions, then the active ones, and the cursor after them."""
         threads = list(listing.found)
-        threads.extend(sorted(request.active_threads - set(threads), key=_id_order))
+        threads.extend(sorted(request.active_threads - set(threads), key=id_order))
         newest = max([since, *listing.found.values()])
         todo.threads = threads
         todo.advance = {"last_posted_at": newest.isoformat(), "horizon": horizon.isoformat()}
         todo.listing = None
 
-    def _batch(self, state: _FetchState, cursor: Mapping[str, Any]) -> Batch:
+    def _batch(self, state: FetchState, cursor: Mapping[str, Any]) -> Batch:
         """What the fetch read, interrupted or not, with the cursor to go on from."""
         return state.batch(cursor, state.messages, state.complete, state.deleted)
 
     # --- requests -------------------------------------------------------------------------
 
-    async def _check_identity(self, state: _FetchState) -> None:
+    async def _check_identity(self, state: FetchState) -> None:
         """Fail unless Flarum still knows the key (it serves unknown keys as a guest)."""
         # As a guest, hidden posts and private tags would vanish and look deleted to us.
         if self._key is None or self._config.user_id is None:
@@ -354,7 +186,7 @@ class FlarumSource:
             params["filter[tag]"] = ",".join(self._config.tags)
         return params
 
-    async def _read_listing(self, state: _FetchState, listing: _Listing, since: datetime) -> None:
+    async def _read_listing(self, state: FetchState, listing: Listing, since: datetime) -> None:
         """Discussions with a comment at or after `since`, newest first, page by page.
 
         A throttle or a transient failure stops it at the page refused (state.stopped), to go
@@ -367,7 +199,7 @@ class FlarumSource:
             query = self._list_params(self._page_size) if listing.next is None else None
             try:
                 body = await self._get(state, url, query)
-                data = _data_list(body, url)
+                data = data_list(body, url)
                 next_url = self._next_url(endpoint, body, seen)
             except (RateLimited, TransientError) as err:
                 state.stop(err)
@@ -384,7 +216,7 @@ class FlarumSource:
 
     @staticmethod
     def _listed_page(
-        state: _FetchState, listing: _Listing, data: list[Any], since: datetime
+        state: FetchState, listing: Listing, data: list[Any], since: datetime
     ) -> datetime | None:
         """Note a page's discussions posted in since `since`; return its last lastPostedAt."""
         page_end: datetime | None = None
@@ -392,7 +224,7 @@ class FlarumSource:
             if not isinstance(resource, dict) or resource.get("type") != "discussions":
                 continue
             ident = resource.get("id")
-            last = parse_flarum_time(_attributes(resource).get("lastPostedAt"))
+            last = parse_flarum_time(attributes_of(resource).get("lastPostedAt"))
             if not isinstance(ident, str | int) or not str(ident) or last is None:
                 # One entry the list cannot place: skipped, the rest of the list is read.
                 key = str(ident) if isinstance(ident, str | int) else "discussion list entry"
@@ -406,7 +238,7 @@ class FlarumSource:
                 listing.found[str(ident)] = max(last, listing.found.get(str(ident), last))
         return page_end
 
-    async def _read_threads(self, state: _FetchState, todo: _Todo, horizon: datetime) -> None:
+    async def _read_threads(self, state: FetchState, todo: Todo, horizon: datetime) -> None:
         """The queued discussions, a few at a time, until done or a refusal stops the fetch.
 
         One that failed last time is read first and alone, so that its second failure is told
@@ -427,7 +259,7 @@ class FlarumSource:
                     group.create_task(one(discussion_id))
 
     async def _read_one(
-        self, state: _FetchState, todo: _Todo, discussion_id: str, horizon: datetime
+        self, state: FetchState, todo: Todo, discussion_id: str, horizon: datetime
     ) -> None:
         """One discussion: kept, gone, skipped, or left for the next fetch when throttled."""
         try:
@@ -454,7 +286,7 @@ class FlarumSource:
             todo.failed = None
 
     def _keep(
-        self, state: _FetchState, discussion_id: str, thread: _Thread | None, horizon: datetime
+        self, state: FetchState, discussion_id: str, thread: Thread | None, horizon: datetime
     ) -> None:
         """A discussion read whole: its messages, its posts alive, its malformed posts."""
         if thread is None:
@@ -467,7 +299,7 @@ class FlarumSource:
         state.complete[discussion_id] = frozenset(thread.post_ids) | {m.platform_id for m in found}
 
     async def _gives_up_on(
-        self, state: _FetchState, todo: _Todo, discussion_id: str, err: TransientError
+        self, state: FetchState, todo: Todo, discussion_id: str, err: TransientError
     ) -> bool:
         """Whether a discussion that failed transiently is skipped (True), not the fetch stopped.
 
@@ -487,7 +319,7 @@ class FlarumSource:
         )
         return True
 
-    async def _forum_answers(self, state: _FetchState) -> bool:
+    async def _forum_answers(self, state: FetchState) -> bool:
         """Whether Flarum serves its discussion list now (one small request if nothing else
         was answered yet); a refusal stops the fetch, an auth failure is the source's."""
         if state.documents:
@@ -499,7 +331,7 @@ class FlarumSource:
             return False
         return True
 
-    async def _read_thread(self, state: _FetchState, discussion_id: str) -> _Thread | None:
+    async def _read_thread(self, state: FetchState, discussion_id: str) -> Thread | None:
         """The discussion with its first page of posts and every post id, then the rest."""
         if not discussion_id.isdigit():
             return None  # not a Flarum discussion id: nothing to read, treat as gone
@@ -509,7 +341,7 @@ class FlarumSource:
             body = await self._get(state, url, params, discussion=discussion_id)
         except _NotFound:
             return None
-        thread = _new_thread(discussion_id, body)
+        thread = new_thread(discussion_id, body)
         if len(thread.post_ids) > self._page_size:
             await self._read_more_posts(state, thread)
         missing = [pid for pid in thread.post_ids if pid not in thread.posts]
@@ -522,10 +354,10 @@ class FlarumSource:
                 "include": POST_INCLUDE,
             }
             found = await self._get(state, f"{self._api}/posts", params, discussion=discussion_id)
-            thread.add(found, _data_list(found, f"{self._api}/posts"))
+            thread.add(found, data_list(found, f"{self._api}/posts"))
         return thread
 
-    async def _read_more_posts(self, state: _FetchState, thread: _Thread) -> None:
+    async def _read_more_posts(self, state: FetchState, thread: Thread) -> None:
         """Posts after the first page: /api/posts?filter[discussion]=, following links.next."""
         endpoint = f"{self._api}/posts"
         params: dict[str, str] | None = {
@@ -539,7 +371,7 @@ class FlarumSource:
         seen: set[str] = set()
         while True:
             body = await self._get(state, url, params, discussion=thread.discussion_id)
-            data = _data_list(body, url)
+            data = data_list(body, url)
             thread.add(body, data)
             next_url = self._next_url(endpoint, body, seen)
             if not data or next_url is None:
@@ -568,7 +400,7 @@ class FlarumSource:
 
     async def _get(
         self,
-        state: _FetchState,
+        state: FetchState,
         url: str,
         params: Mapping[str, str] | None,
         *,
@@ -604,7 +436,7 @@ class FlarumSource:
     ) -> SourceError:
         """A 5xx: a 503 that says when to come back is a throttle, the rest transient."""
         retry_after = parse_retry_after(headers.get("Retry-After"), self._clock.now())
-        ident = f"HTTP {status} {_error_code(body) or 'without an error code'}"
+        ident = f"HTTP {status} {error_code(body) or 'without an error code'}"
         if status == 503 and retry_after is not None:
             return RateLimited(
                 f"Flarum is unavailable ({ident}) [{where}]", retry_after=retry_after
@@ -616,7 +448,7 @@ class FlarumSource:
     ) -> Exception:
         """Translate a JSON:API `{"errors": [{"status", "code", "detail"}]}` response."""
         first = next(iter(as_list(body.get("errors") if isinstance(body, dict) else None)), None)
-        code = _error_code(body)
+        code = error_code(body)
         detail = first.get("detail") if isinstance(first, dict) else None
         ident = f"HTTP {status} {code or 'without an error code'}"
         said = f": {redact(str(detail), self._key)[:200]!r}" if detail else ""
@@ -644,7 +476,7 @@ class FlarumSource:
         return FatalError(f"Flarum rejected the request ({ident}{said}) [{where}]")
 
     def _thread_messages(
-        self, thread: _Thread, horizon: datetime
+        self, thread: Thread, horizon: datetime
     ) -> tuple[list[Message], dict[str, Skipped]]:
         """The thread's comments as messages, and (by "post:{id}") the ones skipped as malformed.
 
@@ -654,7 +486,7 @@ class FlarumSource:
         comments: list[tuple[int, str, Mapping[str, Any], datetime]] = []
         skipped = self._unserved_posts(thread)
         for post_id, post in thread.posts.items():
-            attributes = _attributes(post)
+            attributes = attributes_of(post)
             number = as_int(attributes.get("number"))
             created_at = parse_flarum_time(attributes.get("createdAt"))
             kind = attributes.get("contentType")
@@ -679,7 +511,7 @@ class FlarumSource:
         return messages, skipped
 
     @staticmethod
-    def _unserved_posts(thread: _Thread) -> dict[str, Skipped]:
+    def _unserved_posts(thread: Thread) -> dict[str, Skipped]:
         """Posts the discussion lists that came without their id: skipped as malformed."""
         if not thread.without_id:
             return {}  # the rest vanished between two requests: nothing to report
@@ -694,7 +526,7 @@ class FlarumSource:
 
     def _message(
         self,
-        thread: _Thread,
+        thread: Thread,
         number: int,
         post_id: str,
         post: Mapping[str, Any],
@@ -702,10 +534,10 @@ class FlarumSource:
         first_id: str,
         known: set[str],
     ) -> Message:
-        attributes = _attributes(post)
+        attributes = attributes_of(post)
         parent: str | None = None
         if post_id != first_id:
-            mentioned = _mentioned_post(attributes)
+            mentioned = mentioned_post(attributes)
             in_thread = mentioned is not None and mentioned in known and mentioned != post_id
             parent = mentioned if in_thread else first_id
         # A post without its `user` (a deleted author) is an unknown consumer, not an error.
@@ -716,7 +548,7 @@ class FlarumSource:
             parent_id=parent,
             author_id=user_id,
             author_name=username,
-            text=_post_text(attributes),
+            text=post_text(attributes),
             created_at=created_at,
             seq=number,
             is_brand=self._moderators.match(user_id, username, groups),
@@ -726,155 +558,30 @@ class FlarumSource:
         )
 
     def _author(
-        self, thread: _Thread, post: Mapping[str, Any]
-    ) -> tuple[str | None, str | None, list[_Group]]:
+        self, thread: Thread, post: Mapping[str, Any]
+    ) -> tuple[str | None, str | None, list[Group]]:
         """(user id, username, groups) of a post; all None for a deleted user."""
-        user_ref = _relation(post, "user")
+        user_ref = relation_data(post, "user")
         if not isinstance(user_ref, dict) or "id" not in user_ref:
             return None, None, []
         user_id = str(user_ref["id"])
         user = thread.resources.get(("users", user_id))
         if user is None:
             return user_id, None, []
-        username = _attributes(user).get("username")
-        groups: list[_Group] = []
-        group_refs = _relation(user, "groups")
+        username = attributes_of(user).get("username")
+        groups: list[Group] = []
+        group_refs = relation_data(user, "groups")
         for ref in group_refs if isinstance(group_refs, list) else []:
             if not isinstance(ref, dict) or "id" not in ref:
                 continue
             group_id = str(ref["id"])
-            group = _attributes(thread.resources.get(("groups", group_id)) or {})
+            group = attributes_of(thread.resources.get(("groups", group_id)) or {})
             singular, plural = group.get("nameSingular"), group.get("namePlural")
             groups.append(
-                _Group(
+                Group(
                     id=group_id,
                     singular=singular if isinstance(singular, str) else None,
                     plural=plural if isinstance(plural, str) else None,
                 )
             )
         return user_id, username if isinstance(username, str) else None, groups
-
-
-class _TextExtractor(HTMLParser):
-    """The text of rendered post HTML, one line per block element."""
-
-    _BLOCKS = frozenset(
-        {"p", "br", "div", "li", "blockquote", "pre", "tr", "h1", "h2", "h3", "h4", "h5", "h6"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """A block element starts a new line."""
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        """A block element ends its line."""
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        """Text between tags."""
-        self.parts.append(data)
-
-
-def html_to_text(markup: str) -> str:
-    """Plain text of a post's contentHtml (tags dropped, entities decoded, blank lines gone)."""
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def mentioned_post_id(content_html: str | None, content: str | None) -> str | None:
-    """The id of the first post a comment mentions (its reply target), if any."""
-    if isinstance(content_html, str):
-        for tag in _TAG.finditer(content_html):
-            if _MENTION_CLASS.search(tag[0]):
-                found = _DATA_ID.search(tag[0])
-                if found:
-                    return found[1]
-    if isinstance(content, str):
-        source = _SOURCE_MENTION.search(content)
-        if source:
-            return source[1] or source[2]
-    return None
-
-
-def _mentioned_post(attributes: Mapping[str, Any]) -> str | None:
-    return mentioned_post_id(attributes.get("contentHtml"), attributes.get("content"))
-
-
-def _post_text(attributes: Mapping[str, Any]) -> str:
-    markup, source = attributes.get("contentHtml"), attributes.get("content")
-    if attributes.get("renderFailed") is True and isinstance(source, str):
-        return source  # contentHtml then holds Flarum's "render failed" message
-    if isinstance(markup, str):
-        return html_to_text(markup)
-    return source if isinstance(source, str) else ""
-
-
-def parse_flarum_time(value: Any) -> datetime | None:
-    """Parse a Flarum date (`2022-01-01T10:20:30+00:00`, RFC 3339) into aware UTC."""
-    return parse_time(value, naive_is_utc=True)
-
-
-def _cursor_time(cursor: Mapping[str, Any], key: str) -> datetime | None:
-    return parse_flarum_time(cursor.get(key))
-
-
-def _id_order(value: str) -> tuple[int, str]:
-    return (int(value), "") if value.isdigit() else (0, value)
-
-
-def _attributes(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    attributes = resource.get("attributes")
-    return attributes if isinstance(attributes, dict) else {}
-
-
-def _relation(resource: Mapping[str, Any], name: str) -> Any:
-    relationships = resource.get("relationships")
-    relation = relationships.get(name) if isinstance(relationships, dict) else None
-    return relation.get("data") if isinstance(relation, dict) else None
-
-
-def _new_thread(discussion_id: str, body: Mapping[str, Any]) -> _Thread:
-    """The discussion document's thread; Refused (malformed) without a discussion or post ids."""
-    data = body.get("data")
-    relationships = data.get("relationships") if isinstance(data, dict) else None
-    posts_rel = relationships.get("posts") if isinstance(relationships, dict) else None
-    post_refs = posts_rel.get("data") if isinstance(posts_rel, dict) else None
-    if not isinstance(data, dict) or data.get("type") != "discussions":
-        what = "a response without the discussion"
-    elif not isinstance(post_refs, list):
-        what = "a discussion without its post ids"
-    else:
-        attributes = _attributes(data)
-        slug = attributes.get("slug")
-        thread = _Thread(
-            discussion_id=discussion_id,
-            slug=slug if isinstance(slug, str) and slug else None,
-            hidden=attributes.get("isHidden") is True,
-            post_ids=[str(r["id"]) for r in post_refs if isinstance(r, dict) and "id" in r],
-        )
-        thread.add(body)
-        return thread
-    detail = f"discussion {discussion_id}: Flarum served {what}"
-    raise Refused(Skipped(reason="malformed", detail=detail))
-
-
-def _error_code(body: Any) -> str:
-    """The `code` of a JSON:API error document's first error, or ""."""
-    first = next(iter(as_list(body.get("errors") if isinstance(body, dict) else None)), None)
-    return str(first.get("code") or "") if isinstance(first, dict) else ""
-
-
-def _data_list(body: Mapping[str, Any], url: str) -> list[Any]:
-    data = body.get("data")
-    if not isinstance(data, list):
-        raise TransientError(f"GET {URL(url).with_query(None)}: response without a data list")
-    return data

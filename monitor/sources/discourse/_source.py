@@ -1,13 +1,9 @@
-"""Discourse adapter: topic lists, topics and posts into domain messages and our error tree."""
+"""DiscourseSource: bumped topics from the topic lists, then whole topics, under the budget."""
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -19,304 +15,56 @@ from monitor.domain import Batch, Message, Skipped
 from monitor.sources.base import (
     AuthError,
     FatalError,
-    FetchRecord,
     FetchRequest,
     RateLimited,
     Refused,
     TransientError,
 )
 from monitor.sources.budget import RequestBudget
+from monitor.sources.discourse._state import (
+    FetchState,
+    ListCursor,
+    Listing,
+    Plan,
+    Resume,
+    TopicRead,
+    TopicsRun,
+    Unfinished,
+    without_resume,
+)
+from monitor.sources.discourse._wire import (
+    REGULAR_POST,
+    ListedTopic,
+    Malformed,
+    Moderators,
+    bad_key,
+    cooked_text,
+    error_message,
+    listed_topic,
+    post_created_at,
+    post_list,
+)
 from monitor.sources.http import redact, request_json, without_query
-from monitor.sources.moderators import ModeratorEntries
-from monitor.sources.wire import is_int, parse_time
+from monitor.sources.wire import is_int
 
-# Post types (Post.types in Discourse's app/models/post.rb): only regular posts are messages;
-# moderator actions, small actions ("closed this topic") and staff whispers never are.
-REGULAR_POST = 1
 # TopicView.chunk_size: /t/{id}.json carries this many posts, the web client asks for the rest
 # of `post_stream.stream` in chunks of the same size.
 POSTS_PER_REQUEST = 20
+
 # A 429 without Retry-After (e.g. nginx's own page): wait out the whole admin API window.
 DEFAULT_RATE_LIMIT_WAIT = 60.0
+
 # A topic list that keeps offering `more_topics_url` is a server bug, not a reason to loop.
 MAX_LIST_PAGES = 50
-# Discourse's automatic groups that stand for a user flag rather than a primary group.
-_FLAG_GROUPS: Mapping[str, str] = MappingProxyType(
-    {"staff": "staff", "admins": "admin", "moderators": "moderator"}
-)
-_CREDENTIALS_PROBLEM = "API username or key is invalid"
+
 _NEW_KEY = (
     "create a new API key (Admin > API > New API Key, read access to topics and posts) for the"
     " configured api_username and update api_key in the config"
 )
-_TAG = re.compile(r"<[^>]+>")
-_BREAK = re.compile(r"<br\s*/?>|</p>|</li>|</h\d>|</blockquote>", re.IGNORECASE)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Moderators:
-    """Who answers for the brand: usernames, user ids, primary groups and staff flags."""
-
-    usernames: frozenset[str] = frozenset()
-    user_ids: frozenset[int] = frozenset()
-    groups: frozenset[str] = frozenset()
-    flags: frozenset[str] = frozenset()  # "staff", "admin", "moderator"
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> Moderators:
-        """Read config entries: "alice", "id:42", "group:support", "group:staff"."""
-        sorted_entries = ModeratorEntries.sort(entries, is_id=lambda v: v.lstrip("-").isdigit())
-        groups = frozenset(group.lower() for group in sorted_entries.groups)
-        return cls(
-            # Discourse usernames are case-insensitive (users.username_lower).
-            usernames=frozenset(name.lower() for name in sorted_entries.usernames),
-            user_ids=frozenset(int(user_id) for user_id in sorted_entries.user_ids),
-            groups=groups,
-            flags=frozenset(_FLAG_GROUPS[group] for group in groups if group in _FLAG_GROUPS),
-        )
-
-    def match(self, post: Mapping[str, Any]) -> bool:
-        """Whether a serialized post was written by one of the brand's moderators."""
-        username = post.get("username")
-        if isinstance(username, str) and username.lower() in self.usernames:
-            return True
-        user_id = post.get("user_id")
-        if isinstance(user_id, int) and not isinstance(user_id, bool) and user_id in self.user_ids:
-            return True
-        group = post.get("primary_group_name")
-        if isinstance(group, str) and group.lower() in self.groups:
-            return True
-        return any(post.get(flag) is True for flag in self.flags)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ListCursor:
-    """How far the topic lists were read: the newest `bumped_at` and the topics bumped then."""
-
-    since: datetime
-    at_since: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], default: datetime) -> ListCursor:
-        """The saved cursor, or one starting at `default` (the backfill start)."""
-        value = raw.get("bumped_since")
-        ids = raw.get("bumped_ids")
-        try:
-            since = _parse_time(value) if isinstance(value, str) else None
-        except ValueError:
-            since = None
-        if since is None:
-            return cls(since=default)
-        at_since = frozenset(str(i) for i in ids) if isinstance(ids, list) else frozenset()
-        return cls(since=since, at_since=at_since)
-
-    def is_new(self, topic: ListedTopic) -> bool:
-        """Bumped after the cursor (a tie counts unless that topic was seen at that instant)."""
-        return topic.bumped_at > self.since or (
-            topic.bumped_at == self.since and topic.id not in self.at_since
-        )
-
-    def advanced(self, topics: Iterable[ListedTopic]) -> ListCursor:
-        """The cursor after reading `topics`."""
-        listed = list(topics)
-        newest = max((t.bumped_at for t in listed), default=self.since)
-        if newest < self.since:
-            return self
-        at_newest = {t.id for t in listed if t.bumped_at == newest}
-        if newest == self.since:
-            return ListCursor(since=newest, at_since=self.at_since | at_newest)
-        return ListCursor(since=newest, at_since=frozenset(at_newest))
-
-    def to_json(self) -> dict[str, Any]:
-        """The cursor as the store keeps it."""
-        return {"bumped_since": _wire_time(self.since), "bumped_ids": sorted(self.at_since)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ListedTopic:
-    """One entry of a topic list."""
-
-    id: str
-    bumped_at: datetime
-    pinned: bool
 
 
 class _TopicGone(Exception):
     """The topic answered 404 or came back deleted: for us it no longer exists."""
-
-
-class _Malformed(ValueError):
-    """A post or list entry without a field we need (id, post_number, created_at, bumped_at)."""
-
-
-@dataclass(kw_only=True)
-class _FetchState(FetchRecord):
-    """What one fetch accumulates across its requests (mutable on purpose)."""
-
-    # Requests the forum answered (a page, or a refusal of one object): it is up and serving.
-    answered: int = 0
-
-
-@dataclass(kw_only=True)
-class _Listing:
-    """Reading the topic lists: the list URLs still to read (the first is where to go on) and
-    the topics listed so far."""
-
-    paths: list[str]
-    found: dict[str, ListedTopic] = field(default_factory=dict)
-    pages_read: int = 0  # by this fetch
-
-    @property
-    def done(self) -> bool:
-        """Every list read to `since`."""
-        return not self.paths
-
-    def to_json(self) -> dict[str, Any]:
-        """The form the cursor keeps."""
-        return {
-            "paths": list(self.paths),
-            "found": [[t.id, _wire_time(t.bumped_at), t.pinned] for t in self.found.values()],
-        }
-
-    @classmethod
-    def load(cls, raw: Any) -> _Listing | None:
-        """A saved listing, or None when absent or unreadable."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("paths"), list):
-            return None
-        found: dict[str, ListedTopic] = {}
-        for entry in raw.get("found") or []:
-            try:
-                topic_id, bumped, pinned = entry
-                found[str(topic_id)] = ListedTopic(
-                    id=str(topic_id), bumped_at=_parse_time(str(bumped)), pinned=bool(pinned)
-                )
-            except (TypeError, ValueError):
-                return None
-        return cls(paths=[str(p) for p in raw["paths"]], found=found)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Resume:
-    """The rest of an interrupted poll, kept in the cursor: the next fetch does it first."""
-
-    listing: _Listing | None  # topic lists not read to the end yet
-    topics: tuple[str, ...]  # listed topics (and rechecks) not read yet, in order
-    advance: dict[str, Any] | None  # the list cursor to apply once the topics are read
-    # The first of `topics`, when its last read failed transiently while the forum answered:
-    # failing again gets it skipped instead of stopping every poll.
-    failed: str | None = None
-
-    @classmethod
-    def load(cls, cursor: Mapping[str, Any]) -> _Resume | None:
-        """The saved rest of a poll, or None (none, or unreadable: start afresh).
-
-        Cursors from before `failed` load as they are; a `partial` part (posts of a topic read
-        part-way, from an earlier version) is ignored: that topic is simply read again whole.
-        """
-        raw = cursor.get("resume")
-        if not isinstance(raw, dict) or not isinstance(raw.get("topics"), list):
-            return None
-        listing = _Listing.load(raw.get("listing"))
-        advance = raw.get("advance")
-        if listing is None and not isinstance(advance, dict):
-            return None
-        failed = raw.get("failed")
-        return cls(
-            listing=listing,
-            topics=tuple(str(t) for t in raw["topics"]),
-            advance=advance if isinstance(advance, dict) else None,
-            failed=str(failed) if isinstance(failed, str | int) else None,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The form the cursor keeps."""
-        return {
-            "listing": None if self.listing is None else self.listing.to_json(),
-            "topics": list(self.topics),
-            "advance": self.advance,
-            "failed": self.failed,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Plan:
-    """What a fetch reads: the topics, and the list cursor to apply once they are read."""
-
-    topics: tuple[str, ...]
-    advance: dict[str, Any] | None
-    listing: _Listing | None  # None: the lists were read by an earlier fetch
-
-    @property
-    def listed(self) -> bool:
-        """The topic lists are read to the end (by this fetch or an earlier one)."""
-        return self.listing is None or self.listing.done
-
-
-@dataclass(kw_only=True)
-class _Unfinished:
-    """A topic being read: what came so far and the chunks still to ask for (mutable on purpose).
-
-    When a refusal cuts a topic's read short, this stays in the source's memory (never in the
-    cursor, never in a batch: a batch has whole topics only) and the next fetch asks only for
-    the chunks left, so no answered request is made again. After a restart, or once older
-    than a re-check interval, the topic is read again from its start.
-    """
-
-    topic_id: str
-    at: datetime  # when its first chunk came
-    slug: str
-    stream: list[int]
-    posts: dict[int, Mapping[str, Any]] = field(default_factory=dict)
-    # Posts without an id cannot be placed in the stream: skipped as malformed.
-    without_id: list[Mapping[str, Any]] = field(default_factory=list)
-    chunks: list[list[int]] = field(default_factory=list)
-
-    def collect(self, posts: Iterable[Mapping[str, Any]]) -> None:
-        """Keep posts by id; set aside the ones without."""
-        for post in posts:
-            if is_int(post.get("id")):
-                self.posts[post["id"]] = post
-            else:
-                self.without_id.append(post)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _TopicRead:
-    """One topic read whole: its messages and, when its whole stream came, the posts alive."""
-
-    messages: list[Message]
-    alive: frozenset[str] | None  # None: not every post came, so nothing may be tombstoned
-    skipped: Mapping[str, Skipped]  # its malformed posts
-
-
-@dataclass(kw_only=True)
-class _TopicsRun:
-    """Reading a queue of topics, one whole topic after the other (mutable on purpose)."""
-
-    left: list[str]
-    request: FetchRequest | None = None  # told how many topics are left (progress)
-    failed: str | None = None  # see _Resume.failed
-    struck: bool = False  # this fetch noted a topic's first failure (worth keeping in the cursor)
-    messages: list[Message] = field(default_factory=list)
-    complete: dict[str, frozenset[str]] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
-    read_at: dict[str, datetime] = field(default_factory=dict)
-
-    def finish(self, topic_id: str, now: datetime) -> None:
-        """The head of the queue is done with (read, gone or skipped)."""
-        self.left.pop(0)
-        self.read_at[topic_id] = now
-        if self.request is not None:
-            total = len(self.read_at) + len(self.left)
-            self.request.progress(len(self.left), total, "topics")
-        if self.failed == topic_id:
-            self.failed = None
-
-    def keep(self, topic_id: str, read: _TopicRead) -> None:
-        """A topic's messages, and its posts alive when the whole stream came."""
-        self.messages.extend(read.messages)
-        if read.alive is not None:
-            self.complete[topic_id] = read.alive
 
 
 class DiscourseSource:
@@ -358,7 +106,7 @@ class DiscourseSource:
         self._moderators = Moderators.parse(config.moderators)
         # When each topic was last read, to re-check the least recently read ones first.
         self._last_read: dict[str, datetime] = {}
-        self._unfinished: _Unfinished | None = None  # a topic a refusal cut short
+        self._unfinished: Unfinished | None = None  # a topic a refusal cut short
 
     async def fetch(self, request: FetchRequest) -> Batch:
         """Topics bumped since the cursor, plus active topics (least recently read first).
@@ -368,12 +116,12 @@ class DiscourseSource:
         the cursor's `resume` part says what is left; the next fetch does that first. A topic
         the forum refuses (403, 400) or that fails twice in a row is skipped, not the poll.
         """
-        state = _FetchState()
+        state = FetchState()
         if not request.include_feed:
             return await self._reread(state, request)
-        resume = _Resume.load(request.cursor)
+        resume = Resume.load(request.cursor)
         plan = await self._plan(state, request, resume)
-        run = _TopicsRun(
+        run = TopicsRun(
             left=list(plan.topics), request=request, failed=resume.failed if resume else None
         )
         if plan.listed:
@@ -382,57 +130,53 @@ class DiscourseSource:
         self._last_read.update(run.read_at)
         stopped = state.stopped
         if stopped is None:
-            return self._batch(state, run, plan.advance or _without_resume(request.cursor))
+            return self._batch(state, run, plan.advance or without_resume(request.cursor))
         progress = run.read_at or run.struck or (plan.listing and plan.listing.pages_read)
         if not progress:
             raise stopped  # nothing gained: the source's failure, the cursor stays as it was
-        rest = _Resume(
+        rest = Resume(
             listing=None if plan.listed else plan.listing,
             topics=tuple(run.left),
             advance=plan.advance,
             failed=run.failed,
         )
-        return self._batch(
-            state, run, {**_without_resume(request.cursor), "resume": rest.to_json()}
-        )
+        return self._batch(state, run, {**without_resume(request.cursor), "resume": rest.to_json()})
 
-    async def _reread(self, state: _FetchState, request: FetchRequest) -> Batch:
+    async def _reread(self, state: FetchState, request: FetchRequest) -> Batch:
         """A re-read before a breach: exactly the threads asked for, cursor untouched."""
-        run = _TopicsRun(left=sorted(t for t in request.active_threads if t.isdigit()))
+        run = TopicsRun(left=sorted(t for t in request.active_threads if t.isdigit()))
         await self._read_topics(state, run, resumable=False)
         self._last_read.update(run.read_at)
         if state.stopped is not None:
             raise state.stopped
         return self._batch(state, run, request.cursor)
 
-    async def _plan(
-        self, state: _FetchState, request: FetchRequest, resume: _Resume | None
-    ) -> _Plan:
+    async def _plan(self, state: FetchState, request: FetchRequest, resume: Resume | None) -> Plan:
         """The topics to read: what an interrupted poll left, else the lists read anew."""
         if resume is not None and resume.listing is None:
-            return _Plan(topics=resume.topics, advance=resume.advance, listing=None)
+            return Plan(topics=resume.topics, advance=resume.advance, listing=None)
         backfill = self._clock.now() - timedelta(days=self._config.backfill_days)
         current = ListCursor.parse(request.cursor, backfill)
         listing = (resume.listing if resume is not None else None) or self._new_listing()
         await self._read_lists(state, current.since, listing)
         if not listing.done:
-            return _Plan(topics=(), advance=None, listing=listing)
+            return Plan(topics=(), advance=None, listing=listing)
         listed = list(listing.found.values())
         topics = list(dict.fromkeys(t.id for t in listed if current.is_new(t)))
         topics += self._rechecks(request.active_threads - set(topics))
-        return _Plan(
+        return Plan(
             topics=tuple(topics), advance=current.advanced(listed).to_json(), listing=listing
         )
 
     @staticmethod
-    def _batch(state: _FetchState, run: _TopicsRun, cursor: Mapping[str, Any]) -> Batch:
+    def _batch(state: FetchState, run: TopicsRun, cursor: Mapping[str, Any]) -> Batch:
         """What the fetch read, interrupted or not, with the cursor to go on from."""
         return state.batch(cursor, run.messages, run.complete, run.deleted)
 
-    def _new_listing(self) -> _Listing:
+    def _new_listing(self) -> Listing:
         """The topic lists to read: /latest or each configured category's latest."""
         paths = [f"/c/{c}/l/latest.json" for c in self._config.categories] or ["/latest.json"]
-        return _Listing(paths=[self._base + path for path in paths])
+        return Listing(paths=[self._base + path for path in paths])
 
     def _rechecks(self, active: Iterable[str]) -> list[str]:
         """Active topics to re-read for edits, hides and deletes, which do not bump a topic.
@@ -451,7 +195,7 @@ class DiscourseSource:
 
     # --- topic lists --------------------------------------------------------------------------
 
-    async def _read_lists(self, state: _FetchState, since: datetime, listing: _Listing) -> None:
+    async def _read_lists(self, state: FetchState, since: datetime, listing: Listing) -> None:
         """Every topic bumped at or after `since`, page by page into `listing`; a throttle or a
         transient failure stops it at the page refused (state.stopped), to go on from there."""
         while listing.paths:
@@ -490,15 +234,15 @@ class DiscourseSource:
             listing.paths.pop(0)
 
     @staticmethod
-    def _listed_page(state: _FetchState, entries: list[Any]) -> list[ListedTopic]:
+    def _listed_page(state: FetchState, entries: list[Any]) -> list[ListedTopic]:
         """A list page's topics; an entry without id or bump time is skipped, not the list."""
         page = []
         for raw in entries:
             if not isinstance(raw, dict):
                 continue
             try:
-                page.append(_listed(raw))
-            except _Malformed as err:
+                page.append(listed_topic(raw))
+            except Malformed as err:
                 # Not the topic's own id: the topic itself may well be readable.
                 state.skipped[f"topic-list:{raw.get('id')}"] = Skipped(
                     reason="malformed", detail=str(err)
@@ -527,7 +271,7 @@ class DiscourseSource:
 
     # --- topics -------------------------------------------------------------------------------
 
-    async def _read_topics(self, state: _FetchState, run: _TopicsRun, *, resumable: bool) -> None:
+    async def _read_topics(self, state: FetchState, run: TopicsRun, *, resumable: bool) -> None:
         """Read the queued topics in order until all are done or a refusal stops the fetch.
 
         A topic is delivered whole or not at all: one refused part-way stays at the head of the
@@ -553,7 +297,7 @@ class DiscourseSource:
                 run.finish(topic_id, self._clock.now())
 
     async def _gives_up_on(
-        self, state: _FetchState, run: _TopicsRun, topic_id: str, err: TransientError
+        self, state: FetchState, run: TopicsRun, topic_id: str, err: TransientError
     ) -> bool:
         """Whether a topic that failed transiently is skipped (True) rather than the poll stopped.
 
@@ -573,7 +317,7 @@ class DiscourseSource:
         run.failed, run.struck = topic_id, True
         return False
 
-    async def _forum_answers(self, state: _FetchState) -> bool:
+    async def _forum_answers(self, state: FetchState) -> bool:
         """Whether the forum serves its first topic-list page now (else state.stopped says why)."""
         try:
             await self._get(state, self._new_listing().paths[0], what="topic list")
@@ -582,12 +326,12 @@ class DiscourseSource:
             return False
         return True
 
-    async def _read_topic(self, state: _FetchState, topic_id: str) -> _TopicRead:
+    async def _read_topic(self, state: FetchState, topic_id: str) -> TopicRead:
         """A whole topic: its first chunk, then the rest of its stream.
 
         Raises _TopicGone or Refused for this topic alone, and RateLimited or
         TransientError when a request of it could not be made now. In that last case what
-        came is kept in memory and the next fetch asks only for the rest (see _Unfinished).
+        came is kept in memory and the next fetch asks only for the rest (see Unfinished).
         """
         carried, self._unfinished = self._unfinished, None
         fresh_since = self._clock.now() - timedelta(seconds=self._recheck_after)
@@ -603,7 +347,7 @@ class DiscourseSource:
                 raise
         return self._assembled(read)
 
-    async def _first_chunk(self, state: _FetchState, topic_id: str) -> _Unfinished:
+    async def _first_chunk(self, state: FetchState, topic_id: str) -> Unfinished:
         """/t/{id}.json: the topic, its stream of post ids and the first 20 posts.
 
         A topic longer than `max_posts_per_topic` is read as its first chunk plus its newest
@@ -617,13 +361,13 @@ class DiscourseSource:
         if not isinstance(stream_body, dict):
             raise TransientError(f"GET /t/{topic_id}.json: response without post_stream")
         slug = body.get("slug")
-        read = _Unfinished(
+        read = Unfinished(
             topic_id=topic_id,
             at=self._clock.now(),
             slug=slug if isinstance(slug, str) else "topic",
             stream=[i for i in stream_body.get("stream") or [] if is_int(i)],
         )
-        read.collect(_post_list(stream_body))
+        read.collect(post_list(stream_body))
         missing = [post_id for post_id in read.stream if post_id not in read.posts]
         room = max(0, self._max_posts - len(read.posts))
         missing = missing[len(missing) - room :] if len(missing) > room else missing
@@ -633,7 +377,7 @@ class DiscourseSource:
         ]
         return read
 
-    async def _read_chunk(self, state: _FetchState, read: _Unfinished) -> None:
+    async def _read_chunk(self, state: FetchState, read: Unfinished) -> None:
         """The next chunk of a topic's stream from /t/{id}/posts.json."""
         query = "&".join(f"post_ids%5B%5D={post_id}" for post_id in read.chunks[0])
         url = f"{self._base}/t/{read.topic_id}/posts.json?{query}"
@@ -641,10 +385,10 @@ class DiscourseSource:
         stream = more.get("post_stream")
         if not isinstance(stream, dict):
             raise TransientError(f"GET /t/{read.topic_id}/posts.json: response without post_stream")
-        read.collect(_post_list(stream))
+        read.collect(post_list(stream))
         read.chunks.pop(0)
 
-    def _assembled(self, read: _Unfinished) -> _TopicRead:
+    def _assembled(self, read: Unfinished) -> TopicRead:
         """The topic's messages, its posts alive if the whole stream came, and what was skipped."""
         topic_id = read.topic_id
         ordered = [read.posts[i] for i in read.stream if i in read.posts]
@@ -658,7 +402,7 @@ class DiscourseSource:
             skipped[f"post:{topic_id}#{where}"] = Skipped(
                 reason="malformed", detail=f"topic {topic_id}: a post without an id"
             )
-        return _TopicRead(messages=messages, alive=alive if whole else None, skipped=skipped)
+        return TopicRead(messages=messages, alive=alive if whole else None, skipped=skipped)
 
     def _messages(
         self, topic_id: str, slug: str, posts: Sequence[Mapping[str, Any]]
@@ -678,7 +422,7 @@ class DiscourseSource:
                 continue  # system and bots (negative ids) are not consumers
             try:
                 messages.append(self._message(topic_id, slug, post, by_number, is_brand))
-            except _Malformed as err:
+            except Malformed as err:
                 skipped[str(post["id"])] = Skipped(reason="malformed", detail=str(err))
         return messages, skipped
 
@@ -693,7 +437,7 @@ class DiscourseSource:
         post_id = str(post["id"])
         number = post.get("post_number")
         if not is_int(number):
-            raise _Malformed(f"topic {topic_id}: post {post_id} without a post_number")
+            raise Malformed(f"topic {topic_id}: post {post_id} without a post_number")
         reply_to = post.get("reply_to_post_number")
         if number == 1:
             parent = None
@@ -713,7 +457,7 @@ class DiscourseSource:
             author_id=str(user_id) if is_int(user_id) else None,
             author_name=username if isinstance(username, str) else None,
             text=cooked_text(post.get("cooked")),
-            created_at=_created_at(post, topic_id, post_id),
+            created_at=post_created_at(post, topic_id, post_id),
             seq=number,
             is_brand=is_brand,
             hidden=post.get("hidden") is True,
@@ -722,7 +466,7 @@ class DiscourseSource:
 
     # --- requests -----------------------------------------------------------------------------
 
-    async def _get(self, state: _FetchState, url: str, *, what: str) -> Mapping[str, Any]:
+    async def _get(self, state: FetchState, url: str, *, what: str) -> Mapping[str, Any]:
         """One GET under the site budget; for a topic, raises _TopicGone or Refused when
         the forum answers for that topic alone."""
         await self._budget.acquire()
@@ -749,9 +493,9 @@ class DiscourseSource:
                 raise TransientError(f"{where}: response is not a JSON object")
             state.answered += 1
             return body
-        said = redact(_said(body), self._key)
+        said = redact(error_message(body), self._key)
         error_type = body.get("error_type") if isinstance(body, dict) else None
-        if status == 401 or (status == 403 and (_bad_key(said) or error_type == "not_logged_in")):
+        if status == 401 or (status == 403 and (bad_key(said) or error_type == "not_logged_in")):
             raise AuthError(
                 f"Discourse refused the API key or Api-Username"
                 f" {self._config.api_username!r} (HTTP {status} {error_type or '-'}):"
@@ -788,82 +532,3 @@ def _topic_refusal(status: int, error_type: Any, said: str, where: str) -> Excep
     reason = "forbidden" if status == 403 else "bad_request"
     detail = f"{where}: HTTP {status} {error_type or '-'}: Discourse said {said!r}"
     return Refused(Skipped(reason=reason, detail=detail))
-
-
-def _without_resume(cursor: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cursor.items() if k != "resume"}
-
-
-# --- wire helpers -----------------------------------------------------------------------------
-
-
-def parse_discourse_time(value: str) -> datetime:
-    """Parse a Discourse timestamp such as `2024-01-05T21:13:04.916Z` into aware UTC."""
-    return _parse_time(value)
-
-
-def cooked_text(cooked: Any) -> str:
-    """Plain text of a post's `cooked` HTML."""
-    if not isinstance(cooked, str):
-        return ""
-    text = html.unescape(_TAG.sub("", _BREAK.sub("\n", cooked)))
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def _parse_time(value: str) -> datetime:
-    """A Discourse time; ValueError if unreadable or without an offset."""
-    moment = parse_time(value)
-    if moment is None:
-        raise ValueError(f"unreadable timestamp or one without offset: {value!r}")
-    return moment
-
-
-def _wire_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _created_at(post: Mapping[str, Any], topic_id: str, post_id: str) -> datetime:
-    value = post.get("created_at")
-    try:
-        if not isinstance(value, str):
-            raise ValueError("not a string")
-        return _parse_time(value)
-    except ValueError as err:
-        raise _Malformed(
-            f"topic {topic_id}: post {post_id} without a readable created_at ({value!r})"
-        ) from err
-
-
-def _listed(raw: Mapping[str, Any]) -> ListedTopic:
-    topic_id = raw.get("id")
-    bumped = raw.get("bumped_at") or raw.get("last_posted_at") or raw.get("created_at")
-    if not is_int(topic_id) or not isinstance(bumped, str):
-        raise _Malformed(f"Discourse listed a topic without id or bumped_at (id {topic_id!r})")
-    try:
-        bumped_at = _parse_time(bumped)
-    except ValueError as err:
-        raise _Malformed(f"Discourse listed topic {topic_id} with unreadable bumped_at") from err
-    return ListedTopic(id=str(topic_id), bumped_at=bumped_at, pinned=raw.get("pinned") is True)
-
-
-def _post_list(stream: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    posts = stream.get("posts")
-    return [p for p in posts if isinstance(p, dict)] if isinstance(posts, list) else []
-
-
-def _said(body: Any) -> str:
-    """The message of a Discourse error body {"errors": [...], "error_type": ...}."""
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            return " ".join(str(e) for e in errors)[:300]
-        if isinstance(body.get("message"), str):
-            return str(body["message"])[:300]
-    if isinstance(body, list) and body:
-        return " ".join(str(e) for e in body)[:300]
-    return "no message"
-
-
-def _bad_key(said: str) -> bool:
-    return _CREDENTIALS_PROBLEM.lower() in said.lower()
