@@ -18,7 +18,7 @@ KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
 RetryAfter = Literal["seconds", "http-date", "none"]
 # Marks a response whose connection was cut: the client never sees its status.
-DROPPED = "simulator.dropped"
+DROPPED = web.ResponseKey("simulator.dropped", bool)
 
 
 @dataclass(frozen=True, kw_only=True)
