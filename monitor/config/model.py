@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import date
 from typing import Any, Literal
 
@@ -152,6 +153,17 @@ class Config(StrictModel):
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(min_length=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_installed(cls, value: str) -> str:
+        # asyncpg is an extra: say how to get it instead of failing at start with an import error.
+        if value.startswith("postgresql+asyncpg") and importlib.util.find_spec("asyncpg") is None:
+            raise ValueError(
+                "the PostgreSQL driver is not installed: pip install 'webcare-monitor[postgres]'"
+                " (requirements/service.lock includes it)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -1,13 +1,15 @@
 """No Docker engine here, so the Dockerfile's steps are replayed by hand.
 
-Build stage: copy what the Dockerfile copies into an empty context and build the wheels with its
-`pip wheel` command. Runtime stage: a clean virtual environment, the wheel installed from the
-wheelhouse only (`--no-index`, as in the image), then the image's CMD (the demo) and its
-HEALTHCHECK command, run with the venv's python from a directory outside the repository.
+Build stage: copy what the Dockerfile copies into an empty context and run its `pip wheel`
+commands (the locked dependencies, hash-checked, and our wheel). Runtime stage: a clean virtual
+environment and the image's own `pip install` commands from the wheelhouse only (`--no-index`),
+then the image's CMD (the demo) and its HEALTHCHECK command, run with the venv's python from a
+directory outside the repository.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -68,27 +70,32 @@ def test_dockerfile_replay_builds_installs_runs_the_demo_and_passes_its_healthch
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / source, target)
-    (build_cmd,) = [r for r in one("build", "RUN") if r.startswith("pip wheel")]
+    (build_run,) = [r for r in one("build", "RUN") if r.startswith("pip wheel")]
     wheels = tmp_path / "wheels"
-    args = shlex.split(build_cmd.replace("/wheels", str(wheels)))
-    run([sys.executable, "-m", *args], cwd=context)
-    (wheel,) = wheels.glob("webcare_monitor-*.whl")
+    for command in build_run.split("&&"):
+        args = shlex.split(command.replace("/wheels", str(wheels)))
+        assert args[:2] == ["pip", "wheel"], command
+        run([sys.executable, "-m", *args], cwd=context)
+    assert len(list(wheels.glob("webcare_monitor-*.whl"))) == 1
+    assert len(list(wheels.glob("*.whl"))) > 20  # the locked dependencies came along
 
     # --- runtime stage: clean venv, install from the wheelhouse only ----------------------
     (install,) = [r for r in one("runtime", "RUN") if "python -m venv" in r]
-    assert "--no-index" in install and "--find-links=/wheels" in install
+    mounts = dict(re.findall(r"source=(\S+),target=(\S+)", " ".join(one("runtime", "RUN"))))
+    assert mounts == {"/wheels": "/wheels", "/src/requirements": "/requirements"}
     venv = tmp_path / "venv"
+    commands = install[install.index("python -m venv") :].split("&&")
+    assert commands[0].split() == ["python", "-m", "venv", "/opt/webcare-monitor"]
     run([sys.executable, "-m", "venv", str(venv)])
-    run(
-        [
-            str(venv / "bin/pip"),
-            "install",
-            "--no-cache-dir",
-            "--no-index",
-            f"--find-links={wheels}",
-            str(wheel),
-        ],
-    )
+    for command in commands[1:]:
+        replaced = (
+            command.replace("/opt/webcare-monitor", str(venv))
+            .replace("/wheels", str(wheels))
+            .replace("/requirements", str(context / "requirements"))
+        )
+        args = shlex.split(replaced)
+        assert "--no-index" in args, command  # the runtime stage fetches nothing
+        run([found for arg in args for found in (glob.glob(arg) if "*" in arg else [arg])])
     outside = tmp_path / "run"
     outside.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}

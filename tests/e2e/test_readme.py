@@ -60,6 +60,14 @@ def test_every_shell_block_is_run_or_says_why_not(doc: Path) -> None:
     )
 
 
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run ends with the README's second command, exactly (whitespace aside)."""
+    tests = blocks(ROOT / "README.md")[1]
+    assert tests.skip is not None and "pytest" in tests.code
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert " ".join(tests.code.split()) in " ".join(ci.split())
+
+
 def fresh_copy(target: Path) -> Path:
     """The files git tracks or would track, as they are now (uncommitted edits included)."""
     listed = subprocess.run(

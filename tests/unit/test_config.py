@@ -437,3 +437,27 @@ def test_example_config_commented_alternatives_are_valid(
     config = load_config(_write(tmp_path, text))
     assert config.database_url == "postgresql+asyncpg://webcare:pw@127.0.0.1:5432/webcare"
     assert config.calendar("office_be").timezone.key == "Europe/Brussels"
+
+
+def test_a_postgres_url_without_the_driver_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncpg" else real(name, *a)
+    )
+    path = tmp_path / "pg.toml"
+    path.write_text(
+        'database_url = "postgresql+asyncpg://webcare@127.0.0.1/webcare"\n'
+        '[[sources]]\ntype = "facebook_page"\nname = "fb"\nbrand = "acme"\n'
+        'page_id = "1"\naccess_token = "t"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        "database_url: the PostgreSQL driver is not installed: pip install"
+        " 'webcare-monitor[postgres]' (requirements/service.lock includes it)"
+    ]
