@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
 import sys
 import uuid
@@ -17,7 +19,7 @@ import orjson
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-__all__ = ["REDACTED", "Redactor", "configure_logging", "get_logger"]
+__all__ = ["REDACTED", "Redactor", "configure_logging", "correlated", "get_logger"]
 
 REDACTED = "[REDACTED]"
 
@@ -163,6 +165,33 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+# syslog priorities by level, as sd-daemon(3) prefixes them.
+_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
+
+
+def _journal_stream(stream: TextIO) -> bool:
+    """Whether `stream` is connected to journald ($JOURNAL_STREAM names its device:inode)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
+    return expected == f"{info.st_dev}:{info.st_ino}"
+
+
+class _JournalPriority:
+    """Wraps a renderer: each line starts with its syslog priority, "<4>{...}"."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
+        priority = _PRIORITIES.get(str(event.get("level", "info")), 6)
+        line = self._renderer(logger, name, event)
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        return f"<{priority}>{text}"
+
+
 def _quiet_loggers(level: int) -> dict[str, int]:
     """Per-library levels: access lines are noise unless debugging; SQL echo stays opt-in."""
     return {
@@ -199,6 +228,9 @@ def configure_logging(
         )
     else:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if stream is None and _journal_stream(sys.stderr):
+            # journald reads a "<N>" prefix as the line's priority: `journalctl -p warning`.
+            renderer = _JournalPriority(renderer)
 
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     # Stdlib records (aiohttp, alembic, sqlalchemy...) get the same fields as our own events.
@@ -256,3 +288,9 @@ def configure_logging(
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger named `name` (use __name__), routed through configure_logging's setup."""
     return structlog.stdlib.get_logger(name)
+
+
+def correlated(**ids: str) -> contextlib.AbstractContextManager[Any]:
+    """Every log line inside the block (this task and those it starts) carries `ids`, e.g. the
+    poll_id that ties one poll's lines together."""
+    return structlog.contextvars.bound_contextvars(**ids)

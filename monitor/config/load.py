@@ -67,7 +67,7 @@ def _read_secret_files(value: Any, path: str, problems: list[str], base: Path) -
             if secret in value:
                 problems.append(f"{key_path}: give either {secret} or {key}, not both")
                 continue
-            file_path = base / str(item)
+            file_path = _secret_path(str(item), base)
             try:
                 out[secret] = file_path.read_text(encoding="utf-8").strip()
             except OSError as err:
@@ -76,6 +76,15 @@ def _read_secret_files(value: Any, path: str, problems: list[str], base: Path) -
             continue
         out[key] = _read_secret_files(item, _join(path, key), problems, base)
     return out
+
+
+def _secret_path(name: str, base: Path) -> Path:
+    """Where a `*_file` value points: a bare name is a systemd credential when the service has
+    them ($CREDENTIALS_DIRECTORY, from LoadCredential=); else a path, relative to the config."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and "/" not in name and (Path(credentials) / name).is_file():
+        return Path(credentials) / name
+    return base / name
 
 
 def _join(path: str, key: object) -> str:

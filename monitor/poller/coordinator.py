@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.clock import Clock
 from monitor.domain import Batch
 from monitor.domain.events import Event
-from monitor.logging import get_logger
+from monitor.logging import correlated, get_logger
 from monitor.metrics import Metrics
 from monitor.pipeline import SourceSettings, handle_batch
 from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
@@ -140,7 +141,9 @@ class Coordinator:
         """Poll one source now; return the delay until its next run."""
         entry = self.sources[name]
         async with entry.lock:
-            return await self._poll(entry)
+            # One id on every line this poll logs (the source's, the store's, the skips').
+            with correlated(poll_id=uuid.uuid4().hex[:12]):
+                return await self._poll(entry)
 
     async def ingest(self, name: str, batch: Batch) -> None:
         """Store a pushed batch (webhook) at once, in turn with the source's polls."""

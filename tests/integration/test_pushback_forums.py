@@ -394,6 +394,13 @@ async def test_a_long_first_backfill_tells_how_far_it_is(start: Start, kind: str
         assert done == sorted(done) and len(totals) == 1  # forward only, one total
         assert service.logged("backfill done", source=NAME) == 1
         assert service.logged("backfill progress", source=NAME) >= 1
+        # A poll's lines share one poll_id: the finishing poll's "backfill done" and "poll".
+        lines = [orjson.loads(line) for line in service.logs.getvalue().splitlines()]
+        ids = {line["event"]: line.get("poll_id") for line in lines}
+        assert re.fullmatch(r"[0-9a-f]{12}", ids["poll"] or "")
+        assert ids["backfill done"] == ids["poll"]
+        polls = [line["poll_id"] for line in lines if line["event"] == "poll interrupted, resuming"]
+        assert ids["poll"] not in polls and len(set(polls)) == len(polls)
     finally:
         await forum.fake.stop()
 

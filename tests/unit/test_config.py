@@ -461,3 +461,28 @@ def test_a_postgres_url_without_the_driver_says_how_to_install_it(
         "database_url: the PostgreSQL driver is not installed: pip install"
         " 'webcare-monitor[postgres]' (requirements/service.lock includes it)"
     ]
+
+
+def test_a_bare_secret_file_name_is_a_systemd_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LoadCredential=fb-token:... puts the file in $CREDENTIALS_DIRECTORY; the config says
+    access_token_file = "fb-token" and works under any unit name."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "fb-token").write_text("EAAG-from-systemd\n", encoding="utf-8")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[sources]]\ntype = "facebook_page"\nname = "fb"\nbrand = "acme"\npage_id = "1"\n'
+        'access_token_file = "fb-token"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    (source,) = load_config(path).sources
+    assert source.access_token.get_secret_value() == "EAAG-from-systemd"  # type: ignore[union-attr]
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(ConfigError) as caught:  # outside systemd: a path next to the config
+        load_config(path)
+    assert caught.value.problems[0].startswith(
+        f"sources[0].access_token_file: cannot read {tmp_path / 'fb-token'}"
+    )

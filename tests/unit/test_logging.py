@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import string
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -378,3 +381,30 @@ async def test_startup_migrations_say_one_line_and_nothing_when_up_to_date(
         assert _lines(stream) == first
     finally:
         await engine.dispose()
+
+
+def test_under_journald_each_line_carries_its_syslog_priority(tmp_path: Path) -> None:
+    """$JOURNAL_STREAM names stderr's device:inode when systemd connects it to journald."""
+    script = (
+        "from monitor.logging import configure_logging, get_logger\n"
+        "configure_logging(fmt='auto')\n"
+        "log = get_logger('t')\n"
+        "log.info('polled'); log.warning('source down'); log.error('crashed')\n"
+    )
+    for journal in (True, False):
+        out = tmp_path / f"stderr-{journal}.log"
+        with out.open("wb") as stderr:
+            info = os.fstat(stderr.fileno())
+            env = {
+                **os.environ,
+                "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}" if journal else "",
+            }
+            subprocess.run(
+                [sys.executable, "-c", script], stderr=stderr, env=env, check=True, timeout=60
+            )
+        lines = out.read_text().splitlines()
+        if journal:
+            assert [line[:4] for line in lines] == ["<6>{", "<4>{", "<3>{"]
+            assert json.loads(lines[1][3:])["event"] == "source down"
+        else:
+            assert [line[:1] for line in lines] == ["{", "{", "{"]  # plain JSON elsewhere
