@@ -45,8 +45,7 @@ class FatalError(SourceError):
 
 
 class Refused(Exception):
-    """The platform answered for this one thread but refused it (403, 400, other 4xx) or served
-    it unusable: that thread is skipped, not the poll."""
+    """One thread refused (403, 400, other 4xx) or served unusable: it is skipped, not the poll."""
 
     def __init__(self, why: Skipped) -> None:
         super().__init__(why.detail)

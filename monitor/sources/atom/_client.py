@@ -96,12 +96,10 @@ class FeedClient:
     async def get(
         self, run: Run, url: str, accept: str, headers: Mapping[str, str] | None = None
     ) -> Reply:
-        """One GET; transport failures, throttling and server errors become our error tree.
-
-        Redirects are followed here, within the board's origin only (as request_json does):
-        a feed moved to another host is refused with where it pointed, before anything (a
-        cookie, a conditional header) is sent there.
-        """
+        """One GET; transport failures, throttling and server errors become our error tree."""
+        # Redirects are followed here, within the board's origin only (as request_json does):
+        # a feed moved to another host is refused with where it pointed, before anything (a
+        # cookie, a conditional header) is sent there.
         where = f"GET {safe_url(url)}"
         timeout = self._config.request_timeout
         target = URL(url, encoded=True)

@@ -75,12 +75,10 @@ class PhpbbAtomSource:
         return self._client.not_modified_total
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New posts from the forum feeds, then the topic feeds of new, listed and active topics.
-
-        A throttle or a transient failure in the middle keeps what came before: the batch holds
-        the topics read whole, is marked interrupted, and the cursor's `resume` part says what
-        is left (see Todo). A topic the board refuses (403, 400) is skipped, not the poll.
-        """
+        """New posts from the forum feeds, then the topic feeds of new, listed and active topics."""
+        # A throttle or a transient failure in the middle keeps what came before: the batch holds
+        # the topics read whole, is marked interrupted, and the cursor's `resume` part says what
+        # is left (see Todo). A topic the board refuses (403, 400) is skipped, not the poll.
         now = self._clock.now()
         self._client.refuse_while_throttled(now)
         default_since = now - timedelta(days=self._config.backfill_days)
@@ -190,11 +188,9 @@ class PhpbbAtomSource:
                     run.todo.topics.append(topic)
 
     async def _read_topics(self, run: Run) -> None:
-        """The queued topic feeds, a few at a time, until done or a refusal stops the fetch.
-
-        A topic that failed last time is read first and alone, so that its second failure is
-        told apart from a board in trouble.
-        """
+        """The queued topic feeds, a few at a time, until done or a refusal stops the fetch."""
+        # A topic that failed last time is read first and alone, so that its second failure is
+        # told apart from a board in trouble.
         todo = run.todo
         if todo.failed is not None and todo.failed in todo.topics:
             await self._read_one(run, todo.failed)
@@ -230,12 +226,10 @@ class PhpbbAtomSource:
             run.request.progress(left, run.topics_done + left, "topics")
 
     async def _gives_up_on(self, run: Run, topic_id: int, err: TransientError) -> bool:
-        """Whether a topic that failed transiently is skipped (True) rather than the fetch stopped.
-
-        The first failure is noted and the next fetch reads that topic first (a 5xx burst or a
-        busy board lets it through then); failing again while the board answers, it is
-        skipped: one topic that breaks phpBB (a General Error) must not stop every poll.
-        """
+        """Whether a topic that failed transiently is skipped (True), not the fetch stopped."""
+        # The first failure is noted and the next fetch reads that topic first (a 5xx burst or a
+        # busy board lets it through then); failing again while the board answers, it is
+        # skipped: one topic that breaks phpBB (a General Error) must not stop every poll.
         # The topic's validators go: when it is readable again, it is read in full.
         run.cursor.validators.pop(f"topic/{topic_id}", None)
         if run.todo.failed != topic_id:
@@ -251,11 +245,9 @@ class PhpbbAtomSource:
         return True
 
     async def _board_answers(self, run: Run) -> bool:
-        """Whether the board serves feeds now: one conditional request if none answered yet.
-
-        Its validators are not updated (its entries are not read here), so the next poll
-        still sees what changed in that feed.
-        """
+        """Whether the board serves feeds now: one conditional request if none answered yet."""
+        # Its validators are not updated (its entries are not read here), so the next poll
+        # still sees what changed in that feed.
         if run.board_answers:
             return True
         route = f"forum/{self._config.forums[0]}" if self._config.forums else ""
@@ -329,11 +321,9 @@ class PhpbbAtomSource:
         return complete
 
     async def _read_new_topics(self, run: Run) -> None:
-        """The "new topics" feed lists the first post of the newest topics: replies' parent.
-
-        It is on by default (feed_topics_new) but optional, and only a hint: when it is
-        disabled or refused, first posts are learned from complete topic reads alone.
-        """
+        """The "new topics" feed lists the first post of the newest topics: replies' parent."""
+        # It is on by default (feed_topics_new) but optional, and only a hint: when it is
+        # disabled or refused, first posts are learned from complete topic reads alone.
         try:
             reply = await self._client.get_feed(run, "topics")
             # Cut at feed_limit_topic, not at the post window: it proves nothing about it.

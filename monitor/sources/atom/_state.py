@@ -70,13 +70,12 @@ class Cursor:
 
 @dataclass(kw_only=True)
 class Todo:
-    """What a poll still has to read; kept in the cursor's `resume` part when it stops early.
+    """What a poll still has to read; kept in the cursor's `resume` part when it stops early."""
 
-    A poll reads the forum feeds, then the topic feeds of what they listed (plus the watched
-    and active topics), then looks up posts linked without a topic id, then the "new topics"
-    feed. A throttle or transient failure stops it where it is; the next fetch finishes the
-    rest before starting a new poll, and asks for nothing the stopped one already read.
-    """
+    # A poll reads the forum feeds, then the topic feeds of what they listed (plus the watched
+    # and active topics), then looks up posts linked without a topic id, then the "new topics"
+    # feed. A throttle or transient failure stops it where it is; the next fetch finishes the
+    # rest before starting a new poll, and asks for nothing the stopped one already read.
 
     forums: list[int]  # forum feeds not read yet
     topics: list[int]  # topic feeds not read yet, in order

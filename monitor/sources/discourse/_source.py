@@ -68,12 +68,11 @@ class _TopicGone(Exception):
 
 
 class DiscourseSource:
-    """Polls one Discourse site: bumped topics from the topic lists, then whole topics.
+    """Polls one Discourse site: bumped topics from the topic lists, then whole topics."""
 
-    Every request first takes a slot from the site's shared RequestBudget (the admin API allows
-    60 requests a minute per site and key), and a 429 blocks the whole site for as long as the
-    server says. Requests are made one at a time: the budget, not latency, bounds a poll.
-    """
+    # Every request first takes a slot from the site's shared RequestBudget (the admin API allows
+    # 60 requests a minute per site and key), and a 429 blocks the whole site for as long as the
+    # server says. Requests are made one at a time: the budget, not latency, bounds a poll.
 
     def __init__(
         self,
@@ -109,13 +108,11 @@ class DiscourseSource:
         self._unfinished: Unfinished | None = None  # a topic a refusal cut short
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """Topics bumped since the cursor, plus active topics (least recently read first).
-
-        A throttle or a transient failure in the middle keeps what came before: the topic-list
-        pages read and the whole topics read are in the batch, which is marked interrupted, and
-        the cursor's `resume` part says what is left; the next fetch does that first. A topic
-        the forum refuses (403, 400) or that fails twice in a row is skipped, not the poll.
-        """
+        """Topics bumped since the cursor, plus active topics (least recently read first)."""
+        # A throttle or a transient failure in the middle keeps what came before: the topic-list
+        # pages read and the whole topics read are in the batch, which is marked interrupted, and
+        # the cursor's `resume` part says what is left; the next fetch does that first. A topic
+        # the forum refuses (403, 400) or that fails twice in a row is skipped, not the poll.
         state = FetchState()
         if not request.include_feed:
             return await self._reread(state, request)
@@ -179,12 +176,10 @@ class DiscourseSource:
         return Listing(paths=[self._base + path for path in paths])
 
     def _rechecks(self, active: Iterable[str]) -> list[str]:
-        """Active topics to re-read for edits, hides and deletes, which do not bump a topic.
-
-        Each at most once per `recheck_after`, least recently read first, and no more than a
-        share of one poll interval's budget, so a large backlog of active topics rotates
-        instead of starving the topic lists (or the other sources on the site).
-        """
+        """Active topics to re-read for edits, hides and deletes, which do not bump a topic."""
+        # Each at most once per `recheck_after`, least recently read first, and no more than a
+        # share of one poll interval's budget, so a large backlog of active topics rotates
+        # instead of starving the topic lists (or the other sources on the site).
         now = self._clock.now()
         due_before = now - timedelta(seconds=self._recheck_after)
         never = datetime.min.replace(tzinfo=UTC)
@@ -196,8 +191,9 @@ class DiscourseSource:
     # --- topic lists --------------------------------------------------------------------------
 
     async def _read_lists(self, state: FetchState, since: datetime, listing: Listing) -> None:
-        """Every topic bumped at or after `since`, page by page into `listing`; a throttle or a
-        transient failure stops it at the page refused (state.stopped), to go on from there."""
+        """Every topic bumped at or after `since`, page by page into `listing`."""
+        # A throttle or a transient failure stops it at the page refused (state.stopped), to go
+        # on from there.
         while listing.paths:
             url: str | None = listing.paths[0]
             seen_urls: set[str] = set()
@@ -272,11 +268,9 @@ class DiscourseSource:
     # --- topics -------------------------------------------------------------------------------
 
     async def _read_topics(self, state: FetchState, run: TopicsRun, *, resumable: bool) -> None:
-        """Read the queued topics in order until all are done or a refusal stops the fetch.
-
-        A topic is delivered whole or not at all: one refused part-way stays at the head of the
-        queue, and the next fetch finishes it.
-        """
+        """Read the queued topics in order until all are done or a refusal stops the fetch."""
+        # A topic is delivered whole or not at all: one refused part-way stays at the head of the
+        # queue, and the next fetch finishes it.
         while run.left and state.stopped is None:
             topic_id = run.left[0]
             try:
@@ -299,13 +293,11 @@ class DiscourseSource:
     async def _gives_up_on(
         self, state: FetchState, run: TopicsRun, topic_id: str, err: TransientError
     ) -> bool:
-        """Whether a topic that failed transiently is skipped (True) rather than the poll stopped.
-
-        Only when the forum answers other requests does the failure count against the topic: the
-        first is noted and the next fetch retries it first (a 5xx burst or a throttle lets that
-        retry through); failing again, it is skipped. With nothing answered yet in this fetch,
-        one cheap request tells a broken topic from a forum in trouble.
-        """
+        """Whether a topic that failed transiently is skipped (True), not the poll stopped."""
+        # Only when the forum answers other requests does the failure count against the topic: the
+        # first is noted and the next fetch retries it first (a 5xx burst or a throttle lets that
+        # retry through); failing again, it is skipped. With nothing answered yet in this fetch,
+        # one cheap request tells a broken topic from a forum in trouble.
         if not (state.answered or await self._forum_answers(state)):
             return False
         if run.failed == topic_id:
@@ -327,12 +319,10 @@ class DiscourseSource:
         return True
 
     async def _read_topic(self, state: FetchState, topic_id: str) -> TopicRead:
-        """A whole topic: its first chunk, then the rest of its stream.
-
-        Raises _TopicGone or Refused for this topic alone, and RateLimited or
-        TransientError when a request of it could not be made now. In that last case what
-        came is kept in memory and the next fetch asks only for the rest (see Unfinished).
-        """
+        """A whole topic: its first chunk, then the rest of its stream."""
+        # Raises _TopicGone or Refused for this topic alone, and RateLimited or
+        # TransientError when a request of it could not be made now. In that last case what
+        # came is kept in memory and the next fetch asks only for the rest (see Unfinished).
         carried, self._unfinished = self._unfinished, None
         fresh_since = self._clock.now() - timedelta(seconds=self._recheck_after)
         if carried is not None and carried.topic_id == topic_id and carried.at >= fresh_since:
@@ -348,12 +338,10 @@ class DiscourseSource:
         return self._assembled(read)
 
     async def _first_chunk(self, state: FetchState, topic_id: str) -> Unfinished:
-        """/t/{id}.json: the topic, its stream of post ids and the first 20 posts.
-
-        A topic longer than `max_posts_per_topic` is read as its first chunk plus its newest
-        posts, where new questions and answers are, and is not reported complete: re-reading
-        a mega topic in full on every bump would eat the whole site budget.
-        """
+        """/t/{id}.json: the topic, its stream of post ids and the first 20 posts."""
+        # A topic longer than `max_posts_per_topic` is read as its first chunk plus its newest
+        # posts, where new questions and answers are, and is not reported complete: re-reading
+        # a mega topic in full on every bump would eat the whole site budget.
         body = await self._get(state, f"{self._base}/t/{topic_id}.json", what="topic")
         if body.get("deleted_at"):
             raise _TopicGone  # staff still see a deleted topic; for us it is gone
@@ -467,8 +455,7 @@ class DiscourseSource:
     # --- requests -----------------------------------------------------------------------------
 
     async def _get(self, state: FetchState, url: str, *, what: str) -> Mapping[str, Any]:
-        """One GET under the site budget; for a topic, raises _TopicGone or Refused when
-        the forum answers for that topic alone."""
+        """One GET under the site budget; _TopicGone or Refused when only that topic is refused."""
         await self._budget.acquire()
         state.requests += 1
         try:

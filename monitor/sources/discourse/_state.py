@@ -66,9 +66,9 @@ class FetchState(FetchRecord):
 
 @dataclass(kw_only=True)
 class Listing:
-    """Reading the topic lists: the list URLs still to read (the first is where to go on) and
-    the topics listed so far."""
+    """Reading the topic lists: the list URLs still to read and the topics listed so far."""
 
+    # The first of `paths` is where to go on.
     paths: list[str]
     found: dict[str, ListedTopic] = field(default_factory=dict)
     pages_read: int = 0  # by this fetch
@@ -117,11 +117,9 @@ class Resume:
 
     @classmethod
     def load(cls, cursor: Mapping[str, Any]) -> Resume | None:
-        """The saved rest of a poll, or None (none, or unreadable: start afresh).
-
-        Cursors from before `failed` load as they are; a `partial` part (posts of a topic read
-        part-way, from an earlier version) is ignored: that topic is simply read again whole.
-        """
+        """The saved rest of a poll, or None (none, or unreadable: start afresh)."""
+        # Cursors from before `failed` load as they are; a `partial` part (posts of a topic read
+        # part-way, from an earlier version) is ignored: that topic is simply read again whole.
         raw = cursor.get("resume")
         if not isinstance(raw, dict) or not isinstance(raw.get("topics"), list):
             return None
@@ -163,13 +161,12 @@ class Plan:
 
 @dataclass(kw_only=True)
 class Unfinished:
-    """A topic being read: what came so far and the chunks still to ask for (mutable on purpose).
+    """A topic being read: what came so far and the chunks still to ask for (mutable on purpose)."""
 
-    When a refusal cuts a topic's read short, this stays in the source's memory (never in the
-    cursor, never in a batch: a batch has whole topics only) and the next fetch asks only for
-    the chunks left, so no answered request is made again. After a restart, or once older
-    than a re-check interval, the topic is read again from its start.
-    """
+    # When a refusal cuts a topic's read short, this stays in the source's memory (never in the
+    # cursor, never in a batch: a batch has whole topics only) and the next fetch asks only for
+    # the chunks left, so no answered request is made again. After a restart, or once older
+    # than a re-check interval, the topic is read again from its start.
 
     topic_id: str
     at: datetime  # when its first chunk came

@@ -115,8 +115,8 @@ def comment_seq(comment_id: str, position: int) -> int:
 
 
 def parse_usage(headers: Mapping[str, str]) -> GraphUsage:
-    """Highest usage fraction and regain time from x-app-usage, x-business-use-case-usage and
-    x-page-usage; malformed headers are ignored."""
+    """Highest usage fraction and regain time from Graph's usage headers."""
+    # x-app-usage, x-business-use-case-usage and x-page-usage; malformed headers are ignored.
     highest: float | None = None
     regain: float | None = None
     for name in ("x-app-usage", "x-page-usage"):

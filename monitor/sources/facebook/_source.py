@@ -121,12 +121,10 @@ class FacebookPageSource:
         return self._page_numeric_id
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New feed posts with their comments since the cursor, plus the other active threads.
-
-        A throttle or a transient failure in the middle keeps what came before: the batch is
-        marked interrupted and its cursor says what is left (the rest of the feed, the threads
-        not read), which the next fetch finishes before anything else.
-        """
+        """New feed posts with their comments since the cursor, plus the other active threads."""
+        # A throttle or a transient failure in the middle keeps what came before: the batch is
+        # marked interrupted and its cursor says what is left (the rest of the feed, the threads
+        # not read), which the next fetch finishes before anything else.
         state = FetchState(limiter=asyncio.Semaphore(self._concurrency))
         if self._batcher is not None and request.include_feed:
             # A poll cycle (not a re-read before a breach): the batcher expects this page.
@@ -289,11 +287,9 @@ class FacebookPageSource:
     async def _fetch_feed(
         self, state: FetchState, url: str | None, page_read: Callable[[list[Any]], None]
     ) -> FeedRead:
-        """Feed pages from `url` on, each post with all its comments (None: not all read).
-
-        Stops at the first page that cannot be read for now (throttled, transient) and says
-        where to go on; what was read before it is kept. `page_read` sees each page's posts.
-        """
+        """Feed pages from `url` on, each post with all its comments (None: not all read)."""
+        # Stops at the first page that cannot be read for now (throttled, transient) and says
+        # where to go on; what was read before it is kept. `page_read` sees each page's posts.
         read = FeedRead()
         seen: set[str] = set()
         while url is not None:
@@ -330,12 +326,10 @@ class FacebookPageSource:
         return read
 
     async def _fetch_threads(self, state: FetchState, threads: Sequence[Pending]) -> ThreadsRead:
-        """Comments of each thread (None: the thread is gone), from its first page or from
-        where an earlier read stopped; Graph's refusals of single threads are skipped.
-
-        Several threads go out as Graph batch requests (≤ 50 reads per POST, each still one
-        call): multi-id reads (`GET /?ids=`) are refused from Graph API v26.0.
-        """
+        """Comments of each thread (None: the thread is gone); refused single threads skipped."""
+        # Each from its first page or from where an earlier read stopped. Several threads go out
+        # as Graph batch requests (≤ 50 reads per POST, each still one call): multi-id reads
+        # (`GET /?ids=`) are refused from Graph API v26.0.
         read = ThreadsRead()
         batched = len(threads) > 1
         async with asyncio.TaskGroup() as group:
@@ -429,12 +423,10 @@ class FacebookPageSource:
         *,
         batched: bool = False,
     ) -> EdgeRead:
-        """Every item of an edge, following `paging.next` verbatim until there is none.
-
-        A page after the first that cannot be read now (throttled, transient) ends the read
-        with what came before and where to go on; a failing first page is raised.
-        `batched`: the first page goes out in a Graph batch (several threads read at once).
-        """
+        """Every item of an edge, following `paging.next` verbatim until there is none."""
+        # A page after the first that cannot be read now (throttled, transient) ends the read
+        # with what came before and where to go on; a failing first page is raised.
+        # `batched`: the first page goes out in a Graph batch (several threads read at once).
         items: list[Raw] = []
         seen: set[str] = set()
         next_params: Mapping[str, str] | None = params

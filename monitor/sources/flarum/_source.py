@@ -84,13 +84,11 @@ class FlarumSource:
             self._headers["Authorization"] = f"Token {self._key}{suffix}"
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """Discussions posted in since the cursor plus the active ones, each read in full.
-
-        A throttle or a transient failure in the middle keeps what came before: the list pages
-        read and the discussions read whole are in the batch, which is marked interrupted, and
-        the cursor's `resume` part says what is left (see Todo). A discussion Flarum refuses
-        (403, 400) or that fails twice in a row is skipped, not the poll.
-        """
+        """Discussions posted in since the cursor plus the active ones, each read in full."""
+        # A throttle or a transient failure in the middle keeps what came before: the list pages
+        # read and the discussions read whole are in the batch, which is marked interrupted, and
+        # the cursor's `resume` part says what is left (see Todo). A discussion Flarum refuses
+        # (403, 400) or that fails twice in a row is skipped, not the poll.
         state = FetchState()
         now = self._clock.now()
         # Nothing older than the first poll's backfill start is ever read, so a reply to a
@@ -187,11 +185,9 @@ class FlarumSource:
         return params
 
     async def _read_listing(self, state: FetchState, listing: Listing, since: datetime) -> None:
-        """Discussions with a comment at or after `since`, newest first, page by page.
-
-        A throttle or a transient failure stops it at the page refused (state.stopped), to go
-        on from there next time.
-        """
+        """Discussions with a comment at or after `since`, newest first, page by page."""
+        # A throttle or a transient failure stops it at the page refused (state.stopped), to go
+        # on from there next time.
         endpoint = f"{self._api}/discussions"
         seen: set[str] = set()
         while not listing.done:
@@ -239,11 +235,9 @@ class FlarumSource:
         return page_end
 
     async def _read_threads(self, state: FetchState, todo: Todo, horizon: datetime) -> None:
-        """The queued discussions, a few at a time, until done or a refusal stops the fetch.
-
-        One that failed last time is read first and alone, so that its second failure is told
-        apart from a forum in trouble.
-        """
+        """The queued discussions, a few at a time, until done or a refusal stops the fetch."""
+        # One that failed last time is read first and alone, so that its second failure is told
+        # apart from a forum in trouble.
         if todo.failed is not None and todo.failed in todo.threads:
             await self._read_one(state, todo, todo.failed, horizon)
         limiter = asyncio.Semaphore(self._concurrency)
@@ -301,12 +295,10 @@ class FlarumSource:
     async def _gives_up_on(
         self, state: FetchState, todo: Todo, discussion_id: str, err: TransientError
     ) -> bool:
-        """Whether a discussion that failed transiently is skipped (True), not the fetch stopped.
-
-        The first failure is noted and the next fetch reads it first (a 5xx burst or a throttle
-        lets it through then); failing again while the forum answers, it is skipped: one
-        discussion that breaks a serializer must not stop every poll.
-        """
+        """Whether a discussion that failed transiently is skipped (True), not the fetch stopped."""
+        # The first failure is noted and the next fetch reads it first (a 5xx burst or a throttle
+        # lets it through then); failing again while the forum answers, it is skipped: one
+        # discussion that breaks a serializer must not stop every poll.
         if todo.failed != discussion_id:
             todo.failed = todo.failed or discussion_id
             return False
@@ -320,8 +312,8 @@ class FlarumSource:
         return True
 
     async def _forum_answers(self, state: FetchState) -> bool:
-        """Whether Flarum serves its discussion list now (one small request if nothing else
-        was answered yet); a refusal stops the fetch, an auth failure is the source's."""
+        """Whether Flarum serves its discussion list now; a refusal stops the fetch."""
+        # One small request if nothing else was answered yet; an auth failure is the source's.
         if state.documents:
             return True
         try:
@@ -379,11 +371,9 @@ class FlarumSource:
             url, params = next_url, None
 
     def _next_url(self, endpoint: str, body: Mapping[str, Any], seen: set[str]) -> str | None:
-        """`links.next` with its query put on our own endpoint URL.
-
-        Flarum builds links from its configured public URL, which often is not the address we
-        reach it at (a proxy, an internal name); the key must never go anywhere else.
-        """
+        """`links.next` with its query put on our own endpoint URL."""
+        # Flarum builds links from its configured public URL, which often is not the address we
+        # reach it at (a proxy, an internal name); the key must never go anywhere else.
         links = body.get("links")
         link = links.get("next") if isinstance(links, dict) else None
         if not isinstance(link, str) or not link:
@@ -478,11 +468,9 @@ class FlarumSource:
     def _thread_messages(
         self, thread: Thread, horizon: datetime
     ) -> tuple[list[Message], dict[str, Skipped]]:
-        """The thread's comments as messages, and (by "post:{id}") the ones skipped as malformed.
-
-        Event posts (renames, locks, ...) are left out; a post without the number, type or
-        creation time we need is skipped, the rest of its thread is read.
-        """
+        """The thread's comments as messages, and (by "post:{id}") the ones skipped as malformed."""
+        # Event posts (renames, locks, ...) are left out; a post without the number, type or
+        # creation time we need is skipped, the rest of its thread is read.
         comments: list[tuple[int, str, Mapping[str, Any], datetime]] = []
         skipped = self._unserved_posts(thread)
         for post_id, post in thread.posts.items():

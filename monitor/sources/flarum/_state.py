@@ -44,13 +44,12 @@ class Listing:
 
 @dataclass(kw_only=True)
 class Todo:
-    """What a poll still has to read; kept in the cursor's `resume` part when it stops early.
+    """What a poll still has to read; kept in the cursor's `resume` part when it stops early."""
 
-    A poll checks the key, reads the discussion list down to the cursor, then every listed
-    and active discussion. A throttle or a transient failure stops it where it is: the list
-    page refused, or the discussions not read yet. The next fetch does that first and asks
-    for nothing the stopped one already had.
-    """
+    # A poll checks the key, reads the discussion list down to the cursor, then every listed
+    # and active discussion. A throttle or a transient failure stops it where it is: the list
+    # page refused, or the discussions not read yet. The next fetch does that first and asks
+    # for nothing the stopped one already had.
 
     listing: Listing | None  # None: the list is read (by this fetch or an earlier one)
     threads: list[str] = field(default_factory=list)  # discussions not read yet, in order
@@ -61,11 +60,9 @@ class Todo:
 
     @classmethod
     def load(cls, cursor: Mapping[str, Any]) -> Todo | None:
-        """The saved rest of a poll, or None (none, or unreadable: start afresh).
-
-        A `resume` written before the listing and `failed` parts existed ({"threads",
-        "advance"}) loads as a poll whose list was read.
-        """
+        """The saved rest of a poll, or None (none, or unreadable: start afresh)."""
+        # A `resume` written before the listing and `failed` parts existed ({"threads",
+        # "advance"}) loads as a poll whose list was read.
         raw = cursor.get("resume")
         if not isinstance(raw, dict):
             return None
