@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,29 @@ def test_compose_grafana_provisions_the_datasource_and_every_dashboard() -> None
     for dashboard in sorted((ROOT / "dashboards").glob("*.json")):
         assert mounted.get(f"{path}/{dashboard.name}") == dashboard, dashboard.name
     assert mounted["/etc/grafana/provisioning/dashboards"] == provider.parent
+
+
+def test_compose_grafana_takes_its_admin_password_from_a_secret_file() -> None:
+    config = compose_config(COMPOSE)
+    grafana = config["services"]["grafana"]  # type: ignore[index]
+    environment = grafana["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in environment  # never in the container's env
+    assert environment["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert [s["source"] for s in grafana["secrets"]] == ["grafana_admin_password"]
+    secret = config["secrets"]["grafana_admin_password"]  # type: ignore[index]
+    assert Path(secret["file"]) == ROOT / "deploy" / "docker" / "grafana-admin-password"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "deploy/docker/grafana-admin-password"], cwd=ROOT
+    )
+    assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout)
+
+
+def test_the_image_labels_say_what_it_is_in_oci_terms() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    labels = dict(re.findall(r"org\.opencontainers\.image\.([a-z.]+)=\"([^\"]*)\"", text))
+    assert labels["version"] == project["version"]
+    assert labels["licenses"] == project["license"]
+    assert labels["title"] == project["name"]
+    assert labels["base.name"] == "${PYTHON_IMAGE}"  # the pinned ARG: python:3.11.x-slim-...
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M)
