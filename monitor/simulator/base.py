@@ -35,12 +35,11 @@ class TruncatedBody:
 
 @dataclass(frozen=True, kw_only=True)
 class Disconnect:
-    """Close the connection without answering.
+    """Close the connection without answering (and, unless told otherwise, the retry too)."""
 
-    aiohttp (like most clients) silently retries an idempotent request once after a
-    disconnect, so by default the retry of the same path is dropped too and the caller sees
-    the failure; `retries_too=False` drops one connection only (a blip the client absorbs).
-    """
+    # aiohttp (like most clients) silently retries an idempotent request once after a
+    # disconnect, so by default the retry of the same path is dropped too and the caller sees
+    # the failure; `retries_too=False` drops one connection only (a blip the client absorbs).
 
     retries_too: bool = True
 
@@ -62,17 +61,14 @@ class MalformedJson:
 
 @dataclass(frozen=True, kw_only=True)
 class Throttle:
-    """A throttle answer whose Retry-After is rendered when it is sent.
+    """A throttle answer (429 or 503) whose Retry-After is rendered when it is sent."""
 
-    What proxies and the platforms themselves send: phpbb.py's [PROXY] and [BUSY], flarum.py's
-    [FLOOD] and [MAINT].
-
-    `retry_after`: "seconds" (delta-seconds), "http-date" (the moment `wait_seconds` from the
-    server's clock) or "none" (no header: nginx limit_req, phpBB's own session limit).
-    """
-
+    # What proxies and the platforms themselves send: the phpbb package's [PROXY] and [BUSY],
+    # the flarum package's [FLOOD] and [MAINT].
     status: int = 429
     wait_seconds: int = 30
+    # "seconds" (delta-seconds), "http-date" (the moment `wait_seconds` from the server's
+    # clock) or "none" (no header: nginx limit_req, phpBB's own session limit).
     retry_after: RetryAfter = "seconds"
 
     def headers(self, now: datetime) -> dict[str, str]:
@@ -102,12 +98,11 @@ class Injected(Generic[FaultT]):
 
 
 class FakeServer(Generic[FaultT]):
-    """A real aiohttp server on loopback whose requests tests can break, delay or hold.
+    """A real aiohttp server on loopback whose requests tests can break, delay or hold."""
 
-    Subclasses provide `_routes()` and `_platform_fault()` and may override `_url_suffix()`,
-    `_truncated_sample()` and `_fault_headers()`; their handlers run inside `_counted()` and
-    start with `_faulted()`.
-    """
+    # Subclasses provide `_routes()` and `_platform_fault()` and may override `_url_suffix()`,
+    # `_truncated_sample()` and `_fault_headers()`; their handlers run inside `_counted()` and
+    # start with `_faulted()`, so every fake counts, delays, holds and breaks requests alike.
 
     def __init__(self) -> None:
         self.peak_concurrency = 0
@@ -148,12 +143,10 @@ class FakeServer(Generic[FaultT]):
         self._faults.append(Injected(fault=fault, remaining=times, path_contains=path_contains))
 
     def inject_every(self, fault: FaultT, every: int, *, path_contains: str | None = None) -> None:
-        """Answer every `every`-th matching request with `fault`, until cleared.
-
-        How real platforms throttle a long poll: most requests pass, and the Nth in a window is
-        refused at any point of the poll (Discourse's per-minute limits, Graph's codes 4/17/32/
-        613/80001 that arrive mid-poll, a proxy's 503 burst).
-        """
+        """Answer every `every`-th matching request with `fault`, until cleared."""
+        # How real platforms throttle a long poll: most requests pass, and the Nth in a window
+        # is refused at any point of the poll (Discourse's per-minute limits, Graph's codes
+        # 4/17/32/613/80001 that arrive mid-poll, a proxy's 503 burst).
         if every < 1:
             raise ValueError("every must be at least 1")
         self._faults.append(

@@ -79,13 +79,11 @@ def seed_forum(
     tz: str = "Europe/Amsterdam",
     seed: int = 17,
 ) -> ForumStats:
-    """Fill the fake forum with `days` of realistic history ending at `now`.
-
-    Consumers open topics or add to recent ones; a webcare student answers most of them
-    (directly or to the topic), sometimes after a whisper to a colleague, and answered topics
-    are sometimes closed (a small action). A few spam posts are hidden. Events are planned
-    first and applied in time order, so post numbers follow creation times as on Discourse.
-    """
+    """Fill the fake forum with `days` of realistic history ending at `now`."""
+    # Consumers open topics or add to recent ones; a webcare student answers most of them
+    # (directly or to the topic), sometimes after a whisper to a colleague, and answered topics
+    # are sometimes closed (a small action). A few spam posts are hidden. Events are planned
+    # first and applied in time order, so post numbers follow creation times as on Discourse.
     rng = random.Random(seed)
     zone = ZoneInfo(tz)
     add_people(forum)

@@ -25,11 +25,11 @@ NOT_LOGGED_IN = "You need to be logged in to do that."
 
 @dataclass(frozen=True, kw_only=True)
 class RateLimit:
-    """Discourse's JSON 429 [429], its Retry-After in seconds; "http-date" imitates a gateway
-    that sends the date form [DATE], "none" a proxy that drops the header (the body keeps
-    `extras.wait_seconds`)."""
+    """Discourse's JSON 429 [429], with Retry-After in seconds by default."""
 
     wait_seconds: int = 39
+    # "http-date" imitates a gateway that sends the date form [DATE], "none" a proxy that drops
+    # the header (the body keeps `extras.wait_seconds`).
     retry_after: Literal["seconds", "http-date", "none"] = "seconds"
     error_code: str | None = "admin_api_key_rate_limit"
 

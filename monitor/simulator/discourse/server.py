@@ -30,11 +30,10 @@ from monitor.simulator.discourse.topics import DiscourseTopics
 
 
 class FakeDiscourse(DiscourseTopics, base.FakeServer[Fault]):
-    """A scriptable fake of one Discourse site, served over real HTTP.
+    """A scriptable fake of one Discourse site, served over real HTTP (`start()`, `base_url`)."""
 
-    Use `await start()` / `await stop()` and `base_url`. Times come from `clock` (a FakeClock in
-    tests) so request counts per minute and the built-in admin API limit follow the fake clock.
-    """
+    # Times come from `clock` (a FakeClock in tests) so request counts per minute and the
+    # built-in admin API limit follow the fake clock.
 
     # --- server lifecycle ---------------------------------------------------------------------
 

@@ -143,10 +143,7 @@ class DiscourseStore:
         post_type: int = REGULAR,
         action_code: str | None = None,
     ) -> int:
-        """Reply in a topic (`reply_to` = a post number); returns the post id.
-
-        Only regular posts bump the topic, as on Discourse (whispers and small actions do not).
-        """
+        """Reply in a topic (`reply_to` = a post number); returns the post id."""
         topic = self._topic(topic_id)
         if reply_to is not None and not any(
             p.topic_id == topic_id and p.post_number == reply_to for p in self._posts.values()
@@ -161,6 +158,7 @@ class DiscourseStore:
             post_type=post_type,
             action_code=action_code,
         )
+        # Only regular posts bump the topic, as on Discourse (whispers and small actions do not).
         if post_type == REGULAR and post.created_at > topic.bumped_at:
             self._topics[topic_id] = replace(topic, bumped_at=post.created_at)
         return post.id
@@ -239,11 +237,9 @@ class DiscourseStore:
         self._topics[topic_id] = replace(self._topic(topic_id), category_id=category_id)
 
     def fail_topic(self, topic_id: int, status: int) -> None:
-        """Answer every read of this topic (/t/{id}.json and its posts.json) with `status`.
-
-        403 is a topic the API user may not see (moved to a private category) and 404 one
-        that is gone: neither is listed any more, as on Discourse. 400 and 5xx stay listed.
-        """
+        """Answer every read of this topic (/t/{id}.json and its posts.json) with `status`."""
+        # 403 is a topic the API user may not see (moved to a private category) and 404 one
+        # that is gone: neither is listed any more, as on Discourse. 400 and 5xx stay listed.
         self._topic(topic_id)
         if status not in (400, 403, 404) and status < 500:
             raise ValueError(f"fail_topic knows 400, 403, 404 and 5xx, not {status}")

@@ -30,12 +30,11 @@ from monitor.simulator.flarum.store import FlarumStore
 
 
 class FakeFlarum(FlarumStore, FakeServer[Fault]):
-    """A scriptable fake Flarum forum served over real HTTP.
+    """A scriptable fake Flarum forum served over real HTTP (`base_url` is the forum root)."""
 
-    Use `await start()` / `await stop()` and `base_url` (the forum root; the API is under
-    `/api`). `public_url` is the forum URL Flarum believes it has (its config.php `url`), used
-    in pagination links and mentions; by default the address the fake listens on.
-    """
+    # The API is under `/api`. `public_url` is the forum URL Flarum believes it has (its
+    # config.php `url`), used in pagination links and mentions; by default the address the fake
+    # listens on.
 
     # --- server lifecycle -----------------------------------------------------------------
 

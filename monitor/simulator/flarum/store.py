@@ -211,11 +211,9 @@ class FlarumStore:
             del self._posts[post_id]
 
     def fail_discussion(self, discussion_id: int, status: int) -> None:
-        """Answer every read of this discussion (show, and its posts list) with `status` [FAIL].
-
-        The discussion list still shows it, as Flarum would for an error raised while
-        serializing or authorizing that one discussion.
-        """
+        """Answer every read of this discussion (show, and its posts list) with `status` [FAIL]."""
+        # The discussion list still shows it, as Flarum would for an error raised while
+        # serializing or authorizing that one discussion.
         self._discussion(discussion_id)
         if status not in _FAILURE_CODES:
             raise ValueError(f"fail_discussion knows {sorted(_FAILURE_CODES)}, not {status}")
@@ -241,11 +239,9 @@ class FlarumStore:
     # --- scripting: auth and faults -------------------------------------------------------
 
     def revoke_api_key(self, *, as_guest: bool = False) -> None:
-        """Revoke the key: answer 401 not_authenticated, or (as_guest) treat it as unknown.
-
-        Flarum core itself ignores an unknown key and serves the request as a guest [AUTH];
-        `as_guest=True` imitates that, the default imitates an install that rejects it.
-        """
+        """Revoke the key: answer 401 not_authenticated, or (as_guest) treat it as unknown."""
+        # Flarum core itself ignores an unknown key and serves the request as a guest [AUTH];
+        # `as_guest=True` imitates that, the default imitates an install that rejects it.
         self._revoked = "guest" if as_guest else "401"
 
     def restore_api_key(self) -> None:

@@ -98,9 +98,8 @@ __all__ = [
 
 
 class FakeGraphApi(GraphBatches):
-    """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP.
+    """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP."""
 
-    `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on the
-    same token. Use `await start()` / `await stop()` and `base_url`, or mount `make_app()` with
-    pytest-aiohttp's `aiohttp_server` (base URL: `server.make_url("/v26.0")`).
-    """
+    # `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on
+    # the same token. Use `await start()` / `await stop()` and `base_url`, or mount `make_app()`
+    # with pytest-aiohttp's `aiohttp_server` (base URL: `server.make_url("/v26.0")`).

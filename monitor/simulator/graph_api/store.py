@@ -165,8 +165,8 @@ class GraphStore:
         self._nodes[object_id] = replace(node, message=message)
 
     def break_object(self, object_id: str, *, drop: tuple[str, ...] = ("created_time",)) -> None:
-        """Serve an object without some of its fields, as a broken or half-migrated object
-        would come (a test mode: one unusable object among readable ones)."""
+        """Serve an object without some of its fields, as a half-migrated object comes."""
+        # A test mode: one unusable object among readable ones.
         self._node(object_id)
         self._dropped[object_id] = drop
 

@@ -25,11 +25,10 @@ class MalformedXml:
 
 @dataclass(frozen=True, kw_only=True)
 class CutFeed:
-    """Answer 200 with a complete HTTP body that holds only the first half of the feed.
+    """Answer 200 with a complete HTTP body that holds only the first half of the feed."""
 
-    What a board that dies mid-render (PHP fatal error, memory limit) sends: the transfer is
-    fine, the XML is not.
-    """
+    # What a board that dies mid-render (PHP fatal error, memory limit) sends: the transfer is
+    # fine, the XML is not.
 
 
 @dataclass(frozen=True, kw_only=True)

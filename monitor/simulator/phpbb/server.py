@@ -13,11 +13,10 @@ from monitor.simulator.phpbb.model import BOARD_UNAVAILABLE, NO_FEED, NO_POST, R
 
 
 class FakePhpbbBoard(PhpbbFeeds, FakeServer[Fault]):
-    """A scriptable fake phpBB 3.3 board whose Atom feeds are served over real HTTP.
+    """A scriptable fake phpBB 3.3 board whose Atom feeds are served over real HTTP."""
 
-    Use `await start()` / `await stop()` and `base_url` (the board URL, e.g.
-    `http://127.0.0.1:PORT/forum`), or mount `make_app()` yourself.
-    """
+    # Use `await start()` / `await stop()` and `base_url` (the board URL, e.g.
+    # `http://127.0.0.1:PORT/forum`), or mount `make_app()` yourself.
 
     # --- server lifecycle -----------------------------------------------------------------
 

@@ -172,11 +172,9 @@ class PhpbbStore:
             del self._posts[post_id]
 
     def fail_topic(self, topic_id: int, status: int) -> None:
-        """Answer every read of this topic's feed with `status` (forum feeds still list it).
-
-        403 and 404 are phpBB's own answers [FTEST] [TOPIC]; 503 its General Error page
-        [GENERAL]; 400 and 500 what the server or a firewall in front sends [PROXY].
-        """
+        """Answer every read of this topic's feed with `status` (forum feeds still list it)."""
+        # 403 and 404 are phpBB's own answers [FTEST] [TOPIC]; 503 its General Error page
+        # [GENERAL]; 400 and 500 what the server or a firewall in front sends [PROXY].
         self._topic(topic_id)
         if status not in (400, 403, 404, 500, 503):
             raise ValueError(f"fail_topic knows 400, 403, 404, 500 and 503, not {status}")
