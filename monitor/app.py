@@ -145,18 +145,27 @@ def create_app(
     clock: Clock | None = None,
     start_polling: bool = True,
     rng: random.Random | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
-    """Wire config, store, sources, poller, metrics and routes into one aiohttp app."""
+    """Wire config, store, sources, poller, metrics and routes into one aiohttp app.
+
+    `metrics`: the instruments of the previous generation of this process (a config reload),
+    so counters continue instead of starting again from zero; only one app at a time may use
+    them. Series of sources and receivers the new config no longer has are dropped.
+    """
     # Every request passes the edge: input refusals are counted 4xx answers, bugs a logged 500.
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     settings = source_settings(config)
-    metrics = Metrics(
-        version=__version__, targets={t for s in settings for t in s.policy.targets.values()}
-    )
+    targets = {t for s in settings for t in s.policy.targets.values()}
+    if metrics is None:
+        metrics = Metrics(version=__version__, targets=targets)
+    else:
+        if metrics.retarget(targets):
+            log.info("new SLA targets: the response-time histograms start again from zero")
+        metrics.retain([s.ref for s in settings], [r.name for r in config.receivers])
     open_items = OpenItems([s.ref for s in settings], now=app[CLOCK].now)
-    metrics.registry.register(open_items)
     for s in settings:
         metrics.prepare(s.ref)
     app[METRICS] = metrics
@@ -181,8 +190,17 @@ def create_app(
             yield
 
     compliance = RollingCompliance([s.ref for s in settings])
-    metrics.registry.register(compliance)
     app[COMPLIANCE] = compliance
+
+    async def collectors(app: web.Application) -> AsyncIterator[None]:
+        # This generation's own collectors join the (possibly inherited) registry while it
+        # runs and leave it when it stops, so the next generation can register its own.
+        for collector in (open_items, compliance):
+            metrics.registry.register(collector)
+        yield
+        for collector in (compliance, open_items):
+            metrics.registry.unregister(collector)
+
     # Every event goes to each subscriber in order; the scheduler joins once it exists.
     subscribers: list[Callable[[Event], None]] = [metrics.apply, open_items.apply]
 
@@ -314,6 +332,7 @@ def create_app(
         yield
 
     contexts = (
+        collectors,
         database,
         http_session,
         poller,

@@ -15,9 +15,13 @@ same listening socket, exactly as a restart would but without closing the port:
 Why rebuild rather than patch the running service: everything worth keeping is in the store
 (messages, items, cursors, the alert outbox), and startup is the path that restores it, the
 one the restart tests prove loses nothing and counts nothing twice. Swapping parts in place
-would add a second, untested way of reaching the same state. The price is that counters start
-again from zero after a reload, as after a restart; Prometheus' rate() and increase() treat
-that as the counter reset it is.
+would add a second, untested way of reaching the same state.
+
+One thing does cross over: the Metrics object (registry and instruments) of the process. The
+new generation is built with it, so counters and histograms continue where they were instead
+of starting again from zero (which a restart still does). The series of sources and receivers
+the new config removed are dropped; when the SLA targets change, the two response-time
+histograms (whose buckets include the targets) start again empty.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from aiohttp import web
 
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
+from monitor.metrics import Metrics
 from monitor.systemd_notify import SystemdNotifier
 from monitor.web.server import ListenError, make_runner, start_sites
 from monitor.words import counted
@@ -94,7 +99,9 @@ class ServiceRunner:
     ) -> None:
         self._path = Path(path)
         self._config = config
-        self._build = build or _create_app
+        self._build = build or self._create_app
+        # The instruments of the first generation, handed to every later one (counters go on).
+        self._metrics: Metrics | None = None
         self._notifier = notifier or SystemdNotifier.from_environ()
         self._shutdown_timeout = shutdown_timeout
         self._sockets: list[socket.socket] = []
@@ -222,6 +229,14 @@ class ServiceRunner:
             raise
         return runner
 
+    def _create_app(self, config: Config) -> web.Application:
+        from monitor.app import create_app
+        from monitor.web.keys import METRICS
+
+        app = create_app(config, metrics=self._metrics)
+        self._metrics = app[METRICS]
+        return app
+
     def _serving_status(self) -> str:
         return f"serving {counted(len(self._config.sources), 'source')} from {self._path}"
 
@@ -251,12 +266,6 @@ def serve_reloadable(path: str | Path, config: Config) -> None:
                 loop.remove_signal_handler(signum)
 
     asyncio.run(main())
-
-
-def _create_app(config: Config) -> web.Application:
-    from monitor.app import create_app
-
-    return create_app(config)
 
 
 def _configure_logging(config: Config, *, extra_secrets: list[str] | None = None) -> None:

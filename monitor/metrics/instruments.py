@@ -1,10 +1,24 @@
-"""Every webcare_* instrument, created per app on its own registry, fed by events."""
+"""Every webcare_* instrument on its own registry, fed by events; kept across config reloads.
+
+No `*_created` series: prometheus_client exports a `_created` sample beside every counter and
+histogram child unless told not to, which doubles their series and means nothing to our
+dashboards or rules. The switch is process-wide (prometheus_client reads it at every collect),
+so creating the service's Metrics turns it off for the whole process.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+from prometheus_client.metrics import MetricWrapperBase
 
 from monitor.domain import ItemState, Outcome, Period, SourceRef
 from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated, ItemDismissed
@@ -40,9 +54,10 @@ class Metrics:
     """The instruments; label sets are pre-created so every series exists at 0."""
 
     def __init__(self, *, version: str, targets: Iterable[float]) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        buckets = response_buckets(targets)
+        self.buckets = response_buckets(targets)
         item_labels = ["brand", "source", "period"]
         self.items = Counter(
             "webcare_items", "Consumer items stored (backfill included).", item_labels, registry=r
@@ -53,20 +68,7 @@ class Metrics:
             ["brand", "source", "reason"],
             registry=r,
         )
-        self.first_response = Histogram(
-            "webcare_first_response_seconds",
-            "Wall-clock time from a consumer item to the brand's first response.",
-            item_labels,
-            buckets=buckets,
-            registry=r,
-        )
-        self.first_response_sla = Histogram(
-            "webcare_first_response_sla_seconds",
-            "SLA time (inside the coverage calendar) from item to first response.",
-            item_labels,
-            buckets=buckets,
-            registry=r,
-        )
+        self.first_response, self.first_response_sla = self._response_histograms()
         self.responses = Counter(
             "webcare_responses",
             "First responses by outcome against the SLA target.",
@@ -185,6 +187,78 @@ class Metrics:
         self.build_info = Info("webcare_build", "Version of webcare-monitor.", registry=r)
         self.build_info.info({"version": version})
 
+    def _response_histograms(self) -> tuple[Histogram, Histogram]:
+        labels = ["brand", "source", "period"]
+        wall = Histogram(
+            "webcare_first_response_seconds",
+            "Wall-clock time from a consumer item to the brand's first response.",
+            labels,
+            buckets=self.buckets,
+            registry=self.registry,
+        )
+        sla = Histogram(
+            "webcare_first_response_sla_seconds",
+            "SLA time (inside the coverage calendar) from item to first response.",
+            labels,
+            buckets=self.buckets,
+            registry=self.registry,
+        )
+        return wall, sla
+
+    def retarget(self, targets: Iterable[float]) -> bool:
+        """Follow a reload's SLA targets; True when the response histograms had to restart.
+
+        A histogram's buckets are fixed, so when the targets (and with them the buckets)
+        change, the two response-time histograms are created again, empty; every other
+        instrument keeps counting.
+        """
+        buckets = response_buckets(targets)
+        if buckets == self.buckets:
+            return False
+        self.registry.unregister(self.first_response)
+        self.registry.unregister(self.first_response_sla)
+        self.buckets = buckets
+        self.first_response, self.first_response_sla = self._response_histograms()
+        return True
+
+    def retain(self, sources: Iterable[SourceRef], receivers: Iterable[str]) -> int:
+        """Drop the series of sources and receivers a reload removed; returns how many.
+
+        A series with a `source` label stays while a configured source has that name (and the
+        same `brand` and `platform`, where the series has those labels); one with a `receiver`
+        label while that receiver is configured. Every other series stays.
+        """
+        by_name = {ref.name: ref for ref in sources}
+        kept_receivers = set(receivers)
+
+        def kept(labels: dict[str, str]) -> bool:
+            if "receiver" in labels and labels["receiver"] not in kept_receivers:
+                return False
+            if "source" not in labels:
+                return True
+            ref = by_name.get(labels["source"])
+            return (
+                ref is not None
+                and labels.get("brand", ref.brand) == ref.brand
+                and labels.get("platform", ref.platform) == ref.platform
+            )
+
+        dropped = 0
+        for metric in vars(self).values():
+            if not isinstance(metric, MetricWrapperBase) or not metric._labelnames:
+                continue
+            names = metric._labelnames
+            stale = set()
+            for family in metric.collect():
+                for sample in family.samples:
+                    labels = {name: sample.labels[name] for name in names}
+                    if not kept(labels):
+                        stale.add(tuple(labels[name] for name in names))
+            for values in stale:
+                metric.remove(*values)
+                dropped += 1
+        return dropped
+
     def prepare(self, ref: SourceRef) -> None:
         """Create every label set of a source so its series exist at 0 from the start."""
         for period in Period:
@@ -198,7 +272,8 @@ class Metrics:
         for reason in DISMISS_REASONS:
             self.dismissed.labels(ref.brand, ref.name, reason)
         self.detection_lag.labels(ref.brand, ref.name)
-        self.source_up.labels(ref.brand, ref.name, ref.platform).set(0)
+        # A new series starts at 0; after a reload a kept one keeps its last value.
+        self.source_up.labels(ref.brand, ref.name, ref.platform)
         self.poll_duration.labels(ref.name)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(ref.name, reason)

@@ -53,7 +53,8 @@ class OpenItems(Collector):
             for period in Period:
                 for state in OPEN_STATES:
                     counts[(ref.brand, ref.name, period.value, state.value)] = 0
-        for item in self._items.values():
+        # A copy first: /metrics may render in a worker thread while the loop applies events.
+        for item in list(self._items.values()):
             ref = self._sources[item.source]
             counts[(ref.brand, ref.name, item.period.value, item.state.value)] += 1
             if item.source not in oldest or item.created_at < oldest[item.source]:

@@ -25,7 +25,7 @@ from monitor.config import Config, load_config
 from monitor.reload import ServiceRunner
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.systemd_notify import SystemdNotifier
-from monitor.web.keys import CONFIG, COORDINATOR
+from monitor.web.keys import CONFIG, COORDINATOR, METRICS
 from tests.e2e.conftest import PAGE_ID, TOKEN
 from tests.e2e.test_restart import free_port, wait_for
 
@@ -135,6 +135,28 @@ async def metric_sources(port: int) -> dict[str, set[str]]:
     return found
 
 
+async def refusals(port: int, expect: float, times: int = 0) -> float:
+    """Ask the disabled API `times` times; then webcare_http_rejected_total summed, once it
+    equals `expect` or after 10 s (/metrics serves a rendering up to a second old)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(times):
+            async with session.get(f"http://127.0.0.1:{port}/api/v1/report") as response:
+                assert 400 <= response.status < 500
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+            total = sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "webcare_http_rejected_total"
+            )
+            if total == expect or asyncio.get_running_loop().time() > deadline:
+                return total
+            await asyncio.sleep(0.2)
+
+
 @pytest.fixture
 async def two_pages(graph: FakeGraphApi) -> FakeGraphApi:
     graph.add_page(SECOND_PAGE, "Acme BE")
@@ -174,6 +196,8 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
         pings = 0
         while pings < 3:
             pings += (await listener.next()) == {"WATCHDOG": "1"}
+        # A counter with a value: three refused requests.
+        assert await refusals(port, 3, times=3) == 3
 
         # A second page and a new office-hours target (45 min = 2700 s, a histogram bucket).
         config.write_text(
@@ -194,6 +218,8 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
             )
 
         await wait_for(applied, "the new config in /metrics", within=20)
+        # The reload kept the counters: the three refusals are still counted, not reset to 0.
+        assert await refusals(port, 3) == 3
 
         # A broken file: refused, every problem logged, the applied config keeps serving.
         config.write_text(
@@ -274,6 +300,7 @@ async def test_reload_rebuilds_sources_with_the_new_poll_interval(
         )
         await reload_and_wait(runner)
         assert runner.app is not first
+        assert runner.app[METRICS] is first[METRICS]  # the same instruments go on counting
         assert runner.addresses == sockets  # same listening socket, same port
         intervals = {n: s.interval for n, s in runner.app[COORDINATOR].sources.items()}
         assert intervals == {"acme-fb": 15, "acme-be-fb": 15}
@@ -332,3 +359,36 @@ async def test_requests_during_a_reload_wait_instead_of_failing(
         done = True
         await task  # a refused connection or a reset would have raised here
         assert statuses and set(statuses) == {200}
+
+
+async def test_counters_go_on_across_reloads_and_removed_sources_leave_metrics(
+    two_pages: FakeGraphApi, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    db = tmp_path / "m.db"
+    path.write_text(
+        config_text(api=two_pages.base_url, db=db, port=0, second_page=True), encoding="utf-8"
+    )
+    async with running(path, load_config(path)) as runner:
+        port = runner.addresses[0][1]
+        assert await refusals(port, 2, times=2) == 2
+        assert await scrape_up(runner) == {"acme-fb", "acme-be-fb"}
+
+        # The second page goes: its series leave /metrics, the counters stay.
+        path.write_text(config_text(api=two_pages.base_url, db=db, port=0), encoding="utf-8")
+        await reload_and_wait(runner)
+        assert await refusals(port, 2) == 2
+        found = await metric_sources(port)
+        assert found["webcare_source_up"] == {"acme-fb"}
+        assert not [name for name, sources in found.items() if "acme-be-fb" in sources]
+
+        # A target that is no bucket yet (50 min): the response histograms start again with
+        # it among their buckets; the other counters still go on.
+        path.write_text(
+            config_text(api=two_pages.base_url, db=db, port=0, office="50m"), encoding="utf-8"
+        )
+        await reload_and_wait(runner)
+        found = await metric_sources(port)
+        assert "le=3000.0" in found["webcare_first_response_seconds_bucket"]
+        assert "le=3000.0" in found["webcare_first_response_sla_seconds_bucket"]
+        assert await refusals(port, 3, times=1) == 3
