@@ -83,9 +83,13 @@ def add_parser(subparsers: SubParsers) -> None:
     db = subparsers.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_up = db_sub.add_parser("upgrade", help="apply migrations")
-    db_up.add_argument("-c", "--config", required=True)
+    db_up.add_argument("-c", "--config", required=True, help="TOML config file")
     db_up.set_defaults(func=cmd_db_upgrade)
     db_re = db_sub.add_parser("recompute", help="re-derive items after a calendar/policy change")
-    db_re.add_argument("-c", "--config", required=True)
-    db_re.add_argument("--since", required=True, help="ISO date/time (UTC unless an offset)")
+    db_re.add_argument("-c", "--config", required=True, help="TOML config file")
+    db_re.add_argument(
+        "--since",
+        required=True,
+        help="items created from then on; ISO 8601, without an offset the brand's local time",
+    )
     db_re.set_defaults(func=cmd_db_recompute)

@@ -93,3 +93,19 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, command: str) -> N
     assert f"webcare-monitor: cannot listen on 127.0.0.1:{port}: the port is in use" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "says"),
+    [
+        (["report"], "--since", "brand's time zone"),
+        (["db", "recompute"], "--since", "brand's local time"),
+        (["roster"], "--at", "roster's time"),
+    ],
+)
+def test_help_says_a_time_without_an_offset_is_local(
+    command: list[str], option: str, says: str
+) -> None:
+    help_text = " ".join(run_cli(*command, "--help").stdout.split())
+    assert option in help_text and says in help_text
+    assert "UTC unless" not in help_text
