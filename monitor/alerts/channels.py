@@ -13,11 +13,11 @@ from typing import Any
 
 from monitor.alerts.formats import (
     NAME_LIMIT,
-    _plain_duty,
-    _status,
     clean_text,
     headline,
     iso_utc,
+    item_status,
+    plain_duty,
     summary,
     waiting_text,
     zone_of,
@@ -75,7 +75,7 @@ def _open_url(title: str, url: str) -> dict[str, Any]:
 def _teams_item(n: Notification, item: AlertItem) -> dict[str, Any]:
     author = clean_text(item.author, NAME_LIMIT) or "A consumer"
     excerpt = clean_text(item.excerpt) or "(no text)"
-    status = _status(item, n.created_at, zone_of(n))
+    status = item_status(item, n.created_at, zone_of(n))
     if item.acked_by:
         status += f" · acknowledged by {clean_text(item.acked_by, NAME_LIMIT)}"
     body: list[dict[str, Any]] = [
@@ -137,7 +137,7 @@ def teams_payload(n: Notification) -> dict[str, Any]:
 
 
 def _duty_line(n: Notification) -> str:
-    line = _plain_duty(n.duty)
+    line = plain_duty(n.duty)
     line = line[:1].upper() + line[1:]
     if n.addressed_to is not None and n.kind in ("escalation", "handover"):
         who = clean_text(n.addressed_to.name, NAME_LIMIT)
@@ -175,7 +175,7 @@ def _mm_item(n: Notification, item: AlertItem) -> str:
     author = mattermost_escape(clean_text(item.author, NAME_LIMIT)) or "A consumer"
     excerpt = mattermost_escape(clean_text(item.excerpt)) or "(no text)"
     if item.state in _RESOLVED:
-        status = mattermost_escape(_status(item, ref, zone_of(n)))
+        status = mattermost_escape(item_status(item, ref, zone_of(n)))
     else:
         status = waiting_text(item, ref, zone_of(n))
     if item.acked_by:
@@ -206,7 +206,7 @@ def mattermost_payload(n: Notification) -> dict[str, Any]:
     lines = [f"#### {title}"]
     if n.addressed_to is not None:
         lines.append(f"For {n.addressed_to.role} {_mention(n.addressed_to.name)}.")
-    lines.append(mattermost_escape(_plain_duty(n.duty)[:1].upper() + _plain_duty(n.duty)[1:]))
+    lines.append(mattermost_escape(plain_duty(n.duty)[:1].upper() + plain_duty(n.duty)[1:]))
     items = [_mm_item(n, item) for item in n.items[:CHAT_MAX_ITEMS]]
     hidden = len(n.items) - CHAT_MAX_ITEMS
     if hidden > 0:

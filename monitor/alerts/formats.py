@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.alerts.models import AlertItem, Duty, Notification
+from monitor.durations import spoken_duration
 from monitor.words import counted
 
 SCHEMA = "webcare.alert.v1"
@@ -105,14 +106,14 @@ def console_line(n: Notification) -> str:
         f" {clean_text(n.brand, NAME_LIMIT)}"
         f"/{clean_text(n.source, NAME_LIMIT)} ({clean_text(n.platform, NAME_LIMIT)}):"
         f" {_count(len(n.items))}",
-        _plain_duty(n.duty),
+        plain_duty(n.duty),
     ]
     for item in n.items[:CONSOLE_MAX_ITEMS]:
         author = clean_text(item.author, NAME_LIMIT) or "a consumer"
         excerpt = clean_text(item.excerpt, CONSOLE_EXCERPT_LIMIT)
         link = clean_text(item.permalink, 500) or "no link"
         ack = f" ack: {item.ack_url}" if item.ack_url else ""
-        status = _status(item, ref, zone_of(n))
+        status = item_status(item, ref, zone_of(n))
         parts.append(f'#{item.item_id} {author}: "{excerpt}" {status} {link}{ack}')
     hidden = len(n.items) - CONSOLE_MAX_ITEMS
     if hidden > 0:
@@ -129,13 +130,13 @@ def summary(n: Notification) -> str:
     if n.kind == "handover":
         to = clean_text(n.addressed_to.name, NAME_LIMIT) if n.addressed_to else "the next shift"
         if not n.items:
-            return f"Handover to {to} {where}: nothing is waiting; {_plain_duty(n.duty)}."
+            return f"Handover to {to} {where}: nothing is waiting; {plain_duty(n.duty)}."
         late = sum(1 for item in n.items if item.due_at <= ref)
         first_due = min(item.due_at for item in n.items)
         past = f", {late} past target" if late else ""
         return (
             f"Handover to {to} {where}: {count} waiting{past}, the first"
-            f" {_due_phrase(first_due, ref)}; {_plain_duty(n.duty)}."
+            f" {_due_phrase(first_due, ref)}; {plain_duty(n.duty)}."
         )
     if not n.items:
         what = f"{count} {where}"
@@ -145,10 +146,11 @@ def summary(n: Notification) -> str:
     elif n.kind in ("breach", "escalation", "reminder"):
         oldest = min(item.created_at for item in waiting)
         still = "still " if n.kind != "breach" else ""
-        what = f"{count} {still}past target {where}, the oldest waiting {_human(ref - oldest)}"
+        waited = spoken_duration(ref - oldest)
+        what = f"{count} {still}past target {where}, the oldest waiting {waited}"
     else:
         what = f"{count} {where}: {_resolutions(n.items)}"
-    return f"{_title(n)}: {what}; {_plain_duty(n.duty)}."
+    return f"{_title(n)}: {what}; {plain_duty(n.duty)}."
 
 
 def _title(n: Notification) -> str:
@@ -228,21 +230,6 @@ def _count(number: int) -> str:
     return counted(number, "consumer post")
 
 
-def _human(delta: timedelta) -> str:
-    """A duration floored to its two largest units: "45 s", "22 min", "1 h 5 min", "2 d 3 h"."""
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h" + (f" {minutes} min" if minutes else "")
-    days, hours = divmod(hours, 24)
-    return f"{days} d" + (f" {hours} h" if hours else "")
-
-
 def zone_of(n: Notification) -> ZoneInfo:
     """The time zone people reading `n` live in (the roster's); UTC for an unknown name."""
     try:
@@ -267,7 +254,8 @@ def local_time(moment: datetime, ref: datetime, zone: ZoneInfo, *, with_date: bo
 def waiting_text(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
     """How long an unanswered item waits, since when, and when it is (was) due."""
     return (
-        f"waiting {_human(ref - item.created_at)} (since {local_time(item.created_at, ref, zone)}),"
+        f"waiting {spoken_duration(ref - item.created_at)}"
+        f" (since {local_time(item.created_at, ref, zone)}),"
         f" {_due_phrase(item.due_at, ref)} ({local_time(item.due_at, ref, zone)})"
     )
 
@@ -275,13 +263,13 @@ def waiting_text(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
 def _due_phrase(due_at: datetime, ref: datetime) -> str:
     delta = _utc(due_at) - _utc(ref)
     if delta > timedelta(0):
-        return f"due in {_human(delta)}"
+        return f"due in {spoken_duration(delta)}"
     if delta > timedelta(seconds=-1):
         return "past due"
-    return f"past due by {_human(-delta)}"
+    return f"past due by {spoken_duration(-delta)}"
 
 
-def _status(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
+def item_status(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
     """Where an item stands at `ref`: waiting and due, or how it was resolved."""
     if item.state == "dismissed":
         return "dismissed"
@@ -289,7 +277,7 @@ def _status(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
         how = "answered in time" if item.state == "answered_in_time" else "answered late"
         by = clean_text(item.responder, NAME_LIMIT)
         after = (
-            f" after {_human(item.responded_at - item.created_at)}"
+            f" after {spoken_duration(item.responded_at - item.created_at)}"
             if item.responded_at is not None
             else ""
         )
@@ -310,7 +298,7 @@ def _resolutions(items: Iterable[AlertItem]) -> str:
     return ", ".join(f"{number} {label}" for label, number in counts.items())
 
 
-def _plain_duty(duty: Duty | None) -> str:
+def plain_duty(duty: Duty | None) -> str:
     if duty is None:
         return "nobody on duty (roster gap)"
     extra = [
@@ -372,13 +360,13 @@ def _slack_item(n: Notification, item: AlertItem) -> str:
     excerpt = slack_escape(clean_text(item.excerpt)) or "(no text)"
     head = f"*{author}* · {_slack_link(item.permalink)}"
     if item.state in _RESOLVED:
-        status = slack_escape(_status(item, ref, zone))
+        status = slack_escape(item_status(item, ref, zone))
         status = status[:1].upper() + status[1:]
         if item.responded_at is not None:
             status += f" ({_slack_date(item.responded_at, ref, zone)})"
     else:
         status = (
-            f"Waiting {_human(ref - item.created_at)}"
+            f"Waiting {spoken_duration(ref - item.created_at)}"
             f" (since {_slack_date(item.created_at, ref, zone)})"
             f" · {_due_phrase(item.due_at, ref)} ({_slack_date(item.due_at, ref, zone)})"
         )

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.alerts.actions import DISMISS_REASONS
-from monitor.alerts.formats import _human, clean_text
+from monitor.alerts.formats import clean_text
+from monitor.durations import spoken_duration
 
 if TYPE_CHECKING:
     from monitor.web.undo import PendingDismissal
@@ -112,8 +113,8 @@ def _local(moment: datetime, tz: ZoneInfo, now: datetime) -> str:
 def _when(entry: QueueEntry, now: datetime) -> str:
     left = entry.due_at - now
     if left <= timedelta(0):
-        return f"Overdue by {_human(-left)}"
-    return f"{_human(left)} left"
+        return f"Overdue by {spoken_duration(-left)}"
+    return f"{spoken_duration(left)} left"
 
 
 def _card(entry: QueueEntry, now: datetime, tz: ZoneInfo, csrf: str) -> str:
