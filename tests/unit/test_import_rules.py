@@ -3,6 +3,7 @@ and breaks them when a forbidden import is added."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -58,3 +59,19 @@ def test_a_forbidden_import_breaks_its_contract(
     assert result.returncode == 1, result.stdout
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert contract in broken and added.split(".")[-1] in broken  # names the import
+
+
+def test_no_private_name_is_imported_from_another_package() -> None:
+    """A leading underscore is private to its package: other packages use public names."""
+    crossings = []
+    for path in sorted((ROOT / "monitor").rglob("*.py")):
+        package = path.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("monitor."):
+                target = ROOT.joinpath(*node.module.split("."))  # type: ignore[union-attr]
+                home = (target if target.is_dir() else target.parent).relative_to(ROOT)
+                for alias in node.names:
+                    private = alias.name.startswith("_") and not alias.name.startswith("__")
+                    if private and home.as_posix().replace("/", ".") != package:
+                        crossings.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert crossings == []
