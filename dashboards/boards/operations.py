@@ -13,7 +13,6 @@ from .vocabulary import (
     NEUTRAL,
     RECEIVER,
     RECEIVER_VARIABLE,
-    SOURCE,
     SOURCE_VARIABLE,
     UP_DOWN,
     Query,
@@ -84,7 +83,7 @@ def polling_row(b: Board) -> None:
             " usage).",
             (
                 "time() - max by (source) ("
-                f"webcare_last_successful_poll_timestamp_seconds{{{SOURCE}}} > 0)",
+                f"webcare_last_successful_poll_timestamp_seconds{{{BRAND_SOURCE}}} > 0)",
                 "{{source}}",
             ),
             text_mode="value_and_name",
@@ -99,7 +98,7 @@ def polling_row(b: Board) -> None:
         timeseries(
             "Poll duration",
             "Median and p90 duration of one poll per source.",
-            *median_and_p90("source", rate("webcare_poll_duration_seconds_bucket", SOURCE)),
+            *median_and_p90("source", rate("webcare_poll_duration_seconds_bucket")),
             unit="s",
         ),
         12,
@@ -111,7 +110,7 @@ def polling_row(b: Board) -> None:
             "Failed polls: auth (token; see the log), rate_limited, transient (network, 5xx),"
             " fatal, store, error.",
             (
-                f"sum by (source, reason) ({rate('webcare_poll_errors_total', SOURCE)}) * 60",
+                f"sum by (source, reason) ({rate('webcare_poll_errors_total')}) * 60",
                 "{{source}} · {{reason}}",
             ),
             bars=True,
@@ -127,7 +126,7 @@ def polling_row(b: Board) -> None:
             "API usage",
             "Highest usage the platform reports (Graph API usage headers). The poller slows"
             " down above 50%, 4x at 75% and 10x at 90%.",
-            (f"max by (source) (webcare_api_usage_ratio{{{SOURCE}}})", "{{source}}"),
+            (f"max by (source) (webcare_api_usage_ratio{{{BRAND_SOURCE}}})", "{{source}}"),
             threshold_lines=True,
             unit="percentunit",
             min=0,
@@ -144,9 +143,9 @@ def polling_row(b: Board) -> None:
             " /debug_token every 6 hours; a warning is logged 7 days ahead. A page whose"
             " token never expires shows \u201cnever\u201d.",
             (
-                "(min by (source, kind) "
-                f"(webcare_token_expiry_timestamp_seconds{{{SOURCE}}}) - time())"
-                " or on (source) label_replace(group by (source) (webcare_source_up{"
+                "(min by (brand, source, kind) "
+                f"(webcare_token_expiry_timestamp_seconds{{{BRAND_SOURCE}}}) - time())"
+                " or on (brand, source) label_replace(group by (brand, source) (webcare_source_up{"
                 f'{BRAND_SOURCE}, platform="facebook_page"}}) * +Inf, "kind", "access",'
                 ' "", "")',
                 "{{source}} · {{kind}}",

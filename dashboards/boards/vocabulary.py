@@ -17,9 +17,8 @@ from .grafana import (
     timeseries_options,
 )
 
-# Label filters every webcare query uses; metrics with only a `source` label use SOURCE.
+# The label filter every per-source webcare query uses (every per-source metric has both).
 BRAND_SOURCE = 'brand=~"$brand", source=~"$source"'
-SOURCE = 'source=~"$source"'
 RECEIVER = 'receiver=~"$receiver"'
 # The SLO of deploy/prometheus/rules/webcare-alerts.yml: 95% answered within target.
 ERROR_BUDGET = 0.05

@@ -103,12 +103,15 @@ class Metrics:
         self.poll_duration = Histogram(
             "webcare_poll_duration_seconds",
             "Duration of one poll of a source.",
-            ["source"],
+            ["brand", "source"],
             buckets=_POLL_BUCKETS,
             registry=r,
         )
         self.poll_errors = Counter(
-            "webcare_poll_errors", "Failed polls by reason.", ["source", "reason"], registry=r
+            "webcare_poll_errors",
+            "Failed polls by reason.",
+            ["brand", "source", "reason"],
+            registry=r,
         )
         self.source_skipped = Counter(
             "webcare_source_skipped",
@@ -120,13 +123,13 @@ class Metrics:
         self.last_success = Gauge(
             "webcare_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll.",
-            ["source"],
+            ["brand", "source"],
             registry=r,
         )
         self.api_usage = Gauge(
             "webcare_api_usage_ratio",
             "Highest API usage fraction the platform reported (1 = throttled).",
-            ["source"],
+            ["brand", "source"],
             registry=r,
         )
         self.webhook_deliveries = Counter(
@@ -181,7 +184,7 @@ class Metrics:
             "webcare_token_expiry_timestamp_seconds",
             "When a source's access token (kind=access) or its data access (kind=data_access)"
             " expires, Unix time; absent when it never does.",
-            ["source", "kind"],
+            ["brand", "source", "kind"],
             registry=r,
         )
         self.build_info = Info("webcare_build", "Version of webcare-monitor.", registry=r)
@@ -274,13 +277,13 @@ class Metrics:
         self.detection_lag.labels(ref.brand, ref.name)
         # A new series starts at 0; after a reload a kept one keeps its last value.
         self.source_up.labels(ref.brand, ref.name, ref.platform)
-        self.poll_duration.labels(ref.name)
+        self.poll_duration.labels(ref.brand, ref.name)
         for reason in POLL_ERROR_REASONS:
-            self.poll_errors.labels(ref.name, reason)
+            self.poll_errors.labels(ref.brand, ref.name, reason)
         for reason in SKIP_REASONS:
             self.source_skipped.labels(ref.brand, ref.name, reason)
-        self.last_success.labels(ref.name)
-        self.api_usage.labels(ref.name)
+        self.last_success.labels(ref.brand, ref.name)
+        self.api_usage.labels(ref.brand, ref.name)
 
     def prepare_receiver(self, name: str) -> None:
         """Create a receiver's series so they exist at 0 from the start."""

@@ -94,7 +94,8 @@ class Coordinator:
                 entry.cursor = dict(state.cursor)
                 entry.last_success = state.last_success_at
                 if state.last_success_at is not None:
-                    gauge = self._metrics.last_success.labels(entry.name)
+                    ref = entry.settings.ref
+                    gauge = self._metrics.last_success.labels(ref.brand, ref.name)
                     gauge.set(state.last_success_at.timestamp())
 
     def start(self) -> None:
@@ -206,9 +207,10 @@ class Coordinator:
             self._on_events(result.events)
             self._note_skips(entry, batch)
             m = self._metrics
-            m.poll_duration.labels(entry.name).observe(duration)
+            ref = entry.settings.ref
+            m.poll_duration.labels(ref.brand, ref.name).observe(duration)
             if batch.api_usage_ratio is not None:
-                m.api_usage.labels(entry.name).set(batch.api_usage_ratio)
+                m.api_usage.labels(ref.brand, ref.name).set(batch.api_usage_ratio)
             fields = {
                 "source": entry.name,
                 "messages": len(batch.messages),
@@ -231,7 +233,7 @@ class Coordinator:
             entry.interruptions = 0
             entry.polls += 1
             self._mark_up(entry)
-            m.last_success.labels(entry.name).set(entry.last_success.timestamp())
+            m.last_success.labels(ref.brand, ref.name).set(entry.last_success.timestamp())
             log.info("poll", **fields)
             delay = jittered(entry.interval * usage_slowdown(batch.api_usage_ratio), self._rng)
             # The platform's own "come back in N seconds" beats our pace.
@@ -267,7 +269,8 @@ class Coordinator:
         entry.failures = 0
         entry.interruptions += 1
         self._mark_up(entry)
-        self._metrics.poll_errors.labels(entry.name, reason).inc()
+        ref = entry.settings.ref
+        self._metrics.poll_errors.labels(ref.brand, ref.name, reason).inc()
         # Logged at info once per run of interruptions; a throttle every few requests would
         # otherwise fill the log during a long backfill.
         level = log.info if entry.interruptions == 1 else log.debug
@@ -300,9 +303,11 @@ class Coordinator:
     def _failed(self, entry: PolledSource, reason: str, err: BaseException, started: float) -> None:
         entry.failures += 1
         entry.last_error = f"{reason}: {err}"
-        self._metrics.poll_errors.labels(entry.name, reason).inc()
-        self._metrics.poll_duration.labels(entry.name).observe(time.perf_counter() - started)
         ref = entry.settings.ref
+        self._metrics.poll_errors.labels(ref.brand, ref.name, reason).inc()
+        self._metrics.poll_duration.labels(ref.brand, ref.name).observe(
+            time.perf_counter() - started
+        )
         self._metrics.source_up.labels(ref.brand, ref.name, ref.platform).set(0)
         if entry.up is not False:
             # Logged once per outage; further failures only show in the metrics.

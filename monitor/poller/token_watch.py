@@ -56,8 +56,8 @@ class TokenWatch:
             except SourceError as err:
                 log.warning("token check failed", sources=names, error=str(err))
                 continue
-            for name in names:
-                self._export(name, expiry)
+            for source in sharing:
+                self._export(source, expiry)
             if needs_warning(expiry, self._clock.now()):
                 first = expiry.first_expiry()
                 log.warning(
@@ -74,14 +74,14 @@ class TokenWatch:
             await self.check_all()
             await self._clock.sleep(CHECK_EVERY.total_seconds())
 
-    def _export(self, name: str, expiry: TokenExpiry) -> None:
+    def _export(self, source: FacebookPageConfig, expiry: TokenExpiry) -> None:
         gauge = self._metrics.token_expiry
         for kind, instant in (
             ("access", expiry.expires_at),
             ("data_access", expiry.data_access_expires_at),
         ):
             if instant is not None:
-                gauge.labels(name, kind).set(instant.timestamp())
+                gauge.labels(source.brand, source.name, kind).set(instant.timestamp())
             else:
                 with contextlib.suppress(KeyError):  # never expires: no series at all
-                    gauge.remove(name, kind)
+                    gauge.remove(source.brand, source.name, kind)

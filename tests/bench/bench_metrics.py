@@ -99,12 +99,14 @@ def busy_registry(sources: int, seed: int = 15) -> Metrics:
             )
         for _ in range(10):
             metrics.detection_lag.labels(ref.brand, ref.name).observe(rng.expovariate(1 / 60))
-            metrics.poll_duration.labels(ref.name).observe(rng.expovariate(1 / 0.4))
+            metrics.poll_duration.labels(ref.brand, ref.name).observe(rng.expovariate(1 / 0.4))
         metrics.source_up.labels(ref.brand, ref.name, ref.platform).set(1)
-        metrics.last_success.labels(ref.name).set(NOW.timestamp())
-        metrics.api_usage.labels(ref.name).set(rng.random() / 2)
+        metrics.last_success.labels(ref.brand, ref.name).set(NOW.timestamp())
+        metrics.api_usage.labels(ref.brand, ref.name).set(rng.random() / 2)
         if ref.platform == "facebook_page":
-            metrics.token_expiry.labels(ref.name, "data_access").set(NOW.timestamp() + 8e6)
+            metrics.token_expiry.labels(ref.brand, ref.name, "data_access").set(
+                NOW.timestamp() + 8e6
+            )
     for n in range(5):
         metrics.prepare_receiver(f"receiver-{n}")
     open_items = OpenItems(refs, now=lambda: NOW)

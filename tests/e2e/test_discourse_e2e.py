@@ -343,11 +343,14 @@ async def test_every_fault_marks_the_forum_down_once_and_nothing_is_lost(
         else:
             assert not isinstance(fault, str)
             forum.inject(fault, times=None)
-        errors_before = metrics.poll_errors.labels("acme-forum", reason)._value.get()
+        errors_before = metrics.poll_errors.labels("acme", "acme-forum", reason)._value.get()
         sent_before = len(forum.requests)
         delay = await coordinator.poll_once("acme-forum")
         assert up._value.get() == 0, fault
-        assert metrics.poll_errors.labels("acme-forum", reason)._value.get() == errors_before + 1
+        assert (
+            metrics.poll_errors.labels("acme", "acme-forum", reason)._value.get()
+            == errors_before + 1
+        )
         # One request per failed poll (aiohttp re-sends once after a dropped connection).
         assert len(forum.requests) - sent_before <= 2, fault
         assert delay >= least_delay, fault

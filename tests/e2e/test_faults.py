@@ -74,12 +74,12 @@ async def test_every_fault_marks_the_source_down_once_and_it_recovers(
             author=("2", "B"),
         )
         graph.inject(fault, times=None)  # broken for the whole poll (aiohttp retries resets once)
-        errors_before = metrics.poll_errors.labels("acme-fb", reason)._value.get()
+        errors_before = metrics.poll_errors.labels("acme", "acme-fb", reason)._value.get()
         delays.append(await coordinator.poll_once("acme-fb"))
         assert up._value.get() == 0, fault
-        assert metrics.poll_errors.labels("acme-fb", reason)._value.get() == errors_before + 1, (
-            fault
-        )
+        assert (
+            metrics.poll_errors.labels("acme", "acme-fb", reason)._value.get() == errors_before + 1
+        ), fault
         graph.clear_faults()
 
     # Backoff grows with consecutive failures (equal jitter: at least half the nominal delay).

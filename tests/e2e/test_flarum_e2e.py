@@ -441,7 +441,7 @@ async def test_every_fault_marks_the_source_down_once_and_nothing_is_lost(
         if outage.revoke:
             forum.revoke_api_key(as_guest=outage.as_guest)
         before = len(forum.requests)
-        errors = metrics.poll_errors.labels(SOURCE, outage.reason)
+        errors = metrics.poll_errors.labels("acme", SOURCE, outage.reason)
         errors_before = errors._value.get()
         delays.append(await coordinator.poll_once(SOURCE))
         assert up._value.get() == 0, outage

@@ -323,10 +323,12 @@ async def test_every_fault_marks_the_source_down_once_and_nothing_is_lost(
         # Traffic keeps arriving during the outage; it must be there after recovery.
         board.add_post(topic_id=t1, author="Bob", created_at=clock.now(), text=f"#{number}")
         board.inject(fault, times=None)  # broken for the whole poll
-        errors_before = metrics.poll_errors.labels(SOURCE, reason)._value.get()
+        errors_before = metrics.poll_errors.labels("acme", SOURCE, reason)._value.get()
         delay = await coordinator.poll_once(SOURCE)
         assert up._value.get() == 0, fault
-        assert metrics.poll_errors.labels(SOURCE, reason)._value.get() == errors_before + 1, fault
+        assert (
+            metrics.poll_errors.labels("acme", SOURCE, reason)._value.get() == errors_before + 1
+        ), fault
         if reason == "rate_limited":
             assert delay >= 120  # the proxy's Retry-After beats our backoff curve
         board.clear_faults()

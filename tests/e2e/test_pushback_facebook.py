@@ -273,7 +273,7 @@ async def test_an_off_origin_redirect_is_refused_and_gets_no_token(
     await coordinator.poll_once(SOURCE)
     assert coordinator.sources[SOURCE].up is False
     assert seen == []  # nothing, let alone the token, reached the other origin
-    errors = app[METRICS].poll_errors.labels(SOURCE, "fatal")._value.get()
+    errors = app[METRICS].poll_errors.labels("acme", SOURCE, "fatal")._value.get()
     assert errors == 1
 
 
@@ -293,7 +293,7 @@ async def test_appsecret_proof_goes_with_every_call(app_for: Any, graph: FakeGra
     without = await app_for(graph, "backfill_days = 30", "without")
     await without[COORDINATOR].poll_once(SOURCE)
     assert without[COORDINATOR].sources[SOURCE].up is False
-    assert without[METRICS].poll_errors.labels(SOURCE, "auth")._value.get() == 1
+    assert without[METRICS].poll_errors.labels("acme", SOURCE, "auth")._value.get() == 1
 
     # The secret of [facebook_webhook] is used when the source names none.
     webhook = '\n[facebook_webhook]\napp_secret = "app-secret-4f1c"\nverify_token = "v"\n'

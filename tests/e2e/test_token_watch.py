@@ -50,9 +50,9 @@ async def test_expiry_within_a_week_is_exported_and_warned(
     graph.data_access_expires_at = int((NOW + timedelta(days=80)).timestamp())
     app, logs = await watch(graph, tmp_path, aiohttp_client)
     gauge = app[METRICS].token_expiry
-    assert gauge.labels("acme-fb", "access")._value.get() == expires.timestamp()
+    assert gauge.labels("acme", "acme-fb", "access")._value.get() == expires.timestamp()
     assert (
-        gauge.labels("acme-fb", "data_access")._value.get()
+        gauge.labels("acme", "acme-fb", "data_access")._value.get()
         == (NOW + timedelta(days=80)).timestamp()
     )
     assert "access token expires soon" in logs

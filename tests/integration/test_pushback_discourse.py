@@ -227,7 +227,7 @@ async def test_the_wait_comes_from_retry_after_in_either_form_or_the_whole_windo
     # The poll stopped, and the next waits as long as the forum said (or a whole minute).
     assert delays[0] >= 42 and delays[1] >= 42 and delays[2] >= 60
     assert [b.wait_seconds for b in service.recording.batches if b.interrupted] == [42, 42, 60]
-    assert service.metric("poll_errors", NAME, "rate_limited") == 3
+    assert service.metric("poll_errors", "acme", NAME, "rate_limited") == 3
     assert all(up == 1 for up in service.ups)
 
 
@@ -258,7 +258,7 @@ async def test_a_forum_failing_altogether_is_the_sources_failure_not_a_skipped_t
     await clock.advance(30)
     await service.poll()
     assert entry.failures == 1 and service.ups[-1] == 0
-    assert service.metric("poll_errors", NAME, "transient") == 1
+    assert service.metric("poll_errors", "acme", NAME, "transient") == 1
     assert [r.path for r in forum.requests[-2:]] == [f"/t/{topics[2]}.json", "/latest.json"]
 
     forum.clear_faults()
@@ -426,4 +426,4 @@ async def test_a_redirect_to_another_host_is_refused_before_the_key_goes_there(
     assert (entry.last_error or "").startswith("fatal: ")
     assert seen == []  # not followed at all: no Api-Key reached the other host
     assert KEY not in service.logs.getvalue()
-    assert service.metric("poll_errors", NAME, "fatal") == 1
+    assert service.metric("poll_errors", "acme", NAME, "fatal") == 1

@@ -442,7 +442,7 @@ async def test_the_wait_comes_from_retry_after_in_either_form(
     assert [(b.interrupted, round(b.wait_seconds or 0)) for b in interrupted] == [
         ("rate_limited", 42)
     ] * 3
-    assert service.metric("poll_errors", NAME, "rate_limited") == 3
+    assert service.metric("poll_errors", "acme", NAME, "rate_limited") == 3
 
 
 # --- one bad object ---------------------------------------------------------------------------
@@ -514,7 +514,7 @@ async def test_a_forum_failing_altogether_is_the_sources_failure_not_a_skipped_t
     await clock.advance(30)
     await service.poll()
     assert service.entry.failures == 1 and service.ups[-1] == 0
-    assert service.metric("poll_errors", NAME, "transient") == 1
+    assert service.metric("poll_errors", "acme", NAME, "transient") == 1
 
     forum.fake.clear_faults()
     await clock.advance(60)
@@ -685,7 +685,7 @@ async def test_a_redirect_to_another_host_is_refused_before_anything_goes_there(
     assert f"{elsewhere.host}:{elsewhere.port}/moved" in (entry.last_error or "")
     assert seen == []  # not followed at all: no key, cookie or validator reached it
     assert KEY not in service.logs.getvalue()
-    assert service.metric("poll_errors", NAME, "fatal") == 1
+    assert service.metric("poll_errors", "acme", NAME, "fatal") == 1
 
 
 async def test_a_phpbb_redirect_within_the_board_is_followed(

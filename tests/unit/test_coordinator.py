@@ -178,7 +178,7 @@ async def test_an_interrupted_poll_is_stored_and_resumed_after_the_wait(store: S
     assert delay == pytest.approx(42.0, abs=1.0)  # the platform's wait, not the interval
     assert entry.cursor == resume and entry.up is True  # progress kept; not down
     assert entry.last_success is None  # the poll has not completed yet
-    assert coordinator._metrics.poll_errors.labels("s", "rate_limited")._value.get() == 1
+    assert coordinator._metrics.poll_errors.labels("b", "s", "rate_limited")._value.get() == 1
     assert (await store.source_states())["s"].cursor == resume  # saved with the batch
     # /readyz says why the source is not ready yet.
     assert _first_poll_state(entry).startswith("backfill interrupted 1 time so far, resuming")

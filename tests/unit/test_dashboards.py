@@ -251,12 +251,9 @@ _BRAND_METRICS = re.compile(
     r"\b(webcare_(?:items_total|items_dismissed_total|first_response_seconds_bucket|"
     r"first_response_sla_seconds_bucket|responses_total|sla_breaches_total|open_items|"
     r"oldest_open_item_age_seconds|sla_compliance_ratio|moderator_responses_total|"
-    r"detection_lag_seconds_bucket|source_up|roster_gap)|webcare:[a-z_:0-9]+)\{([^}]*)\}"
-)
-_SOURCE_METRICS = re.compile(
-    r"\b(webcare_(?:poll_duration_seconds_bucket|poll_errors_total|"
-    r"last_successful_poll_timestamp_seconds|api_usage_ratio|"
-    r"token_expiry_timestamp_seconds))\{([^}]*)\}"
+    r"detection_lag_seconds_bucket|source_up|roster_gap|poll_duration_seconds_bucket|"
+    r"poll_errors_total|last_successful_poll_timestamp_seconds|api_usage_ratio|"
+    r"token_expiry_timestamp_seconds|source_skipped_total)|webcare:[a-z_:0-9]+)\{([^}]*)\}"
 )
 
 
@@ -267,8 +264,6 @@ def test_every_query_honours_the_brand_and_source_variables() -> None:
                 expr = query["expr"]
                 for metric, matchers in _BRAND_METRICS.findall(expr):
                     assert 'brand=~"$brand"' in matchers, (panel["title"], metric)
-                    assert 'source=~"$source"' in matchers, (panel["title"], metric)
-                for metric, matchers in _SOURCE_METRICS.findall(expr):
                     assert 'source=~"$source"' in matchers, (panel["title"], metric)
                 for bare in re.finditer(r"\b(webcare_\w+)(\{)?", expr):
                     # The webhook counter has neither label: it is per platform.
