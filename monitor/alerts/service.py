@@ -78,8 +78,8 @@ class AlertService:
             )
             for r in receivers
         }
-        for name in self.workers:
-            metrics.prepare_receiver(name)
+        for receiver in receivers:
+            metrics.prepare_receiver(receiver.name, receiver.kinds)
         self.notifier = Notifier(
             store=store,
             outbox=self.outbox,

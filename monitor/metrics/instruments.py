@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
+from monitor.config.alerts import ALL_KINDS
 from monitor.domain import ItemState, Outcome, Period, SourceRef
 from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated, ItemDismissed
 
@@ -31,6 +32,8 @@ _ALERT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_ERROR_REASONS = ("auth", "rate_limited", "transient", "fatal", "store", "error")
 DISMISS_REASONS = ("hidden", "deleted")
+# What became of one notification for one receiver (webcare_alerts_total's `outcome`).
+ALERT_OUTCOMES = ("delivered", "retried", "dead")
 # Why one object of a source was skipped (Batch.skipped): the platform refused it (403), no
 # longer has it (404, where that does not mean "deleted"), refused the request (other 4xx), or
 # sent it without the fields we need.
@@ -285,10 +288,14 @@ class Metrics:
         self.last_success.labels(ref.brand, ref.name)
         self.api_usage.labels(ref.brand, ref.name)
 
-    def prepare_receiver(self, name: str) -> None:
-        """Create a receiver's series so they exist at 0 from the start."""
-        for kind in ("warning", "breach", "resolved"):
-            for outcome in ("delivered", "retried", "dead"):
+    def prepare_receiver(self, name: str, kinds: Iterable[str] = ALL_KINDS) -> None:
+        """Create a receiver's series so they exist at 0 from the start.
+
+        `kinds`: the notification kinds the receiver is sent (its config's `kinds`), so that
+        `increase(webcare_alerts_total{outcome="dead"}[1h])` sees the very first one.
+        """
+        for kind in kinds:
+            for outcome in ALERT_OUTCOMES:
                 self.alerts.labels(kind, name, outcome)
         self.alert_outbox_pending.labels(name).set(0)
         self.alert_outbox_oldest_age.labels(name).set(0)
