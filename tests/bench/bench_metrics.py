@@ -38,9 +38,10 @@ from monitor.domain import Item, ItemState, Period, SourceRef
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
 from monitor.store import Store
-from monitor.web.health import EXPOSITION, MetricsExposition
+from monitor.web.exposition import EXPOSITION, MetricsExposition
 from monitor.web.health import metrics as metrics_handler
 from monitor.web.keys import METRICS
+from monitor.words import counted
 from tests.e2e.test_restart import free_port
 
 PROMETHEUS_ACCEPT = (
@@ -145,8 +146,9 @@ def timed(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-async def served(metrics: Metrics, scrapers: int, per_second: int, seconds: float) -> None:
-    """A real server; `scrapers` clients each scraping `per_second` times a second."""
+async def served(metrics: Metrics, scrapers: int, interval: float, seconds: float) -> None:
+    """A real server; `scrapers` clients each scraping every `interval` seconds, on a fixed
+    schedule as Prometheus does (a scrape starts at its time however long the last took)."""
     app = web.Application()
     app[METRICS] = metrics
     app[EXPOSITION] = exposition = MetricsExposition(metrics.registry)
@@ -162,7 +164,10 @@ async def served(metrics: Metrics, scrapers: int, per_second: int, seconds: floa
     stop = time.monotonic() + seconds
 
     async def scraper(session: aiohttp.ClientSession) -> None:
-        while time.monotonic() < stop:
+        due = time.monotonic()
+        while due < stop:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due += interval
             started = time.perf_counter()
             async with session.get(
                 f"http://127.0.0.1:{port}/metrics", headers=headers, auto_decompress=False
@@ -170,7 +175,6 @@ async def served(metrics: Metrics, scrapers: int, per_second: int, seconds: floa
                 body = await response.read()
             latencies.append(time.perf_counter() - started)
             sizes.add(len(body))
-            await asyncio.sleep(1 / per_second)
 
     async def heartbeat() -> None:
         # How long the event loop is kept from other work (a 1 ms tick, lateness measured).
@@ -181,16 +185,20 @@ async def served(metrics: Metrics, scrapers: int, per_second: int, seconds: floa
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(heartbeat(), *(scraper(session) for _ in range(scrapers)))
+    await exposition.close()
     await runner.cleanup()
+    in_order = " ".join(f"{x * 1000:.0f}" for x in latencies[:12])
     latencies.sort()
     print(
-        f"served over HTTP: {scrapers} scrapers x {per_second}/s for {seconds:.0f} s:"
+        f"served over HTTP: {counted(scrapers, 'scraper')} every {interval:g} s"
+        f" for {seconds:.0f} s:"
         f" {len(latencies)} scrapes, {exposition.renders} renders,"
         f" {exposition.compressions} compressions;"
         f" latency median {statistics.median(latencies) * 1000:.1f} ms,"
         f" p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms,"
         f" max {latencies[-1] * 1000:.1f} ms; event-loop stall max {max(loop_lag) * 1000:.1f} ms"
     )
+    print(f"  first scrapes, in order (ms): {in_order}")
 
 
 async def after(registry: Any, rounds: int) -> tuple[float, float, bytes]:
@@ -249,7 +257,10 @@ def main() -> None:
         f" render {before_s / miss_s:.2f}x faster; served from cache"
         f" {before_s / hit_s:.0f}x faster than rendering each request"
     )
-    asyncio.run(served(metrics, scrapers=10, per_second=4, seconds=3))
+    asyncio.run(served(metrics, scrapers=10, interval=0.25, seconds=3))
+    # Prometheus at a steady interval: after two scrapes each rendering is made just ahead of
+    # the next scrape, which is then served from it at once.
+    asyncio.run(served(metrics, scrapers=1, interval=5.0, seconds=40))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from monitor.app import create_app
 from monitor.clock import FakeClock
 from monitor.config import load_config
 from monitor.simulator.graph_api import FakeGraphApi
-from monitor.web.health import EXPOSITION
+from monitor.web.exposition import EXPOSITION
 from monitor.web.keys import COORDINATOR
 from tests.e2e.conftest import write_config
 from tests.e2e.test_restart import free_port

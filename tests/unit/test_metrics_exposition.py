@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from monitor.web.health import MetricsExposition
+from monitor.web.exposition import MetricsExposition
 
 
 class Costly(Collector):
@@ -60,3 +61,37 @@ async def test_a_cheap_render_is_shared_while_in_flight_but_not_kept() -> None:
     assert costly.collections == 1
     await metrics.render("", "")
     assert costly.collections == 2
+
+
+async def test_a_slow_render_is_redone_just_before_the_next_scrape_is_due() -> None:
+    """Scrapes 1.5 s apart (a steady interval): after the second, the third is rendered ahead
+    of time, so it is served from a rendering well under a second old, without waiting."""
+    metrics, costly, now = exposition(cpu=0.06)
+    gzip_om = ("application/openmetrics-text; version=1.0.0", "gzip")
+    await metrics.render(*gzip_om)  # the first scrape: nothing to go by yet
+    now[0] += 1.5
+    await metrics.render(*gzip_om)  # one interval later: the next is planned 1.5 - 0.3 s on
+    assert costly.collections == 2
+    await asyncio.sleep(0.5)
+    assert costly.collections == 2  # not yet
+    now[0] += 1.4  # (fake) time of the early rendering, 0.1 s before the third scrape
+    await asyncio.sleep(1.0)
+    assert costly.collections == 3 and metrics.compressions == 3  # rendered ahead, gzipped
+    now[0] += 0.1
+    third = await metrics.render(*gzip_om)
+    assert costly.collections == 3  # served at once, from the rendering made ahead
+    assert now[0] - third.ready == pytest.approx(0.1)
+    await metrics.close()
+
+
+async def test_nothing_is_rendered_ahead_without_steady_scrapes() -> None:
+    metrics, costly, _ = exposition(cpu=0.06)
+    await metrics.render("", "")
+    await asyncio.sleep(0.3)
+    assert costly.collections == 1  # one scrape says nothing about when the next comes
+    metrics_cheap, cheap, now_cheap = exposition(cpu=0.0)
+    await metrics_cheap.render("", "")
+    now_cheap[0] += 1.5
+    await metrics_cheap.render("", "")
+    await asyncio.sleep(1.4)
+    assert cheap.collections == 2  # cheap renderings are done when asked, never ahead
