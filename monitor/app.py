@@ -37,7 +37,7 @@ from monitor.sources.base import Source
 from monitor.sources.budget import RequestBudget
 from monitor.sources.facebook import FacebookPageSource
 from monitor.sources.graph_batch import GraphBatcher, batch_group, graph_key, shared_batchers
-from monitor.store import Store, create_engine, upgrade
+from monitor.store import Store, create_engine, one_instance, upgrade
 from monitor.web.api import add_api_routes
 from monitor.web.edge import edge
 from monitor.web.facebook_webhook import add_webhook_routes
@@ -176,11 +176,12 @@ def create_app(
             app[STORE] = store
             yield
             return
-        engine = create_engine(config.database_url)
-        await upgrade(engine)
-        app[STORE] = Store(engine)
-        yield
-        await engine.dispose()
+        with one_instance(config.database_url):
+            engine = create_engine(config.database_url)
+            await upgrade(engine)
+            app[STORE] = Store(engine)
+            yield
+            await engine.dispose()
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession(

@@ -38,6 +38,7 @@ from aiohttp import web
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
 from monitor.metrics import Metrics
+from monitor.store import StoreInUse
 from monitor.systemd_notify import SystemdNotifier
 from monitor.web.server import ListenError, make_runner, start_sites
 from monitor.words import counted
@@ -256,7 +257,7 @@ def serve_reloadable(path: str | Path, config: Config) -> None:
             loop.add_signal_handler(signum, handler)
         try:
             await runner.run()
-        except ListenError:
+        except (ListenError, StoreInUse):
             raise  # the operator's one line, said by the command line
         except Exception:
             log.exception("service failed")

@@ -26,12 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `webcare-monitor` console script."""
+    from monitor.store import StoreInUse
     from monitor.web.server import ListenError
 
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except ListenError as err:
+    except (ListenError, StoreInUse) as err:  # the operator's one line, no traceback
         print(f"webcare-monitor: {err}", file=sys.stderr)
         return 2
     return result

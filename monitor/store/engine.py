@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from monitor.logging import get_logger
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class StoreInUse(Exception):
+    """Another webcare-monitor serves from this SQLite file."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None: another database, or in memory)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+@contextlib.contextmanager
+def one_instance(url: str) -> Iterator[None]:
+    """Hold a SQLite database file for this service while it runs: SQLite serves one instance,
+    so a second one is refused with a clear message instead of two of them polling and
+    alerting twice (PostgreSQL is for several; other readers, like `report`, are welcome)."""
+    path = sqlite_file(url)
+    if path is None:
+        yield
+        return
+    # flock, not SQLite's own fcntl locks: independent of them, and gone when the process is.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreInUse(
+            f"another webcare-monitor is running on {path}: SQLite serves one instance"
+            " (stop the other one, or use PostgreSQL to run several)"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,51 @@ def test_help_says_a_time_without_an_offset_is_local(
     help_text = " ".join(run_cli(*command, "--help").stdout.split())
     assert option in help_text and says in help_text
     assert "UTC unless" not in help_text
+
+
+def test_a_second_service_on_the_same_sqlite_file_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """SQLite serves one instance: the second `run` says so instead of polling and alerting
+    a second time; `report` may still read while the first runs."""
+
+    def config(name: str) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'database_url = "sqlite+aiosqlite:///{tmp_path}/shared.db"\n'
+            "[http]\nport = 0\n"
+            '[[sources]]\ntype = "facebook_page"\nname = "a"\nbrand = "b"\npage_id = "1"\n'
+            'access_token = "t"\napi_base_url = "http://127.0.0.1:9/v26.0"\n',
+            encoding="utf-8",
+        )
+        return path
+
+    first = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "-c", str(config("first"))],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stderr is not None
+        for line in first.stderr:  # started once it says where it listens
+            if '"listening"' in line:
+                break
+        second = run_cli("run", "-c", str(config("second")))
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert "Traceback" not in second.stderr
+        assert second.stderr.strip().splitlines()[-1] == (
+            f"webcare-monitor: another webcare-monitor is running on {tmp_path}/shared.db:"
+            " SQLite serves one instance (stop the other one, or use PostgreSQL to run several)"
+        )
+        assert run_cli("report", "-c", str(config("first"))).returncode == 0
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    assert first.returncode == 0
+    again = subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config("second"))])
+    try:  # the file is free once the first is gone
+        time.sleep(3)
+        assert again.poll() is None
+    finally:
+        again.terminate()
+        again.wait(timeout=30)

@@ -183,7 +183,9 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     }
     assert compliance_samples(await (await client.get("/metrics")).text()) == expected
 
-    # A restarted service on the same store serves the same compliance and recounts nothing.
+    # A restarted service on the same store serves the same compliance and recounts nothing
+    # (the first stops first: a SQLite file serves one instance at a time).
+    await client.close()
     again = create_app(config, clock=clock, start_polling=False)
     again_client = await aiohttp_client(again)
     rescrape = await (await again_client.get("/metrics")).text()
