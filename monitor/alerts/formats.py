@@ -397,3 +397,61 @@ def _slack_duty(duty: Duty | None) -> str:
 
 def _slack_context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text, "verbatim": True}]}
+
+
+# ---- A short text for phones (Apprise: e-mail, SMS, Telegram, ntfy, ...) -------------------
+
+PHONE_MAX_ITEMS = 3
+PHONE_EXCERPT_LIMIT = 80
+_PLATFORM_NAME = {
+    "facebook_page": "Facebook",
+    "discourse": "Discourse",
+    "phpbb": "phpBB",
+    "atom": "phpBB",
+    "flarum": "Flarum",
+}
+
+
+def phone_text(n: Notification) -> tuple[str, str]:
+    """(title, body): plain text, short lines, readable on a lock screen or in an SMS.
+
+    The body starts with the brand, platform and local time (with its offset), then per item
+    (at most three) who wrote what, how long it waits and when it is due, and its links.
+    """
+    ref, zone = n.created_at, zone_of(n)
+    platform = _PLATFORM_NAME.get(n.platform, clean_text(n.platform, NAME_LIMIT).replace("_", " "))
+    lines = [
+        f"{clean_text(n.brand, NAME_LIMIT)} · {platform} · {local_time(ref, ref, zone)}",
+    ]
+    if n.addressed_to is not None and n.kind in ("escalation", "handover"):
+        lines.append(f"For {n.addressed_to.role} {clean_text(n.addressed_to.name, NAME_LIMIT)}.")
+    for item in n.items[:PHONE_MAX_ITEMS]:
+        author = clean_text(item.author, NAME_LIMIT) or "A consumer"
+        excerpt = clean_text(item.excerpt, PHONE_EXCERPT_LIMIT)
+        lines.append("")
+        lines.append(f'{author}: "{excerpt}"' if excerpt else author)
+        lines.append(_phone_status(item, ref, zone))
+        link = clean_text(item.permalink, 2000)
+        if link.startswith(("https://", "http://")):
+            lines.append(link)
+        if item.ack_url:
+            lines.append(f"Ack: {item.ack_url}")
+    hidden = len(n.items) - PHONE_MAX_ITEMS
+    if hidden > 0:
+        lines.append(f"and {hidden} more")
+    lines.append("")
+    duty = plain_duty(n.duty)
+    lines.append(duty[:1].upper() + duty[1:] + ".")
+    if n.queue_url:
+        lines.append(f"Queue: {n.queue_url}")
+    return clean_text(headline(n), 150), "\n".join(lines)
+
+
+def _phone_status(item: AlertItem, ref: datetime, zone: ZoneInfo) -> str:
+    if item.state in _RESOLVED:
+        status = item_status(item, ref, zone)
+        return status[:1].upper() + status[1:]
+    return (
+        f"Waiting {spoken_duration(ref - item.created_at)},"
+        f" {_due_phrase(item.due_at, ref)} ({local_time(item.due_at, ref, zone)})"
+    )

@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from monitor.alerts.apprise_channel import send_apprise
 from monitor.alerts.channels import alertmanager_payload, mattermost_payload, teams_payload
 from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
 from monitor.alerts.models import Notification
@@ -54,6 +55,16 @@ async def send(
     if receiver.type == "console":
         print(console_line(n), file=sys.stdout, flush=True)
         return SendResult(ok=True, retryable=False)
+    if receiver.type == "apprise":
+        # Apprise says only True or False, no status: retried until max_age, like a 5xx.
+        urls = [url.get_secret_value() for url in receiver.urls or ()]
+        sent = await send_apprise(
+            receiver.name, urls, n, delivery_id=delivery_id, time_limit=receiver.timeout
+        )
+        if sent.ok:
+            return SendResult(ok=True, retryable=False)
+        what = sent.error or "not accepted"
+        return _failed(receiver, what, retryable=not sent.unusable, permanent=sent.unusable)
     if receiver.url is None:  # the config validator requires a url; this keeps mypy honest
         return _failed(receiver, "has no url", retryable=False, permanent=True)
     headers = {"Content-Type": "application/json"}

@@ -7,7 +7,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.config.types import OptionalSeconds, Seconds, SecretHttpUrl, StrictModel, TimeZone
+from monitor.config.types import (
+    AppriseUrls,
+    OptionalSeconds,
+    Seconds,
+    SecretHttpUrl,
+    StrictModel,
+    TimeZone,
+)
 
 AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
 Role = Literal["student", "backup", "lead"]
@@ -101,9 +108,11 @@ class ReceiverConfig(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     # webhook: signed webcare.alert.v1 JSON; slack: incoming webhook (Block Kit); teams: a
     # Teams workflow webhook (Adaptive Card); mattermost: incoming webhook (Markdown);
-    # alertmanager: Alertmanager's webhook body (version 4); console: one line on stdout.
-    type: Literal["webhook", "slack", "console", "teams", "mattermost", "alertmanager"]
+    # alertmanager: Alertmanager's webhook body (version 4); console: one line on stdout;
+    # apprise: a short text to each of `urls` (e-mail, SMS, Telegram, ntfy, ...) via Apprise.
+    type: Literal["webhook", "slack", "console", "teams", "mattermost", "alertmanager", "apprise"]
     url: SecretHttpUrl | None = None
+    urls: AppriseUrls | None = None  # apprise only; or urls_file, one URL per line
     # HMAC-SHA256 key for `webhook` and `alertmanager` receivers (X-Webcare-Signature).
     secret: SecretStr | None = None
     kinds: list[AlertKind] = Field(default_factory=_all_kinds)
@@ -119,6 +128,12 @@ class ReceiverConfig(StrictModel):
 
     @model_validator(mode="after")
     def _url_when_needed(self) -> ReceiverConfig:
+        if self.type == "apprise":
+            if not self.urls or self.url is not None:
+                raise ValueError("an apprise receiver needs `urls` (a list), and no `url`")
+            return self
+        if self.urls is not None:
+            raise ValueError("`urls` is for apprise receivers")
         if self.type != "console" and self.url is None:
             raise ValueError(f"a {self.type} receiver needs `url`")
         return self

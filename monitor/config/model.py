@@ -17,6 +17,7 @@ from monitor.config.types import (
     Seconds,
     StrictModel,
     TimeZone,
+    url_secrets,
 )
 from monitor.sla.calendar import (
     ALWAYS,
@@ -205,6 +206,8 @@ class Config(StrictModel):
             for secret in (receiver.url, receiver.secret):
                 if secret is not None:
                     found.append(secret.get_secret_value())
+            for url in receiver.urls or ():
+                found.extend(url_secrets(url.get_secret_value()))
         if self.facebook_webhook is not None:
             found.append(self.facebook_webhook.app_secret.get_secret_value())
             found.append(self.facebook_webhook.verify_token.get_secret_value())

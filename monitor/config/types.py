@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +21,7 @@ SECRET_KEYS = frozenset(
         "token",
         "secret",
         "url",
+        "urls",  # apprise: the file holds one URL per line
         "link_secret",
     }
 )
@@ -64,6 +66,68 @@ def _secret_http_url(value: SecretStr) -> SecretStr:
     return value
 
 
+def _url_lines(value: object) -> object:
+    """`urls_file` gives one text: one URL per line; blank lines and `#` comments are skipped."""
+    if isinstance(value, str):
+        lines = (line.strip() for line in value.splitlines())
+        return [line for line in lines if line and not line.startswith("#")]
+    return value
+
+
+def _apprise_urls(value: list[SecretStr]) -> list[SecretStr]:
+    """URLs Apprise can send to; a bad one is named by position and scheme, never shown whole."""
+    import logging
+
+    import apprise
+
+    # Apprise logs an unparseable URL in full: keep that secret out of the output.
+    quiet = logging.getLogger("apprise")
+    was_disabled, quiet.disabled = quiet.disabled, True
+    try:
+        for number, url in enumerate(value, start=1):
+            text = url.get_secret_value()
+            if not apprise.Apprise().add(text):
+                scheme = text.partition("://")[0] if "://" in text else ""
+                what = f"a {scheme}:// URL" if scheme.isalnum() and len(scheme) < 20 else "it"
+                raise ValueError(
+                    f"URL {number} of {len(value)}: Apprise cannot use {what} (an unknown"
+                    " scheme, or parts missing or wrong; the URL is not shown: it may hold a"
+                    " secret)"
+                )
+    finally:
+        quiet.disabled = was_disabled
+    return value
+
+
+_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?$")
+_SECRET_QUERY_KEYS = frozenset(
+    {"token", "key", "apikey", "api_key", "pass", "password", "secret", "access_token"}
+)
+
+
+def url_secrets(url: str) -> list[str]:
+    """A secret URL and the parts of it that may show up alone in a log line: the password,
+    secret-named query values, and token-shaped segments (Telegram's tgram://BOT_TOKEN/...)."""
+    found = [url]
+    rest = url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    authority, _, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        found.append(password if colon else user)
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key.lower() in _SECRET_QUERY_KEYS:
+            found.append(value)
+    for part in [host, *path.split("/")]:
+        if _HOST.match(part):
+            continue  # smtp.example.org:587 is an address, not a token
+        if len(part) >= 16 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part):
+            found.append(part)
+    return [part for part in found if part]
+
+
 def _blank_is_none(value: SecretStr | None) -> SecretStr | None:
     """An empty secret counts as not given, so its fallback applies."""
     return value if value is not None and value.get_secret_value().strip() else None
@@ -76,5 +140,7 @@ OptionalSeconds = Annotated[float | None, BeforeValidator(_optional_duration)]
 TimeZone = Annotated[str, AfterValidator(_known_zone)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
+# Apprise URLs (mailto://, tgram://, ntfy://, ...): secrets, checked by Apprise when loading.
+AppriseUrls = Annotated[list[SecretStr], BeforeValidator(_url_lines), AfterValidator(_apprise_urls)]
 # A blank value (an empty environment variable, say) means "not given", so a fallback applies.
 OptionalSecret = Annotated[SecretStr | None, AfterValidator(_blank_is_none)]
