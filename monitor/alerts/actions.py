@@ -16,7 +16,7 @@ from monitor.alerts.escalation import FollowUp
 from monitor.alerts.outbox import Outbox
 from monitor.clock import Clock
 from monitor.domain import Item, ItemState, SourceRef
-from monitor.domain.events import Event, ItemDismissed
+from monitor.domain.events import Event, ItemAcknowledged, ItemDismissed
 from monitor.logging import get_logger
 from monitor.store import Store
 
@@ -82,6 +82,9 @@ class ItemActions:
         changed = before is None or before.acked_at is None
         if changed:
             log.info("item acknowledged", item=item_id, source=item.source, by=followup.acked_by)
+            # Announced where the alert was seen, so a backup does not take it a second time.
+            by_whom = followup.acked_by or _clean(by)
+            self._emit([ItemAcknowledged(source=self._sources[item.source], item=item, by=by_whom)])
         return ActionResult(item=item, followup=followup, changed=changed)
 
     async def dismiss(self, item_id: int, *, reason: str, by: str) -> ActionResult:

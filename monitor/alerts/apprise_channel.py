@@ -39,6 +39,7 @@ _NOTIFY_TYPE = {
     "reminder": apprise.NotifyType.FAILURE,
     "resolved": apprise.NotifyType.SUCCESS,
     "handover": apprise.NotifyType.INFO,
+    "taken": apprise.NotifyType.INFO,
 }
 
 

@@ -41,6 +41,7 @@ _COLOR = {
     "reminder": "#D0312D",
     "resolved": "#2E8540",
     "handover": "#1F6FB2",
+    "taken": "#1F6FB2",
 }
 _CARD_STYLE = {
     "warning": "warning",
@@ -49,6 +50,7 @@ _CARD_STYLE = {
     "reminder": "attention",
     "resolved": "good",
     "handover": "accent",
+    "taken": "accent",
 }
 # Markdown that Mattermost renders: escaped with a backslash in consumer text.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]!#|<>~])")
@@ -271,6 +273,7 @@ ALERTNAME = {
     "reminder": "WebcareItemWaiting",
     "resolved": "WebcareItemWaiting",
     "handover": "WebcareShiftHandover",
+    "taken": "WebcareItemWaiting",
 }
 
 

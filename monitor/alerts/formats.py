@@ -38,6 +38,7 @@ _KIND_TITLE = {
     "escalation": "Escalation",
     "reminder": "Reminder",
     "handover": "Handover",
+    "taken": "Taken",
 }
 # Bidi overrides and isolates let a consumer make text read differently than it is stored.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -114,6 +115,8 @@ def console_line(n: Notification) -> str:
         link = clean_text(item.permalink, 500) or "no link"
         ack = f" ack: {item.ack_url}" if item.ack_url else ""
         status = item_status(item, ref, zone_of(n))
+        if item.acked_by:
+            status += f", acknowledged by {clean_text(item.acked_by, NAME_LIMIT)}"
         parts.append(f'#{item.item_id} {author}: "{excerpt}" {status} {link}{ack}')
     hidden = len(n.items) - CONSOLE_MAX_ITEMS
     if hidden > 0:
@@ -143,6 +146,9 @@ def summary(n: Notification) -> str:
     elif n.kind == "warning":
         first_due = min(item.due_at for item in waiting)
         what = f"{count} waiting {where}, the first {_due_phrase(first_due, ref)}"
+    elif n.kind == "taken":
+        when = local_time(n.created_at, ref, zone_of(n))
+        what = f"{count} {where} taken by {_taker(n)} at {when}; reminders and escalation stop"
     elif n.kind in ("breach", "escalation", "reminder"):
         oldest = min(item.created_at for item in waiting)
         still = "still " if n.kind != "breach" else ""
@@ -151,6 +157,12 @@ def summary(n: Notification) -> str:
     else:
         what = f"{count} {where}: {_resolutions(n.items)}"
     return f"{_title(n)}: {what}; {plain_duty(n.duty)}."
+
+
+def _taker(n: Notification) -> str:
+    """Who acknowledged the items of a `taken` notification."""
+    names = dict.fromkeys(clean_text(i.acked_by, NAME_LIMIT) for i in n.items if i.acked_by)
+    return ", ".join(names) or "somebody"
 
 
 def _title(n: Notification) -> str:
@@ -324,6 +336,7 @@ def headline(n: Notification) -> str:
         "escalation": f"{count} past target",
         "reminder": f"{count} still past target",
         "handover": f"{count} waiting" if n.items else "nothing waiting",
+        "taken": f"{count} taken by {_taker(n)}",
     }[n.kind]
     where = f" on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
     return f"{_title(n)}: {text}{where}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
-Role = Literal["student", "backup", "lead"]
+from monitor.config.alerts import AlertKind as Kind
+from monitor.config.alerts import Role
+
+__all__ = ["AlertItem", "Duty", "Kind", "Notification", "Recipient", "Role"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,14 @@ from monitor.alerts.outbox import Outbox
 from monitor.clock import Clock
 from monitor.config.alerts import NEEDS_ITEMS, ReceiverConfig
 from monitor.domain import Item, ItemState, SourceRef
-from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemDismissed, ItemWarned
+from monitor.domain.events import (
+    Event,
+    ItemAcknowledged,
+    ItemAnswered,
+    ItemBreached,
+    ItemDismissed,
+    ItemWarned,
+)
 from monitor.logging import get_logger
 from monitor.store import Store
 
@@ -61,6 +68,9 @@ def receivers_for(
         and _matches(r.sources, ref.name)
         and (role is None or role in r.roles)
         and not (empty and r.type in NEEDS_ITEMS)
+        # Alertmanager has no acknowledgement (its silences are the like): a re-sent
+        # firing alert would only be noise there.
+        and not (kind == "taken" and r.type == "alertmanager")
     ]
 
 
@@ -130,6 +140,8 @@ class Notifier:
                 kind = "breach"
             elif isinstance(event, ItemAnswered | ItemDismissed):
                 kind = "resolved"
+            elif isinstance(event, ItemAcknowledged):
+                kind = "taken"
             else:
                 continue
             groups.setdefault((kind, event.item.source), []).append(event.item)
@@ -192,12 +204,13 @@ class Notifier:
         cutoff = await self._historic_before(source)
         items = [i for i in items if cutoff is None or i.created_at >= cutoff]
         alerted = await self._outbox.alerted([i.message_id for i in items])
-        if kind == "resolved":
+        if kind in ("resolved", "taken"):
+            # Told to those who were alerted, once, and only while it is still news.
             items = [
                 i
                 for i in items
                 if alerted.get(i.message_id, set()) & {"warning", "breach"}
-                and "resolved" not in alerted.get(i.message_id, set())
+                and not alerted.get(i.message_id, set()) & {"resolved", kind}
             ]
         else:
             items = [i for i in items if kind not in alerted.get(i.message_id, set())]
@@ -207,7 +220,7 @@ class Notifier:
         duty = self._duty(at, ref.brand, source)
         addressed = (
             Recipient(role="student", name=duty.student)
-            if duty is not None and kind != "resolved"
+            if duty is not None and kind not in ("resolved", "taken")
             else None
         )
         notification = await self._build(kind, ref, items, at, duty=duty, to=addressed)
@@ -412,7 +425,7 @@ class Notifier:
                     if item.warning_at <= at
                     else ItemState.OPEN
                 )
-            waiting = state.is_unanswered and kind != "resolved"
+            waiting = state.is_unanswered and kind not in ("resolved", "taken")
             links = self._links if waiting else None
             follow = acks.get(item.message_id)
             alert_items.append(

@@ -16,7 +16,8 @@ from monitor.config.types import (
     TimeZone,
 )
 
-AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover"]
+# taken: somebody acknowledged an alerted item (announced where the alert was seen).
+AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover", "taken"]
 Role = Literal["student", "backup", "lead"]
 ALL_KINDS: tuple[AlertKind, ...] = (
     "warning",
@@ -25,6 +26,7 @@ ALL_KINDS: tuple[AlertKind, ...] = (
     "escalation",
     "reminder",
     "handover",
+    "taken",
 )
 # Receiver types whose body has no place for an empty list of items (Alertmanager's never is).
 NEEDS_ITEMS = frozenset({"alertmanager"})

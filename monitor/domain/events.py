@@ -60,4 +60,21 @@ class ItemBreached:
     item: Item
 
 
-Event = ItemCreated | ItemAnswered | ItemDismissed | ItemReopened | ItemWarned | ItemBreached
+@dataclass(frozen=True, kw_only=True)
+class ItemAcknowledged:
+    """Somebody took an unanswered item (ack): escalation and reminders for it have stopped."""
+
+    source: SourceRef
+    item: Item
+    by: str
+
+
+Event = (
+    ItemCreated
+    | ItemAnswered
+    | ItemDismissed
+    | ItemReopened
+    | ItemWarned
+    | ItemBreached
+    | ItemAcknowledged
+)

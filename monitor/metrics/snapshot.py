@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.domain import Item, ItemState, Period, SourceRef
-from monitor.domain.events import Event
+from monitor.domain.events import Event, ItemAcknowledged
 
 OPEN_STATES = (ItemState.OPEN, ItemState.WARNING, ItemState.BREACHED)
 
@@ -32,6 +32,8 @@ class OpenItems(Collector):
 
     def apply(self, event: Event) -> None:
         """Follow an item through its transitions."""
+        if isinstance(event, ItemAcknowledged):
+            return  # taken, still waiting: nothing changes here
         item = event.item
         key = (item.source, item.message_id)
         if item.source not in self._sources:

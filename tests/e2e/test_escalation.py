@@ -10,6 +10,7 @@ or dismissal.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,18 @@ async def test_each_step_fires_once_at_its_instant_across_a_restart_and_ack_stop
     assert escalation["items"][0]["excerpt"] == "Where is my parcel?"
     assert escalation["items"][0]["ack_url"].startswith("https://webcare.test/act/")
 
-    # Ack: no more reminders, and no response is faked: the item is still breached.
+    # Ack: no more reminders, and no response is faked: the item is still breached. Where the
+    # alerts were seen, the ack is announced within a second, so the backup leaves it be.
     ident = await item_id(app)
+    acked_at = time.monotonic()
     response = await client.post(f"/api/v1/items/{ident}/ack", headers=AUTH)
     assert response.status == 200, await response.text()
+    await settle(lambda: len(receiver.bodies) == 8, "the ack announced")
+    assert time.monotonic() - acked_at < 1.0
+    taken = receiver.bodies[7]
+    assert (taken["kind"], taken["addressed_to"]) == ("taken", None)
+    assert taken["items"][0]["acked_by"] == "nina-phone"
+    assert taken["items"][0]["state"] == "breached"
     acked = await response.json()
     assert acked["state"] == "breached"
     assert acked["acked_by"] == "nina-phone"
@@ -166,7 +175,7 @@ async def test_each_step_fires_once_at_its_instant_across_a_restart_and_ack_stop
     assert (await again.json())["changed"] is False
     for minutes in (28, 30, 35, 60, 120):
         await advance_to(clock, DUE + timedelta(minutes=minutes))
-    await nothing_new(receiver, 7)
+    await nothing_new(receiver, 8)
     listed = await client.get("/api/v1/items?state=breached", headers=AUTH)
     (row,) = (await listed.json())["rows"]
     assert row["state"] == "breached"
@@ -174,8 +183,8 @@ async def test_each_step_fires_once_at_its_instant_across_a_restart_and_ack_stop
     await stop(app)
     app, _client = await start(graph, tmp_path, aiohttp_client, clock, hooks)
     await advance_to(clock, DUE + timedelta(hours=3))
-    await nothing_new(receiver, 7)  # the ack holds across a restart
-    assert len({b["delivery_id"] for b in receiver.bodies}) == 7
+    await nothing_new(receiver, 8)  # the ack holds across a restart
+    assert len({b["delivery_id"] for b in receiver.bodies}) == 8
     assert receiver.bad_signatures == 0
 
 

@@ -473,3 +473,27 @@ def test_every_alert_format_speaks_the_rosters_local_time(
         assert "UTC" not in text, name
     local = now.astimezone(ZoneInfo("Europe/Amsterdam"))
     assert texts["console"].startswith(f"{local:%Y-%m-%d %H:%M}")
+
+
+def test_a_taken_item_is_announced_by_every_format_with_who_and_when() -> None:
+    """An ack is told where the alert was seen: who took it, at what local time."""
+    from monitor.alerts.channels import mattermost_payload, teams_payload
+    from monitor.alerts.formats import headline, phone_text
+
+    item = _item(state="breached", acked_by="student-sam", due_at=NOW - timedelta(minutes=5))
+    n = replace(_notification(item, kind="taken"), timezone="Europe/Amsterdam")
+    assert headline(n) == "Taken: 1 consumer post taken by student-sam on acme-fb (Acme)"
+    texts = {
+        "console": console_line(n),
+        "teams": json.dumps(teams_payload(n), ensure_ascii=False),
+        "mattermost": json.dumps(mattermost_payload(n), ensure_ascii=False),
+        "slack": json.dumps(slack_payload(n), ensure_ascii=False),
+        "generic": json.dumps(generic_payload(n, delivery_id="d1")),
+        "apprise": " ".join(phone_text(n)),
+    }
+    for name, text in texts.items():
+        assert "student-sam" in text, name
+    assert "taken by student-sam at 13:00 CET (+01:00)" in summary(n)  # 12:00 UTC
+    assert (
+        texts["console"].split(" · ")[0].endswith("TAKEN Acme/acme-fb (facebook): 1 consumer post")
+    )
