@@ -109,6 +109,10 @@ def teams_payload(n: Notification) -> dict[str, Any]:
         },
         _rich(_run(_duty_line(n))),
     ]
+    mention = _teams_mention(n)
+    if mention is not None:
+        # A mention is a TextBlock naming <at>...</at> plus its entity (Teams' own format).
+        body.insert(1, {"type": "TextBlock", "text": mention["text"], "wrap": True})
     body.extend(_teams_item(n, item) for item in n.items[:CHAT_MAX_ITEMS])
     hidden = len(n.items) - CHAT_MAX_ITEMS
     if hidden > 0:
@@ -123,6 +127,8 @@ def teams_payload(n: Notification) -> dict[str, Any]:
         "msteams": {"width": "Full"},
         "body": body,
     }
+    if mention is not None:
+        card["msteams"]["entities"] = [mention["entity"]]
     if n.queue_url:
         card["actions"] = [_open_url("Open the queue", n.queue_url)]
     return {
@@ -135,6 +141,21 @@ def teams_payload(n: Notification) -> dict[str, Any]:
                 "content": card,
             }
         ],
+    }
+
+
+def _teams_mention(n: Notification) -> dict[str, Any] | None:
+    """The card's mention of whom it is for, when [roster.people] gives their Teams address."""
+    to = n.addressed_to
+    handle = to.handles.get("teams") if to is not None else None
+    if to is None or handle is None:
+        return None
+    # Teams shows the text between <at> and </at>; no markup of ours reaches the name.
+    name = clean_text(to.name, NAME_LIMIT).replace("<", "").replace(">", "")
+    tag = f"<at>{name}</at>"
+    return {
+        "text": f"For {to.role} {tag}",
+        "entity": {"type": "mention", "text": tag, "mentioned": {"id": handle, "name": name}},
     }
 
 
@@ -207,7 +228,8 @@ def mattermost_payload(n: Notification) -> dict[str, Any]:
     title = mattermost_escape(headline(n))
     lines = [f"#### {title}"]
     if n.addressed_to is not None:
-        lines.append(f"For {n.addressed_to.role} {_mention(n.addressed_to.name)}.")
+        to = n.addressed_to
+        lines.append(f"For {to.role} {_mention(to.handles.get('mattermost') or to.name)}.")
     lines.append(mattermost_escape(plain_duty(n.duty)[:1].upper() + plain_duty(n.duty)[1:]))
     items = [_mm_item(n, item) for item in n.items[:CHAT_MAX_ITEMS]]
     hidden = len(n.items) - CHAT_MAX_ITEMS

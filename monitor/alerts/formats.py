@@ -90,13 +90,24 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     if hidden > 0:
         blocks.append(_slack_context(f"and {hidden} more"))
     blocks.append(_slack_context(_slack_duty(n.duty)))
+    mention = _slack_mention(n)
+    if mention:
+        # Not verbatim: Slack turns <@U…> into a mention and notifies that person.
+        blocks.insert(1, {"type": "section", "text": {"type": "mrkdwn", "text": mention}})
     return {
-        "text": slack_escape(summary(n)),
+        "text": (mention + ": " if mention else "") + slack_escape(summary(n)),
         "blocks": blocks,
         # A preview of a consumer's post (or a link inside it) has no place in the alert.
         "unfurl_links": False,
         "unfurl_media": False,
     }
+
+
+def _slack_mention(n: Notification) -> str:
+    """ "For student <@U024BE7LH>" when [roster.people] gives their Slack member id."""
+    to = n.addressed_to
+    member = to.handles.get("slack") if to is not None else None
+    return f"For {to.role} <@{member}>" if to is not None and member else ""
 
 
 def console_line(n: Notification) -> str:

@@ -111,7 +111,9 @@ class Notifier:
         links: Links | None = None,
         lead: LeadLookup | None = None,
         timezone: str = "UTC",
+        people: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        self._people = dict(people or {})  # name -> handles, to mention them
         self._timezone = timezone  # the roster's: times in messages are local to the team
         self._store = store
         self._outbox = outbox
@@ -219,7 +221,7 @@ class Notifier:
         at = max(_instant(kind, i, now) for i in items)
         duty = self._duty(at, ref.brand, source)
         addressed = (
-            Recipient(role="student", name=duty.student)
+            self._recipient("student", duty.student)
             if duty is not None and kind not in ("resolved", "taken")
             else None
         )
@@ -295,13 +297,9 @@ class Notifier:
                 name = duty.backup if duty is not None else None
             else:
                 name = duty.lead if duty is not None else self._lead(step.at, ref.brand, source)
-            to = (
-                Recipient(role="backup" if role == "backup" else "lead", name=name)
-                if name
-                else None
-            )
+            to = self._recipient("backup" if role == "backup" else "lead", name) if name else None
         else:
-            to = Recipient(role="student", name=duty.student) if duty is not None else None
+            to = self._recipient("student", duty.student) if duty is not None else None
         advance = []
         for item in items:
             before = current[item.message_id]
@@ -366,7 +364,7 @@ class Notifier:
         # Most urgent first; a long backlog is cut (the queue page has them all).
         waiting.sort(key=lambda i: (i.due_at, i.created_at, i.message_id))
         waiting = waiting[:HANDOVER_MAX_ITEMS]
-        to = Recipient(role="student", name=duty.student)
+        to = self._recipient("student", duty.student)
         notification = await self._build(
             "handover", ref, waiting, starts_at, duty=duty, to=to, judge=True
         )
@@ -462,6 +460,10 @@ class Notifier:
             queue_url=self._links.queue_url() if self._links else None,
             timezone=self._timezone,
         )
+
+    def _recipient(self, role: Role, name: str) -> Recipient:
+        """Whom a notification is for, with their handles so channels can mention them."""
+        return Recipient(role=role, name=name, handles=dict(self._people.get(name, {})))
 
     def _queued(self, notification: Notification, receivers: list[str]) -> None:
         log.info(

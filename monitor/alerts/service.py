@@ -93,6 +93,7 @@ class AlertService:
             links=links,
             lead=self.lead,
             timezone=roster.timezone,
+            people={name: person.handles() for name, person in roster.people.items()},
         )
         self.actions = ItemActions(
             store=store,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from monitor.config.types import (
     AppriseUrls,
@@ -91,6 +92,41 @@ class OverrideConfig(StrictModel):
         return self
 
 
+# What each handle looks like, and how to say it to someone who got it wrong.
+_HANDLES = {
+    "slack": (
+        r"^[UW][A-Z0-9]{2,20}$",
+        "a Slack member id such as U024BE7LH (the person's Slack profile, ⋮, Copy member ID)",
+    ),
+    "teams": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "the person's Teams sign-in address"),
+    "mattermost": (r"^[a-z0-9._-]{1,64}$", "a Mattermost username without the @, like nina.v"),
+    "email": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address"),
+    "phone": (r"^\+[0-9]{6,15}$", "a phone number in international form, like +31612345678"),
+}
+
+
+class PersonConfig(StrictModel):
+    """How each receiver reaches one person of the roster, so alerts mention them."""
+
+    slack: str | None = None  # member id: the message mentions <@U024BE7LH>, Slack notifies
+    teams: str | None = None  # sign-in address: the Adaptive Card mentions them
+    mattermost: str | None = None  # username: @nina.v
+    email: str | None = None
+    phone: str | None = None
+
+    @field_validator("slack", "teams", "mattermost", "email", "phone")
+    @classmethod
+    def _looks_right(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pattern, expected = _HANDLES[str(info.field_name)]
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"{value!r} is not {expected}")
+        return value
+
+    def handles(self) -> dict[str, str]:
+        """The handles given, by receiver type (or medium)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class RosterConfig(StrictModel):
     """Who is on duty: weekly shifts, dated overrides, and optionally a team .ics calendar."""
 
@@ -102,6 +138,30 @@ class RosterConfig(StrictModel):
     ics_refresh: Seconds = 900.0
     # Told when nobody is on duty (a roster gap).
     lead: str | None = None
+    # Each person's handles ([roster.people.night-nina] slack = "U024BE7LH" ...): alerts
+    # mention the person they are for. When given, every name of the roster needs an entry.
+    people: dict[str, PersonConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _everyone_reachable(self) -> RosterConfig:
+        if not self.people:
+            return self
+        entries: list[ShiftConfig | OverrideConfig] = [*self.shifts, *self.overrides]
+        roles = [self.lead, *(n for e in entries for n in (e.student, e.backup, e.lead))]
+        named = {name for name in roles if name is not None}
+        missing = sorted(n for n in named if n not in self.people)
+        if missing:
+            raise ValueError(
+                f"no [roster.people] entry for {', '.join(map(repr, missing))}:"
+                " alerts for them could mention nobody (add their handles)"
+            )
+        unused = sorted(set(self.people) - named)
+        if unused and (self.shifts or self.overrides):
+            raise ValueError(
+                f"[roster.people] names {', '.join(map(repr, unused))}, who is in no shift,"
+                " override or lead (a typo?)"
+            )
+        return self
 
 
 class ReceiverConfig(StrictModel):

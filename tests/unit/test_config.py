@@ -486,3 +486,35 @@ def test_a_bare_secret_file_name_is_a_systemd_credential(
     assert caught.value.problems[0].startswith(
         f"sources[0].access_token_file: cannot read {tmp_path / 'fb-token'}"
     )
+
+
+@pytest.mark.parametrize(
+    ("people", "problem"),
+    [
+        (
+            '[roster.people.nina]\nslack = "U024BE7LH"\n',
+            "roster: no [roster.people] entry for 'bram', 'lisa': alerts for them could"
+            " mention nobody (add their handles)",
+        ),
+        (
+            "[roster.people.nina]\n[roster.people.bram]\n[roster.people.lisa]\n"
+            "[roster.people.nena]\n",
+            "roster: [roster.people] names 'nena', who is in no shift, override or lead (a typo?)",
+        ),
+        (
+            '[roster.people.nina]\nslack = "@nina"\n[roster.people.bram]\n[roster.people.lisa]\n',
+            "roster.people.nina.slack: '@nina' is not a Slack member id such as U024BE7LH",
+        ),
+    ],
+)
+def test_roster_people_are_checked(tmp_path: Path, people: str, problem: str) -> None:
+    path = tmp_path / "people.toml"
+    path.write_text(
+        '[[sources]]\ntype = "facebook_page"\nname = "fb"\nbrand = "acme"\npage_id = "1"\n'
+        'access_token = "t"\n[roster]\nlead = "lisa"\n[[roster.shifts]]\n'
+        'when = "mon-sun 20:00-08:00"\nstudent = "nina"\nbackup = "bram"\n' + people,
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems[0].startswith(problem), caught.value.problems
