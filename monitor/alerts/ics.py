@@ -40,6 +40,8 @@ MAX_OCCURRENCES = 20_000
 _ROLE_LINE = re.compile(r"^\s*(backup|lead)\s*[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 _BREAK_TAG = re.compile(r"<br\s*/?>|</p>|</div>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]+>")
+# Any URL in an error text: the source in another spelling (re-encoded, redirected).
+_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class IcsError(Exception):
@@ -160,8 +162,12 @@ def parse_ics(
 def describe_source(source: str) -> str:
     """The source as it may be logged: a URL loses its path, which is often a secret token."""
     if source.startswith(("http://", "https://", "webcal://")):
-        parts = urlsplit(source)
-        return f"{parts.scheme}://{parts.hostname or ''}/…"
+        scheme = source.partition("://")[0]
+        try:
+            host = urlsplit(source).hostname or ""
+        except ValueError:  # an unparseable host ("[..."): say no more than the scheme
+            host = ""
+        return f"{scheme}://{host}/…"
     return source
 
 
@@ -183,10 +189,15 @@ async def fetch_ics(
                 if response.status != 200:
                     raise IcsError(f"HTTP {response.status} from {describe_source(source)}")
                 body = await response.content.read(MAX_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError) as err:
-            # Some aiohttp errors quote the URL, whose path may hold the calendar's secret.
-            reason = (str(err) or type(err).__name__).replace(source, describe_source(source))
-            raise IcsError(f"cannot fetch {describe_source(source)}: {reason}") from err
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            # Some aiohttp errors quote the URL (or the one it redirected to), whose path or
+            # query may hold the calendar's secret token: only scheme and host are kept.
+            # ValueError: a URL that yarl cannot parse. `from None`: a traceback of the
+            # cause would quote the URL again.
+            text = _ANY_URL.sub(lambda m: describe_source(m[0]), str(err))
+            text = text.replace(source, describe_source(source))
+            reason = f"{type(err).__name__}: {text}" if text else type(err).__name__
+            raise IcsError(f"cannot fetch {describe_source(source)}: {reason}") from None
     else:
         path = Path(source)
         try:

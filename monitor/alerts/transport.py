@@ -15,7 +15,13 @@ from monitor.alerts.apprise_channel import send_apprise
 from monitor.alerts.channels import alertmanager_payload, mattermost_payload, teams_payload
 from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
 from monitor.alerts.models import Notification
-from monitor.alerts.signing import DELIVERY_HEADER, SCHEMA_HEADER, SIGNATURE_HEADER, sign
+from monitor.alerts.signing import (
+    DELIVERY_HEADER,
+    SCHEMA_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+    standard_headers,
+)
 from monitor.config.alerts import ReceiverConfig
 from monitor.sources.http import parse_retry_after
 
@@ -75,12 +81,14 @@ async def send(
         else:
             body = orjson.dumps(alertmanager_payload(n, receiver=receiver.name))
         headers[DELIVERY_HEADER] = delivery_id
-        if receiver.secret is not None:
-            # Signed with the attempt's time, not the notification's: a retry hours later
-            # must still pass the receiver's replay window.
-            headers[SIGNATURE_HEADER] = sign(
-                receiver.secret.get_secret_value(), body, int(now.timestamp())
-            )
+        # Signed with the attempt's time, not the notification's: a retry hours later
+        # must still pass the receiver's replay window.
+        secret = receiver.secret.get_secret_value() if receiver.secret is not None else None
+        if receiver.type == "webhook" and receiver.signature == "standard":
+            # Standard Webhooks; webhook-id is the delivery id, the same on every retry.
+            headers.update(standard_headers(secret, delivery_id, body, int(now.timestamp())))
+        elif secret is not None:
+            headers[SIGNATURE_HEADER] = sign(secret, body, int(now.timestamp()))
     elif receiver.type == "teams":
         body = orjson.dumps(teams_payload(n))
     elif receiver.type == "mattermost":

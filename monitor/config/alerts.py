@@ -15,6 +15,7 @@ from monitor.config.types import (
     SecretHttpUrl,
     StrictModel,
     TimeZone,
+    standard_webhook_key,
 )
 
 # taken: somebody acknowledged an alerted item (announced where the alert was seen).
@@ -134,6 +135,7 @@ class RosterConfig(StrictModel):
     shifts: list[ShiftConfig] = Field(default_factory=list)
     overrides: list[OverrideConfig] = Field(default_factory=list)
     # An iCalendar file path or http(s) URL the team already keeps; event SUMMARY = student.
+    # A secret (a calendar's URL carries its private token): or ics_file, a file holding it.
     ics: str | None = None
     ics_refresh: Seconds = 900.0
     # Told when nobody is on duty (a roster gap).
@@ -141,6 +143,16 @@ class RosterConfig(StrictModel):
     # Each person's handles ([roster.people.night-nina] slack = "U024BE7LH" ...): alerts
     # mention the person they are for. When given, every name of the roster needs an entry.
     people: dict[str, PersonConfig] = Field(default_factory=dict)
+
+    @field_validator("ics")
+    @classmethod
+    def _a_place_not_a_calendar(cls, value: str | None) -> str | None:
+        if value is not None and "BEGIN:VCALENDAR" in value:
+            raise ValueError(
+                "this is a calendar's content: ics (or the file ics_file names) holds the"
+                " calendar's URL or path, not the calendar itself"
+            )
+        return value
 
     @model_validator(mode="after")
     def _everyone_reachable(self) -> RosterConfig:
@@ -175,8 +187,12 @@ class ReceiverConfig(StrictModel):
     type: Literal["webhook", "slack", "console", "teams", "mattermost", "alertmanager", "apprise"]
     url: SecretHttpUrl | None = None
     urls: AppriseUrls | None = None  # apprise only; or urls_file, one URL per line
-    # HMAC-SHA256 key for `webhook` and `alertmanager` receivers (X-Webcare-Signature).
+    # HMAC-SHA256 key for `webhook` and `alertmanager` receivers: `whsec_<base64>` for a
+    # webhook signed the Standard Webhooks way, any text for X-Webcare-Signature.
     secret: SecretStr | None = None
+    # webhook only: "standard" = Standard Webhooks headers (webhook-id, webhook-timestamp,
+    # webhook-signature); "legacy" = X-Webcare-Signature: t=...,v1=... as before.
+    signature: Literal["standard", "legacy"] = "standard"
     kinds: list[AlertKind] = Field(default_factory=_all_kinds)
     # Whom the receiver speaks for: a notification addressed to another role (an escalation
     # to the lead, say) is not sent to it. Resolutions are addressed to nobody: every
@@ -198,6 +214,17 @@ class ReceiverConfig(StrictModel):
             raise ValueError("`urls` is for apprise receivers")
         if self.type != "console" and self.url is None:
             raise ValueError(f"a {self.type} receiver needs `url`")
+        return self
+
+    @model_validator(mode="after")
+    def _signature_fits(self) -> ReceiverConfig:
+        if "signature" in self.model_fields_set and self.type != "webhook":
+            raise ValueError(
+                "`signature` is for webhook receivers (an alertmanager receiver signs"
+                " X-Webcare-Signature, as before)"
+            )
+        if self.type == "webhook" and self.signature == "standard" and self.secret is not None:
+            standard_webhook_key(self.secret.get_secret_value())  # ValueError says what to do
         return self
 
 

@@ -203,11 +203,16 @@ class Config(StrictModel):
         if self.http.link_secret is not None:
             found.append(self.http.link_secret.get_secret_value())
         for receiver in self.receivers:
-            for secret in (receiver.url, receiver.secret):
-                if secret is not None:
-                    found.append(secret.get_secret_value())
+            if receiver.url is not None:
+                # The whole URL, and the parts of it that may show up alone (a hook's token).
+                found.extend(url_secrets(receiver.url.get_secret_value()))
+            if receiver.secret is not None:
+                found.append(receiver.secret.get_secret_value())
             for url in receiver.urls or ():
                 found.extend(url_secrets(url.get_secret_value()))
+        if self.roster.ics is not None and "://" in self.roster.ics:
+            # A calendar's URL and its token-shaped parts (Google's private-0a1b..., a ?token=).
+            found.extend(url_secrets(self.roster.ics))
         if self.facebook_webhook is not None:
             found.append(self.facebook_webhook.app_secret.get_secret_value())
             found.append(self.facebook_webhook.verify_token.get_secret_value())

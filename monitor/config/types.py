@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,8 +25,14 @@ SECRET_KEYS = frozenset(
         "url",
         "urls",  # apprise: the file holds one URL per line
         "link_secret",
+        "ics",  # the roster's .ics URL: its path or query usually holds a private token
     }
 )
+
+# Standard Webhooks (https://www.standardwebhooks.com/): a secret is "whsec_" + the base64 of
+# the HMAC key, which should be 24 to 64 random bytes.
+STANDARD_SECRET_PREFIX = "whsec_"
+MIN_STANDARD_KEY_BYTES = 24
 
 
 class StrictModel(BaseModel):
@@ -126,6 +134,29 @@ def url_secrets(url: str) -> list[str]:
         if len(part) >= 16 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part):
             found.append(part)
     return [part for part in found if part]
+
+
+def standard_webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret `whsec_<base64>` (padding optional), as the
+    `standardwebhooks` package derives it; ValueError, never quoting the secret, otherwise."""
+    how = (
+        'a Standard Webhooks secret is "whsec_" followed by the base64 of at least'
+        f" {MIN_STANDARD_KEY_BYTES} random bytes (make one with: python3 -c 'import base64,"
+        ' secrets; print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\');'
+        ' or set signature = "legacy" to keep signing X-Webcare-Signature with this secret'
+    )
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        raise ValueError(f"the secret does not start with whsec_: {how}")
+    encoded = secret.removeprefix(STANDARD_SECRET_PREFIX)
+    try:
+        # Strict: the package decodes leniently (skipping characters that are not base64),
+        # so URL-safe base64 or a stray character would give receivers another key.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the secret after whsec_ is not base64: {how}") from None
+    if len(key) < MIN_STANDARD_KEY_BYTES:
+        raise ValueError(f"the secret's key is {len(key)} bytes, too short: {how}")
+    return key
 
 
 def _blank_is_none(value: SecretStr | None) -> SecretStr | None:

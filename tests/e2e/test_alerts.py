@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from monitor.alerts.signing import verify
+from monitor.alerts.signing import verify, verify_standard
 from monitor.app import create_app
 from monitor.clock import FakeClock
 from monitor.config import ConfigError, load_config
@@ -20,7 +20,8 @@ from monitor.simulator.graph_api import FakeGraphApi
 from monitor.web.keys import ALERTS, COORDINATOR
 from tests.e2e.conftest import write_config
 
-SECRET = "receiver-signing-secret"
+# A Standard Webhooks secret (whsec_ + base64 of 32 bytes); a legacy receiver may use it too.
+SECRET = "whsec_d2ViY2FyZS1lMmUtcmVjZWl2ZXIta2V5LTMyYnl0ZXM="
 ANN = ("9001", "Ann")
 # Sunday 25 October 2026: Amsterdam falls back from 03:00 CEST to 02:00 CET at 01:00 UTC.
 T0 = datetime(2026, 10, 25, 0, 50, tzinfo=UTC)  # 02:50 CEST, after hours: target 30 min
@@ -57,7 +58,12 @@ class Receiver:
             return web.Response(status=503)
         body = await request.read()
         now = int(self.clock.now().timestamp())
-        if not verify(SECRET, body, request.headers.get("X-Webcare-Signature"), now=now):
+        if "webhook-signature" in request.headers:  # Standard Webhooks, the default
+            ok = verify_standard(SECRET, body, request.headers, now=now)
+            assert request.headers["webhook-id"] == request.headers["X-Webcare-Delivery"]
+        else:  # signature = "legacy"
+            ok = verify(SECRET, body, request.headers.get("X-Webcare-Signature", ""), now=now)
+        if not ok:
             self.bad_signatures += 1
             return web.Response(status=401)
         payload = orjson.loads(body)

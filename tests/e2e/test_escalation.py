@@ -26,6 +26,7 @@ from tests.e2e.conftest import write_config
 from tests.e2e.test_alerts import (
     ANN,
     ROSTER,
+    SECRET,
     T0,
     Receiver,
     advance_to,
@@ -49,9 +50,10 @@ token = "{API_TOKEN}"
 name = "nina-phone"
 """
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+# A receiver that keeps the legacy X-Webcare-Signature header.
 SECRET_BLOCK = (
     '[[receivers]]\nname = "{name}"\ntype = "webhook"\nurl = "{url}"\n'
-    'secret = "receiver-signing-secret"\n'
+    f'secret = "{SECRET}"\nsignature = "legacy"\n'
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import standardwebhooks
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
@@ -27,6 +29,10 @@ from monitor.config.alerts import ReceiverConfig
 
 NOW = datetime(2024, 1, 8, 12, 0, tzinfo=UTC)
 SECRET = "whsec-9d8c7b6a5f4e"
+# A receiver that keeps today's X-Webcare-Signature (any text is a legacy secret).
+LEGACY: dict[str, Any] = {"secret": SecretStr(SECRET), "signature": "legacy"}
+# A Standard Webhooks secret: whsec_ + base64 of 32 bytes.
+STANDARD = "whsec_d2ViY2FyZS10cmFuc3BvcnQtdGVzdC1rZXktMzJieXQ="
 # Shaped like a Slack hook: the path is the credential and must never show up in an error.
 SLACK_PATH = "/services/T0000CRED/B0000CRED/XXXXsecretTOKENXXXX"
 SCHEMA_DOC = Path(monitor.alerts.__file__).with_name("SCHEMA.md")
@@ -58,11 +64,22 @@ def _notification() -> Notification:
 
 def _documented_verifier() -> Callable[..., bool]:
     """The verification recipe from SCHEMA.md, exactly as a receiver would copy it."""
-    (snippet,) = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    (snippet,) = [b for b in blocks if "def verify_webcare_signature(" in b]
     namespace: dict[str, Any] = {}
     exec(compile(snippet, str(SCHEMA_DOC), "exec"), namespace)
     verifier: Callable[..., bool] = namespace["verify_webcare_signature"]
     return verifier
+
+
+def _documented_standard_reader() -> Callable[..., Any]:
+    """The Standard Webhooks example from SCHEMA.md, exactly as a receiver would copy it."""
+    blocks = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    (snippet,) = [b for b in blocks if "def read_webcare_alert(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, str(SCHEMA_DOC), "exec"), namespace)
+    reader: Callable[..., Any] = namespace["read_webcare_alert"]
+    return reader
 
 
 def _receiver(name: str, url: str, **overrides: Any) -> ReceiverConfig:
@@ -155,7 +172,7 @@ async def test_webhook_delivers_the_generic_json_signed(
     receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
 ) -> None:
     server, captured = receivers
-    receiver = _receiver("team", str(server.make_url("/webhook")), secret=SecretStr(SECRET))
+    receiver = _receiver("team", str(server.make_url("/webhook")), **LEGACY)
     n = _notification()
 
     # The signature timestamp is the attempt's time: the documented recipe checks it against
@@ -202,7 +219,7 @@ async def test_a_retry_sends_the_same_body_with_a_fresh_signature(
     receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
 ) -> None:
     server, captured = receivers
-    receiver = _receiver("team", str(server.make_url("/webhook")), secret=SecretStr(SECRET))
+    receiver = _receiver("team", str(server.make_url("/webhook")), **LEGACY)
     first = datetime.now(UTC)
 
     for now in (first - timedelta(seconds=120), first):
@@ -221,7 +238,7 @@ async def test_an_old_signature_is_rejected_by_the_documented_recipe(
     receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
 ) -> None:
     server, captured = receivers
-    receiver = _receiver("team", str(server.make_url("/webhook")), secret=SecretStr(SECRET))
+    receiver = _receiver("team", str(server.make_url("/webhook")), **LEGACY)
 
     # Signed "as of" 2024: to the receiver's clock this is a replay.
     result = await send(receiver, _notification(), delivery_id="dlv-1", session=session, now=NOW)
@@ -229,6 +246,66 @@ async def test_an_old_signature_is_rejected_by_the_documented_recipe(
     assert captured.verified == [False]
     assert result.ok is False and result.retryable is False and result.status == 401
     assert result.error == "receiver 'team' (webhook): HTTP 401: bad signature"
+
+
+async def test_standard_webhooks_signature_verifies_with_the_standardwebhooks_package(
+    receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
+) -> None:
+    server, captured = receivers
+    receiver = _receiver("team", str(server.make_url("/webhook")), secret=SecretStr(STANDARD))
+    assert receiver.signature == "standard"  # the default
+    n = _notification()
+    first = datetime.now(UTC)
+
+    # The same notification twice: a retry 2 minutes later.
+    for now in (first - timedelta(seconds=120), first):
+        result = await send(receiver, n, delivery_id="dlv-7", session=session, now=now)
+        assert result == SendResult(ok=True, retryable=False, status=204)
+
+    webhook = standardwebhooks.Webhook(STANDARD)
+    for body, headers in zip(captured.bodies, captured.headers, strict=True):
+        assert webhook.verify(body, headers) == generic_payload(n, delivery_id="dlv-7")
+        assert headers["webhook-id"] == headers["X-Webcare-Delivery"] == "dlv-7"
+        assert headers["X-Webcare-Schema"] == "webcare.alert.v1"
+        assert "X-Webcare-Signature" not in headers
+    # Stable id (receivers drop replays on it), a fresh timestamp and signature per attempt.
+    first_headers, retry_headers = captured.headers
+    assert first_headers["webhook-id"] == retry_headers["webhook-id"]
+    assert int(retry_headers["webhook-timestamp"]) == int(first.timestamp())
+    assert first_headers["webhook-signature"] != retry_headers["webhook-signature"]
+    assert captured.bodies[0] == captured.bodies[1]
+
+    body, headers = captured.bodies[1], captured.headers[1]
+    # The documented recipe (SCHEMA.md) accepts it and refuses what the package refuses.
+    read_alert = _documented_standard_reader()
+    assert read_alert(STANDARD, body, headers) == orjson.loads(body)
+    assert read_alert(STANDARD, body.replace(b"Jan Jansen", b"Eve Evil"), headers) is None
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="No matching"):
+        webhook.verify(body.replace(b"Jan Jansen", b"Eve Evil"), headers)
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="No matching"):
+        standardwebhooks.Webhook(
+            "whsec_" + base64.b64encode(b"another-key-of-thirty-two-bytes!").decode()
+        ).verify(body, headers)
+    # Moving the timestamp into the window breaks the signature: it is signed.
+    moved = {**headers, "webhook-timestamp": str(int(first.timestamp()) + 60)}
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="No matching"):
+        webhook.verify(body, moved)
+
+
+async def test_an_old_standard_webhooks_delivery_is_refused_as_a_replay(
+    receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
+) -> None:
+    server, captured = receivers
+    receiver = _receiver("team", str(server.make_url("/webhook")), secret=SecretStr(STANDARD))
+
+    # Signed ten minutes ago: captured then, replayed now.
+    then = datetime.now(UTC) - timedelta(minutes=10)
+    assert (await send(receiver, _notification(), delivery_id="d", session=session, now=then)).ok
+
+    body, headers = captured.bodies[0], captured.headers[0]
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="too old"):
+        standardwebhooks.Webhook(STANDARD).verify(body, headers)
+    assert _documented_standard_reader()(STANDARD, body, headers) is None
 
 
 async def test_webhook_without_secret_is_sent_unsigned(
@@ -241,7 +318,9 @@ async def test_webhook_without_secret_is_sent_unsigned(
 
     assert result.ok
     assert "X-Webcare-Signature" not in captured.headers[0]
+    assert "webhook-signature" not in captured.headers[0]
     assert captured.headers[0]["X-Webcare-Delivery"] == "dlv-2"
+    assert captured.headers[0]["webhook-id"] == "dlv-2"
 
 
 async def test_slack_receiver_gets_the_block_kit_message(
@@ -306,7 +385,7 @@ async def test_server_errors_and_408_are_retryable(
     retryable: bool,
 ) -> None:
     server, _ = receivers
-    receiver = _receiver("flaky", str(server.make_url(f"/status/{code}")), secret=SecretStr(SECRET))
+    receiver = _receiver("flaky", str(server.make_url(f"/status/{code}")), **LEGACY)
 
     result = await send(receiver, _notification(), delivery_id="d", session=session, now=NOW)
 
@@ -352,7 +431,7 @@ async def test_a_redirect_is_not_followed(
     receivers: tuple[TestServer, Captured], session: aiohttp.ClientSession
 ) -> None:
     server, captured = receivers
-    receiver = _receiver("moved", str(server.make_url("/redirect")), secret=SecretStr(SECRET))
+    receiver = _receiver("moved", str(server.make_url("/redirect")), **LEGACY)
 
     result = await send(receiver, _notification(), delivery_id="d", session=session, now=NOW)
 

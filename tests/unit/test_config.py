@@ -518,3 +518,28 @@ def test_roster_people_are_checked(tmp_path: Path, people: str, problem: str) ->
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.problems[0].startswith(problem), caught.value.problems
+
+
+def test_the_roster_ics_is_a_secret_given_inline_or_as_a_file(tmp_path: Path) -> None:
+    url = "https://calendar.example/ical/team/private-0a1b2c3d4e5f6a7b8c9d/basic.ics"
+    (tmp_path / "ics-url").write_text(url + "\n", encoding="utf-8")
+    path = _write(tmp_path, MINIMAL_TOML + '[roster]\nics_file = "ics-url"\n')
+
+    config = load_config(path)
+
+    assert config.roster.ics == url
+    assert url in config.secrets() and "private-0a1b2c3d4e5f6a7b8c9d" in config.secrets()
+    # A path to a calendar file is not a secret.
+    local = parse_config({"sources": [_source()], "roster": {"ics": "/srv/team.ics"}})
+    assert local.secrets() == ["EAAtokenvalue"]
+
+
+def test_ics_file_naming_the_calendar_itself_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "team.ics").write_text("BEGIN:VCALENDAR\nEND:VCALENDAR\n", encoding="utf-8")
+
+    problems = _problems({"sources": [_source()], "roster": {"ics_file": "team.ics"}}, tmp_path)
+
+    assert problems == [
+        "roster.ics: this is a calendar's content: ics (or the file ics_file names) holds the"
+        " calendar's URL or path, not the calendar itself"
+    ]

@@ -24,9 +24,16 @@ SCHEMA_DOC = Path(monitor.alerts.__file__).with_name("SCHEMA.md")
 Verifier = Callable[..., bool]
 
 
+def python_block(defining: str) -> str:
+    """The ```python block of SCHEMA.md that defines `defining`, verbatim."""
+    blocks = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    (snippet,) = [b for b in blocks if f"def {defining}(" in b]
+    return str(snippet)
+
+
 def documented_verifier() -> Verifier:
-    """Exec the one ```python block of SCHEMA.md verbatim and return its function."""
-    (snippet,) = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    """Exec the legacy recipe of SCHEMA.md verbatim and return its function."""
+    snippet = python_block("verify_webcare_signature")
     namespace: dict[str, Any] = {}
     exec(compile(snippet, str(SCHEMA_DOC), "exec"), namespace)
     function: Verifier = namespace["verify_webcare_signature"]
@@ -97,7 +104,7 @@ def test_several_v1_values_for_secret_rotation() -> None:
 
 
 def test_documented_recipe_uses_only_the_standard_library() -> None:
-    (snippet,) = re.findall(r"```python\n(.*?)```", SCHEMA_DOC.read_text(encoding="utf-8"), re.S)
+    snippet = python_block("verify_webcare_signature")
     imported = {
         alias.name
         for node in ast.walk(ast.parse(snippet))
