@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +19,21 @@ from monitor.store import Store
 from monitor.web.keys import COORDINATOR, METRICS, STORE
 
 NAME = "acme-forum"
+
+
+def service_toml(path: Path) -> str:
+    """The config around the one forum source: its own SQLite file, any port, one calendar."""
+    return f"""
+database_url = "sqlite+aiosqlite:///{path.parent}/{path.stem}.db"
+[http]
+port = 0
+[calendars.office]
+timezone = "Europe/Amsterdam"
+hours = ["mon-fri 09:00-17:00"]
+[policies.default]
+office_hours = "60m"
+after_hours = "30m"
+"""
 
 
 class Recording:

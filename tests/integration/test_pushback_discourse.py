@@ -29,7 +29,7 @@ from monitor.config import load_config
 from monitor.logging import configure_logging
 from monitor.simulator.discourse import FakeDiscourse, Fault, HttpStatus, RateLimit
 from monitor.web.keys import COORDINATOR
-from tests.integration.pushback_harness import NAME, Recording, Service
+from tests.integration.pushback_harness import NAME, Recording, Service, service_toml
 
 KEY = "pushback-discourse-key-5e4d3c2b"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -42,17 +42,8 @@ Client = Callable[[web.Application], Awaitable[Any]]
 def write_config(path: Path, *, base_url: str, backfill_days: int) -> Path:
     """One Discourse source; a site budget far above what a test sends (the clock is fake)."""
     path.write_text(
-        f"""
-database_url = "sqlite+aiosqlite:///{path.parent}/{path.stem}.db"
-[http]
-port = 0
-[calendars.office]
-timezone = "Europe/Amsterdam"
-hours = ["mon-fri 09:00-17:00"]
-[policies.default]
-office_hours = "60m"
-after_hours = "30m"
-[[sources]]
+        service_toml(path)
+        + f"""[[sources]]
 type = "discourse"
 name = "{NAME}"
 brand = "acme"

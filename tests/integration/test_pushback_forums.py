@@ -33,7 +33,7 @@ from monitor.simulator import flarum as fl
 from monitor.simulator import phpbb as bb
 from monitor.simulator.base import TruncatedBody
 from monitor.web.keys import COORDINATOR
-from tests.integration.pushback_harness import NAME, Recording, Service
+from tests.integration.pushback_harness import NAME, Recording, Service, service_toml
 
 KEY = "pushback-flarum-key-0f1e2d3c4b5a"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -236,17 +236,8 @@ FORUMS: dict[str, type[Forum]] = {"phpbb": PhpbbForum, "flarum": FlarumForum}
 def write_config(path: Path, forum: Forum, *, backfill_days: int) -> Path:
     """One forum source; the clock is fake, so a poll a minute costs no real time."""
     path.write_text(
-        f"""
-database_url = "sqlite+aiosqlite:///{path.parent}/{path.stem}.db"
-[http]
-port = 0
-[calendars.office]
-timezone = "Europe/Amsterdam"
-hours = ["mon-fri 09:00-17:00"]
-[policies.default]
-office_hours = "60m"
-after_hours = "30m"
-[[sources]]
+        service_toml(path)
+        + f"""[[sources]]
 name = "{NAME}"
 brand = "acme"
 request_timeout = "2s"
