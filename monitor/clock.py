@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -79,7 +78,7 @@ async def sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float | None
     finally:
         for task in waiters:
             task.cancel()
-        for task in waiters:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # The waiters' own CancelledErrors are collected, not raised; a cancellation of this
+        # task that arrives meanwhile is raised (suppressing it here once lost a shutdown).
+        await asyncio.gather(*waiters, return_exceptions=True)
         wake.clear()
