@@ -481,3 +481,14 @@ def test_table_and_csv_times_are_local_with_their_offset() -> None:
     row = next(csv.DictReader(io.StringIO(format_csv(listing, "items", zone))))
     assert row["created_at"] == "2026-10-25T00:30:00+02:00"
     assert row["due_at"] == "2026-10-25T02:30:00+01:00"
+
+
+def test_an_empty_window_is_said_in_one_line_and_wide_still_lists_the_sources() -> None:
+    empty = build_report([], since=SINCE, until=UNTIL, as_of=AS_OF, sources={"acme-fb": "acme"})
+    zone = ZoneInfo("Europe/Amsterdam")
+    lines = format_table(empty, "summary", zone).splitlines()
+    assert lines[3:] == [
+        "No consumer items were created in this window (--wide lists every source)."
+    ]
+    wide = format_table(empty, "summary", zone, wide=True)
+    assert "acme-fb" in wide
