@@ -284,14 +284,26 @@ def build_report(
     """
     selected = _in_window(items, since, until, brand)
     pairs = _pairs(selected, sources or {}, brand)
+    # Grouped once: the cost grows with the items, not with items × sources.
+    by_pair: dict[tuple[str, str], list[ReportItem]] = {pair: [] for pair in pairs}
+    for item in selected:
+        by_pair[(item.source, item.brand)].append(item)
+    by_brand: dict[str, list[str]] = {}
+    for source, brand_name in pairs:
+        by_brand.setdefault(brand_name, []).append(source)
     rows: list[ReportRow] = []
-    for brand_name in dict.fromkeys(b for _s, b in pairs):
-        for source, _b in [p for p in pairs if p[1] == brand_name]:
-            mine = [i for i in selected if i.source == source and i.brand == brand_name]
+    for brand_name, brand_sources in by_brand.items():
+        brand_items: list[ReportItem] = []
+        for source in brand_sources:
+            mine = by_pair[(source, brand_name)]
+            brand_items.extend(mine)
+            by_period: dict[Period, list[ReportItem]] = {period: [] for period in Period}
+            for item in mine:
+                by_period[item.period].append(item)
             for period in Period:
                 rows.append(
                     summarise(
-                        [i for i in mine if i.period is period],
+                        by_period[period],
                         source=source,
                         brand=brand_name,
                         period=period.value,
@@ -302,13 +314,7 @@ def build_report(
                 summarise(mine, source=source, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
             )
         rows.append(
-            summarise(
-                [i for i in selected if i.brand == brand_name],
-                source=ALL,
-                brand=brand_name,
-                period=PERIOD_ALL,
-                as_of=as_of,
-            )
+            summarise(brand_items, source=ALL, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
         )
     if brand is None:
         rows.append(summarise(selected, source=ALL, brand=ALL, period=PERIOD_ALL, as_of=as_of))

@@ -131,7 +131,7 @@ def _row_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: boo
 def _summary_blocks(report: AnyReport, zone: ZoneInfo) -> list[str]:
     """The summary on its side: a block per source, a line per figure, a column per period."""
     # On its side so that every figure fits a terminal under its CSV name.
-    if not any(row.items for row in report.rows):
+    if not any(isinstance(row, ReportRow) and row.items for row in report.rows):
         # Blocks of zeros say nothing a first-time user can use (--wide and CSV still list them).
         return ["No consumer items were created in this window (--wide lists every source)."]
     blocks: dict[tuple[str, str], list[Any]] = {}
