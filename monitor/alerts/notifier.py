@@ -41,6 +41,9 @@ LeadLookup = Callable[[datetime, str, str], str | None]
 EXCERPT_CHARS = 200
 # A handover lists at most this many items, most urgent first (the queue page has them all).
 HANDOVER_MAX_ITEMS = 100
+# Kinds that report what became of alerted items: told once to everyone who was alerted,
+# addressed to nobody, without ack or dismiss links.
+NEWS: frozenset[Kind] = frozenset({"resolved", "taken"})
 
 
 def _matches(patterns: Sequence[str], value: str) -> bool:
@@ -206,7 +209,7 @@ class Notifier:
         cutoff = await self._historic_before(source)
         items = [i for i in items if cutoff is None or i.created_at >= cutoff]
         alerted = await self._outbox.alerted([i.message_id for i in items])
-        if kind in ("resolved", "taken"):
+        if kind in NEWS:
             # Told to those who were alerted, once, and only while it is still news.
             items = [
                 i
@@ -222,7 +225,7 @@ class Notifier:
         duty = self._duty(at, ref.brand, source)
         addressed = (
             self._recipient("student", duty.student)
-            if duty is not None and kind not in ("resolved", "taken")
+            if duty is not None and kind not in NEWS
             else None
         )
         notification = await self._build(kind, ref, items, at, duty=duty, to=addressed)
@@ -423,7 +426,7 @@ class Notifier:
                     if item.warning_at <= at
                     else ItemState.OPEN
                 )
-            waiting = state.is_unanswered and kind not in ("resolved", "taken")
+            waiting = state.is_unanswered and kind not in NEWS
             links = self._links if waiting else None
             follow = acks.get(item.message_id)
             alert_items.append(
