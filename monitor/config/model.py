@@ -14,6 +14,7 @@ from monitor.config.types import (
     SECRET_KEYS,
     HttpUrl,
     OptionalSecret,
+    OptionalSeconds,
     Seconds,
     StrictModel,
     TimeZone,
@@ -71,6 +72,18 @@ class LogConfig(StrictModel):
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+
+
+class ClusterConfig(StrictModel):
+    """Several instances on one PostgreSQL: who this instance is and how long a lease lasts."""
+
+    # This instance's name in leases, logs and webcare_instance_sources (default: `run
+    # --instance`, else $WEBCARE_INSTANCE, else the host name). Unique per running instance.
+    instance: str | None = Field(default=None, min_length=1, max_length=100)
+    # A source or receiver whose holder stops renewing is taken over after this long; renewed
+    # every third of it. Default: the shortest poll_interval, between 5 s and 30 s, so a dead
+    # instance's sources are polled again within two intervals.
+    lease_seconds: OptionalSeconds = Field(default=None, ge=2, le=600)
 
 
 class CalendarConfig(StrictModel):
@@ -151,6 +164,7 @@ class Config(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(min_length=1)
@@ -192,6 +206,13 @@ class Config(StrictModel):
             return ALWAYS
         default = CalendarConfig(holidays_country="NL")
         return self.calendars.get(name, default).build(name)
+
+    def lease_seconds(self) -> float:
+        """How long a lease lasts: configured, else the shortest poll interval within 5-30 s."""
+        if self.cluster.lease_seconds is not None:
+            return float(self.cluster.lease_seconds)
+        shortest = min(float(s.poll_interval) for s in self.sources)
+        return max(5.0, min(30.0, shortest))
 
     def policy(self, name: str) -> PolicyConfig:
         """The named policy; `default` exists unless overridden."""
