@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, make_url
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from monitor.logging import get_logger
@@ -85,6 +85,9 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
 
 log = get_logger("monitor.store")
 
+# pg_advisory_xact_lock key held while migrating (any fixed number unique to this service).
+MIGRATION_LOCK = 0x7765_6263_6172_65  # "webcare"
+
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply migrations up to `revision` inside one transaction; one log line if any ran."""
@@ -96,6 +99,12 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     try:
         before = await current_revision(engine)
         async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Instances starting together on one database migrate one after the other;
+                # the lock ends with the transaction.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             await conn.run_sync(
                 lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision)
             )

@@ -141,3 +141,29 @@ alert_handovers = Table(
     Column("notification_id", String(100), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("key", String(250), primary_key=True),
+    Column("holder", String(100), nullable=True),
+    Column("fence", BigInteger, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+cluster_instances = Table(
+    "cluster_instances",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+cluster_nudges = Table(
+    "cluster_nudges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
