@@ -81,8 +81,9 @@ class ClusterConfig(StrictModel):
     # --instance`, else $WEBCARE_INSTANCE, else the host name). Unique per running instance.
     instance: str | None = Field(default=None, min_length=1, max_length=100)
     # A source or receiver whose holder stops renewing is taken over after this long; renewed
-    # every third of it. Default: the shortest poll_interval, between 5 s and 30 s, so a dead
-    # instance's sources are polled again within two intervals.
+    # every third of it. Default: half the shortest poll_interval, between 2 s and 30 s, so a
+    # dead instance's sources are polled again within two intervals (interval + jitter + the
+    # lease + a third of it for the taker's next round).
     lease_seconds: OptionalSeconds = Field(default=None, ge=2, le=600)
 
 
@@ -208,11 +209,11 @@ class Config(StrictModel):
         return self.calendars.get(name, default).build(name)
 
     def lease_seconds(self) -> float:
-        """How long a lease lasts: configured, else the shortest poll interval within 5-30 s."""
+        """How long a lease lasts: configured, else half the shortest poll interval (2-30 s)."""
         if self.cluster.lease_seconds is not None:
             return float(self.cluster.lease_seconds)
         shortest = min(float(s.poll_interval) for s in self.sources)
-        return max(5.0, min(30.0, shortest))
+        return max(2.0, min(30.0, shortest / 2))
 
     def policy(self, name: str) -> PolicyConfig:
         """The named policy; `default` exists unless overridden."""
