@@ -31,10 +31,12 @@ import errno
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from monitor.cluster.identity import instance_name
 from monitor.config import Config, ConfigError, load_config
 from monitor.logging import configure_logging, get_logger
 from monitor.metrics import Metrics
@@ -50,6 +52,24 @@ RELOAD_TIMEOUT_SECONDS = 120.0
 LISTEN_BACKLOG = 128
 
 AppFactory = Callable[[Config], web.Application]
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What `run`'s options set over the config file (`--instance`, `--port`), so several
+    instances on one host can share one file; applied again to every reloaded config."""
+
+    instance: str | None = None
+    port: int | None = None
+
+    def apply(self, config: Config) -> Config:
+        """`config` with these settings in place of the file's (unchanged when none is set)."""
+        update: dict[str, object] = {}
+        if self.instance is not None:
+            update["cluster"] = config.cluster.model_copy(update={"instance": self.instance})
+        if self.port is not None:
+            update["http"] = config.http.model_copy(update={"port": self.port})
+        return config.model_copy(update=update) if update else config
 
 
 def bind_sockets(host: str, port: int) -> list[socket.socket]:
@@ -97,9 +117,11 @@ class ServiceRunner:
         build: AppFactory | None = None,
         notifier: SystemdNotifier | None = None,
         shutdown_timeout: float = 10.0,
+        overrides: Overrides | None = None,
     ) -> None:
         self._path = Path(path)
-        self._config = config
+        self._overrides = overrides or Overrides()
+        self._config = self._overrides.apply(config)
         self._build = build or self._create_app
         # The instruments of the first generation, handed to every later one (counters go on).
         self._metrics: Metrics | None = None
@@ -148,6 +170,7 @@ class ServiceRunner:
                 "listening",
                 urls=[f"http://{_url_host(h)}:{p}" for h, p in self.addresses],
                 config=str(self._path),
+                instance=instance_name(self._config),
             )
             self._notifier.ready(status=self._serving_status())
             if started is not None:
@@ -176,7 +199,8 @@ class ServiceRunner:
         self._notifier.reloading(status=f"reloading {self._path}")
         log.info("reload requested", config=str(self._path))
         try:
-            new = load_config(self._path)
+            # The command line's --instance and --port hold for the re-read file too.
+            new = self._overrides.apply(load_config(self._path))
         except ConfigError as err:
             log.error(
                 "reload refused: the config has problems; still running with the previous one",
@@ -212,7 +236,12 @@ class ServiceRunner:
             return
         self._config = new
         _configure_logging(new)
-        log.info("reloaded", config=str(self._path), sources=[s.name for s in new.sources])
+        log.info(
+            "reloaded",
+            config=str(self._path),
+            sources=[s.name for s in new.sources],
+            instance=instance_name(new),
+        )
         self._notifier.ready(status=self._serving_status())
 
     async def _start(self, config: Config) -> web.AppRunner:
@@ -242,11 +271,12 @@ class ServiceRunner:
         return f"serving {counted(len(self._config.sources), 'source')} from {self._path}"
 
 
-def serve_reloadable(path: str | Path, config: Config) -> None:
-    """Run the service until SIGTERM/SIGINT; SIGHUP reloads the config file."""
+def serve_reloadable(path: str | Path, config: Config, overrides: Overrides | None = None) -> None:
+    """Run the service until SIGTERM/SIGINT; SIGHUP reloads the config file (`overrides`, the
+    command line's, apply to it each time)."""
 
     async def main() -> None:
-        runner = ServiceRunner(path, config)
+        runner = ServiceRunner(path, config, overrides=overrides)
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: runner.request_stop,
