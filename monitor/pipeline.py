@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,10 +86,10 @@ def _changes(stored: StoredMessage, incoming: Message, *, partial: bool) -> dict
 
 async def _upsert(
     tx: Tx, source: str, batch: Batch, now: datetime
-) -> tuple[set[str], set[str], set[str]]:
+) -> tuple[set[str], set[str], dict[str, list[StoredMessage]]]:
     """Insert new messages, update changed ones, tombstone vanished ones.
 
-    Returns (new platform ids, changed platform ids, affected thread ids).
+    Returns (new platform ids, changed platform ids, stored messages of each affected thread).
     """
     incoming = {m.platform_id: m for m in batch.messages}
     flagged = set(batch.removed) | set(batch.hidden_changes)
@@ -108,18 +108,22 @@ async def _upsert(
             await tx.update_message(stored.id, {**values, "updated_at": now})
             changed.add(pid)
             threads.add(stored.message.thread_id)
-    # Tombstones: kept forever, only flagged (DESIGN.md section 2).
+    # One read serves the tombstones and the evaluation: each thread as stored from here on.
     checked = set(batch.complete_threads) | set(batch.deleted_threads)
-    if checked:
-        stored_threads = await tx.thread_messages(source, checked)
-        for thread_id, stored_list in stored_threads.items():
-            alive = batch.complete_threads.get(thread_id, frozenset())
-            for stored in stored_list:
-                if stored.message.platform_id not in alive and not stored.message.deleted:
-                    await tx.update_message(stored.id, {"deleted": True, "updated_at": now})
-                    changed.add(stored.message.platform_id)
-                    threads.add(thread_id)
-    return new_ids, changed, threads
+    stored_threads = await tx.thread_messages(source, checked | threads)
+    # Tombstones: kept forever, only flagged (DESIGN.md section 2).
+    tombstoned: list[int] = []
+    for thread_id in checked:
+        alive = batch.complete_threads.get(thread_id, frozenset())
+        stored_list = stored_threads[thread_id]
+        for n, stored in enumerate(stored_list):
+            if stored.message.platform_id not in alive and not stored.message.deleted:
+                tombstoned.append(stored.id)
+                stored_list[n] = replace(stored, message=replace(stored.message, deleted=True))
+                changed.add(stored.message.platform_id)
+                threads.add(thread_id)
+    await tx.update_messages(tombstoned, {"deleted": True, "updated_at": now})
+    return new_ids, changed, {thread_id: stored_threads[thread_id] for thread_id in threads}
 
 
 def _events_for(settings: SourceSettings, before: Item | None, after: Item) -> list[Event]:
@@ -150,9 +154,8 @@ async def handle_batch(
         state = await tx.ensure_source(settings.ref)
         tracking_start = state.tracking_start or now
         historic_before = tracking_start - timedelta(seconds=settings.max_target)
-        new_ids, changed, threads = await _upsert(tx, source, batch, now)
-        thread_msgs = await tx.thread_messages(source, threads)
-        items = await tx.thread_items(source, threads)
+        new_ids, changed, thread_msgs = await _upsert(tx, source, batch, now)
+        items = await tx.thread_items(source, thread_msgs)
         created: list[Item] = []
         for thread in thread_msgs.values():
             for stored in thread:
@@ -177,6 +180,7 @@ async def handle_batch(
                 )
                 events.extend(_events_for(settings, None, evaluated))
         await tx.insert_items(created)
+        updated: list[Item] = []
         for thread in thread_msgs.values():
             for stored in thread:
                 before = items.get(stored.id)
@@ -184,8 +188,9 @@ async def handle_batch(
                     continue
                 after = settings.policy.evaluate(before, stored.message, thread)
                 if after != before:
-                    await tx.update_item(after)
+                    updated.append(after)
                     events.extend(_events_for(settings, before, after))
+        await tx.update_items(updated)
         await tx.save_source(
             source, cursor=batch.cursor, tracking_start=tracking_start, success_at=now
         )
