@@ -20,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from monitor.config import load_config
 
@@ -37,6 +38,8 @@ UNITS = pytest.mark.parametrize(
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 COMPOSE = ROOT / "deploy" / "docker" / "compose.yaml"
 COMPOSE_RUN = ROOT / "deploy" / "docker" / "compose.run.yaml"
+COMPOSE_CLUSTER = ROOT / "deploy" / "docker" / "compose.cluster.yaml"
+CLUSTER_PROMETHEUS = ROOT / "deploy" / "docker" / "prometheus.cluster.yml"
 MAX_EXPOSURE = 2.5
 # Mounted files another part of the project provides (dashboards and Prometheus rules). Only
 # these may be missing, and only while that work has not landed: the test then skips, saying so.
@@ -234,7 +237,7 @@ def compose_config(*files: Path) -> dict[str, object]:
         [*args, "config", "--format", "json"],
         capture_output=True,
         text=True,
-        env={**os.environ, "FB_PAGE_TOKEN": "x" * 12},
+        env={**os.environ, "FB_PAGE_TOKEN": "x" * 12, "POSTGRES_PASSWORD": "0f" * 24},
     )
     assert result.returncode == 0, result.stderr
     assert "warn" not in result.stderr.lower(), result.stderr
@@ -242,7 +245,11 @@ def compose_config(*files: Path) -> dict[str, object]:
     return config
 
 
-@pytest.mark.parametrize("files", [(COMPOSE,), (COMPOSE, COMPOSE_RUN)], ids=["demo", "run"])
+@pytest.mark.parametrize(
+    "files",
+    [(COMPOSE,), (COMPOSE, COMPOSE_RUN), (COMPOSE, COMPOSE_CLUSTER)],
+    ids=["demo", "run", "cluster"],
+)
 def test_compose_config_is_valid_and_every_mounted_file_exists(files: tuple[Path, ...]) -> None:
     config = compose_config(*files)
     services = config["services"]
@@ -251,7 +258,10 @@ def test_compose_config_is_valid_and_every_mounted_file_exists(files: tuple[Path
     pending = []
     for name, service in services.items():
         image = service.get("image", "")
-        if name != "webcare-monitor":
+        if name == "postgres":
+            # Pinned: PostgreSQL's releases are major.minor (17.6), on a named Debian.
+            assert re.fullmatch(r"postgres:\d+\.\d+-[a-z]+", image), image
+        elif name != "webcare-monitor":
             # Pinned: a version tag, never latest.
             assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), image
         for volume in service.get("volumes", []):
@@ -276,6 +286,96 @@ def test_the_container_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(ROOT / "deploy" / "docker" / "config.toml")
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9464)
     assert config.database_url.startswith("sqlite+aiosqlite:////var/lib/webcare-monitor/")
+
+
+def test_compose_cluster_runs_two_replicas_on_postgres_scraped_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """compose.cluster.yaml: PostgreSQL with a health check, a volume and the password from the
+    operator's env file; two webcare-monitor replicas on one config whose database is that
+    PostgreSQL, started once it is healthy, each on its own host port; Prometheus finding both."""
+    services = compose_config(COMPOSE, COMPOSE_CLUSTER)["services"]
+    assert isinstance(services, dict)
+    postgres, monitor = services["postgres"], services["webcare-monitor"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert [(v["type"], v["target"]) for v in postgres["volumes"]] == [
+        ("volume", "/var/lib/postgresql/data")
+    ]
+    assert "ports" not in postgres  # only the stack's containers reach it
+    password = "0f" * 24  # what compose_config puts in the environment, as postgres.env would
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == password
+    assert monitor["environment"]["POSTGRES_PASSWORD"] == password
+    assert monitor["deploy"]["replicas"] == 2
+    assert monitor["command"] == ["run", "-c", "/etc/webcare-monitor/config.toml"]
+    assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert [(p["host_ip"], p["published"], p["target"]) for p in monitor["ports"]] == [
+        ("127.0.0.1", "9464-9465", 9464)  # one host port per replica
+    ]
+    mounted = {v["target"]: Path(v["source"]) for v in monitor["volumes"] if v["type"] == "bind"}
+    config_file = mounted["/etc/webcare-monitor/config.toml"]
+    assert config_file == ROOT / "deploy" / "docker" / "config.cluster.toml"
+    monkeypatch.setenv("FB_PAGE_TOKEN", "x" * 12)
+    monkeypatch.setenv("POSTGRES_PASSWORD", password)
+    config = load_config(config_file)
+    url = make_url(config.database_url)
+    assert (url.drivername, url.host, url.username, url.password, url.database) == (
+        "postgresql+asyncpg",
+        "postgres",  # the compose service
+        postgres["environment"]["POSTGRES_USER"],
+        password,
+        postgres["environment"]["POSTGRES_DB"],
+    )
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9464)
+    # No name in the shared file: each replica is its container's host name, so they differ.
+    assert config.cluster.instance is None
+    prometheus = {v["target"]: Path(v["source"]) for v in services["prometheus"]["volumes"]}
+    assert prometheus["/etc/prometheus/prometheus.yml"] == CLUSTER_PROMETHEUS
+
+
+def test_compose_cluster_wants_the_postgres_password() -> None:
+    """Without postgres.env (or POSTGRES_PASSWORD) compose stops and says what to pass."""
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    result = subprocess.run(
+        [compose_binary(), "-f", str(COMPOSE), "-f", str(COMPOSE_CLUSTER), "config"],
+        capture_output=True,
+        text=True,
+        env={**env, "FB_PAGE_TOKEN": "x" * 12},
+    )
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr
+    assert "--env-file deploy/docker/postgres.env" in result.stderr
+    ignored = subprocess.run(["git", "check-ignore", "-q", "deploy/docker/postgres.env"], cwd=ROOT)
+    assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout)
+
+
+def test_compose_cluster_prometheus_scrapes_every_replica(tmp_path: Path) -> None:
+    """prometheus.cluster.yml = prometheus.yml but the webcare-monitor job resolves the
+    service's DNS name (one address per replica); promtool accepts it."""
+    ours = ROOT / "deploy" / "docker" / "prometheus.yml"
+    for key in ("job_name", "scrape_interval", "evaluation_interval", "targets"):
+        if key == "targets":  # the webcare-monitor target is the one that differs
+            expected = [t for t in yaml_values(ours, key) if "webcare-monitor" not in t]
+        else:
+            expected = yaml_values(ours, key)
+        assert yaml_values(CLUSTER_PROMETHEUS, key) == expected, key
+    text = CLUSTER_PROMETHEUS.read_text()
+    job = text[text.index("job_name: webcare-monitor") :].split("- job_name:")[0]
+    assert yaml_values_in(job, "names") == ['["webcare-monitor"]']
+    assert yaml_values_in(job, "type") == ["A"]
+    assert yaml_values_in(job, "port") == ["9464"]
+    promtool = tool("promtool", shutil.which("promtool"), "apt-get install prometheus")
+    shutil.copy(CLUSTER_PROMETHEUS, tmp_path / "prometheus.yml")
+    shutil.copytree(ROOT / "deploy" / "prometheus" / "rules", tmp_path / "rules")
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def yaml_values_in(text: str, key: str) -> list[str]:
+    return re.findall(rf"^\s*-?\s*{key}:\s*(\S+)", text, re.M)
 
 
 def yaml_values(path: Path, key: str) -> list[str]:
