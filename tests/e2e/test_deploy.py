@@ -186,7 +186,10 @@ def test_the_template_runs_each_instance_with_its_own_name_and_port() -> None:
     from monitor.cli import build_parser
 
     settings = dict(unit_settings(TEMPLATE))
-    assert settings["EnvironmentFile"] == "/etc/webcare-monitor/instance-%i.env"
+    assert [v for k, v in unit_settings(TEMPLATE) if k == "EnvironmentFile"] == [
+        "-/etc/webcare-monitor/cluster.env",  # optional: the database password, for all
+        "/etc/webcare-monitor/instance-%i.env",  # required: WEBCARE_PORT
+    ]
     exec_start = shlex.split(settings["ExecStart"])
     assert exec_start[0] == "/usr/local/bin/webcare-monitor"
     filled = [
