@@ -16,6 +16,11 @@ from monitor import __version__
 from monitor.alerts.links import Links, derive_secret
 from monitor.alerts.service import AlertService
 from monitor.clock import Clock, SystemClock, sleep_or_wake
+from monitor.cluster.exported import HeldSeries
+from monitor.cluster.identity import instance_name
+from monitor.cluster.leases import Leases, PostgresLeases, SoloLeases
+from monitor.cluster.member import ClusterMember, Holdings
+from monitor.cluster.nudges import Nudge, Nudges
 from monitor.config import (
     Config,
     DiscourseConfig,
@@ -25,7 +30,7 @@ from monitor.config import (
 )
 from monitor.deadlines import DeadlineScheduler
 from monitor.domain import Period, SourceRef
-from monitor.domain.events import Event
+from monitor.domain.events import Event, ItemAcknowledged, ItemDismissed
 from monitor.logging import get_logger
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
@@ -45,9 +50,11 @@ from monitor.web.health import add_routes
 from monitor.web.keys import (
     ALERTS,
     CLOCK,
+    CLUSTER,
     COMPLIANCE,
     CONFIG,
     COORDINATOR,
+    EXPORTED,
     HTTP_SESSION,
     METRICS,
     OPEN_ITEMS,
@@ -209,8 +216,24 @@ def create_app(
     round_subscribers: list[Callable[[list[Event]], None]] = []
 
     compliance_wake = asyncio.Event()
+    instance = instance_name(config)
+    refs = {s.ref.name: s.ref for s in settings}
+
+    def holdings() -> Holdings:
+        # Until the first lease round (at start) this instance holds nothing.
+        member = app.get(CLUSTER)
+        return member.holdings if member is not None else Holdings()
+
+    app[EXPORTED] = HeldSeries(metrics.registry, instance, holdings)
 
     def on_events(events: list[Event]) -> None:
+        member = app.get(CLUSTER)
+        if member is not None:
+            # An ack or dismissal of another instance's source is that instance's to follow.
+            elsewhere = [e for e in events if not member.holds_source(e.source.name)]
+            if elsewhere:
+                member.forward_events(elsewhere)
+                events = [e for e in events if member.holds_source(e.source.name)]
         for event in events:
             for subscriber in subscribers:
                 subscriber(event)
@@ -243,6 +266,7 @@ def create_app(
             rng=rng,
             # On a terminal a first backfill draws a bar; under systemd or Docker it logs lines.
             progress_terminal=sys.stderr if sys.stderr.isatty() else None,
+            forward=lambda name, threads: app[CLUSTER].forward_threads(name, threads),
         )
         await coordinator.load_state()
         app[COORDINATOR] = coordinator
@@ -326,6 +350,62 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def cluster(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        leases: Leases = SoloLeases(instance)
+        nudges = None
+        if store.engine.dialect.name == "postgresql":
+            # Any number of instances may share this database: leases decide who does what.
+            leases = PostgresLeases(store.engine, instance, config.lease_seconds())
+            nudges = Nudges(store.engine)
+        outbox_seen = 0
+
+        async def on_change(held: Holdings) -> None:
+            await app[COORDINATOR].hold(held.sources)
+            unanswered = await store.unanswered_items()
+            open_items.load(unanswered)  # exported only for held sources (HeldSeries)
+            app[SCHEDULER].hold(held.sources, unanswered)
+            app[ALERTS].hold(held.receivers, leader=held.leader)
+
+        async def on_nudge(nudge: Nudge) -> None:
+            body = nudge.body
+            if "threads" in body:
+                await app[COORDINATOR].refetch_quietly(nudge.source, frozenset(body["threads"]))
+                return
+            item = (await store.items_by_id([body["item"]])).get(body["item"])
+            if item is not None and item.source in refs:
+                ref = refs[item.source]
+                if body["event"] == "acknowledged":
+                    on_events([ItemAcknowledged(source=ref, item=item, by=body["by"])])
+                else:
+                    on_events([ItemDismissed(source=ref, item=item, previous=None)])
+
+        async def on_feed() -> None:
+            nonlocal outbox_seen
+            newest = await app[ALERTS].outbox.newest_id()
+            if newest != outbox_seen:  # another instance queued something to deliver
+                outbox_seen = newest
+                await app[ALERTS].outbox_changed()
+
+        member = ClusterMember(
+            leases=leases,
+            nudges=nudges,
+            sources=list(refs),
+            receivers=[r.name for r in config.receivers],
+            ttl=config.lease_seconds(),
+            clock=app[CLOCK],
+            on_change=on_change,
+            on_nudge=on_nudge,
+            on_feed=on_feed,
+        )
+        await member.start()
+        app[CLUSTER] = member
+        yield
+        # Nothing is polled or delivered after the leases are handed over.
+        await app[COORDINATOR].stop()
+        await app[ALERTS].stop()
+        await member.stop()
+
     async def polling(app: web.Application) -> AsyncIterator[None]:
         if start_polling:
             app[COORDINATOR].start()
@@ -341,6 +421,7 @@ def create_app(
         deadlines,
         rolling_compliance,
         token_watch,
+        cluster,
     )
     for ctx in (*contexts, polling):
         app.cleanup_ctx.append(ctx)

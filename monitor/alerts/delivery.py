@@ -67,6 +67,8 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._stopping = False
+        # False while another instance holds this receiver's lease (it delivers, not us).
+        self.active = True
         self.down = False
         # Start of the current unbroken run of refusals (None: the last answer was no refusal).
         self.refusing_since: datetime | None = None
@@ -81,6 +83,11 @@ class DeliveryWorker:
         """New work was queued."""
         self._wake.set()
 
+    def activate(self, active: bool) -> None:
+        """Deliver (True) or leave this receiver to the instance that holds it (False)."""
+        self.active = active
+        self._wake.set()
+
     def stop_soon(self) -> None:
         """Finish the delivery in flight (so it is marked delivered), then stop."""
         self._stopping = True
@@ -93,6 +100,9 @@ class DeliveryWorker:
         except Exception:
             log.exception("outbox backlog could not be read", receiver=self.receiver.name)
         while not self._stopping:
+            if not self.active:
+                await sleep_or_wake(self._clock, self._wake, None)
+                continue
             try:
                 delay = await self.step()
             except Exception:

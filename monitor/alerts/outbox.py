@@ -360,6 +360,12 @@ class Outbox:
                 .values(next_attempt_at=at, attempts=attempts, last_error=error)
             )
 
+    async def newest_id(self) -> int:
+        """The id of the latest notification queued (0 when none): others' writes show here."""
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(select(func.max(alert_outbox.c.id)))).scalar()
+        return int(value or 0)
+
     async def pending_counts(self) -> dict[str, int]:
         """Pending notifications per receiver."""
         async with self._engine.connect() as conn:

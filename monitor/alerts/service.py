@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -103,6 +103,9 @@ class AlertService:
             emit=emit or self.apply_all,
         )
         self._followup_wake = asyncio.Event()
+        # Escalation, reminders and handovers run on one instance: the leader (always, alone).
+        self._leading = asyncio.Event()
+        self._leading.set()
         self._gap: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: list[asyncio.Task[None]] = []
@@ -132,6 +135,24 @@ class AlertService:
     def apply_all(self, events: list[Event]) -> None:
         """Event subscriber (a list at a time, so items due together share a message)."""
         self.notifier.apply_all(events)
+
+    def hold(self, receivers: Collection[str], *, leader: bool) -> None:
+        """Deliver to these receivers only, and run the follow-ups if `leader`."""
+        for name, worker in self.workers.items():
+            if worker.active != (name in receivers):
+                worker.activate(name in receivers)
+        if leader:
+            self._leading.set()
+            self._followup_wake.set()
+        else:
+            self._leading.clear()
+
+    async def outbox_changed(self) -> None:
+        """Another instance queued notifications: refresh the backlog and deliver them."""
+        await self.outbox.load_backlog()
+        for worker in self.workers.values():
+            if worker.active:
+                worker.wake()
 
     def check_gaps(self) -> None:
         """Export webcare_roster_gap and warn the lead once when a gap starts."""
@@ -199,6 +220,7 @@ class AlertService:
     async def _followup_loop(self) -> None:
         """Escalation steps and reminders: sleep until the earliest persisted next_at."""
         while True:
+            await self._leading.wait()
             delay: float | None
             try:
                 now = self._clock.now()
@@ -240,6 +262,10 @@ class AlertService:
     async def _handover_loop(self) -> None:
         since = self._clock.now() - HANDOVER_GRACE
         while True:
+            if not self._leading.is_set():
+                await self._leading.wait()
+                # A new leader catches up on recent shifts only, as at start.
+                since = max(since, self._clock.now() - HANDOVER_GRACE)
             now = self._clock.now()
             try:
                 upcoming = await self.handovers(since, now)

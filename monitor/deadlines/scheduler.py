@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -62,6 +62,8 @@ class DeadlineScheduler:
         self._store = store
         self._clock = clock
         self._sources = dict(sources)
+        # The sources whose deadlines this instance fires (all, unless instances share them).
+        self._held = set(self._sources)
         self._refetch = refetch
         self._on_events = on_events
         self._heap: list[_Entry] = []
@@ -78,9 +80,17 @@ class DeadlineScheduler:
         for item in items:
             self.track(item)
 
+    def hold(self, names: Collection[str], items: Iterable[Item]) -> None:
+        """Fire the deadlines of these sources only, starting over from the store's `items`."""
+        self._held = set(names) & set(self._sources)
+        self._heap = []
+        self._items = {}
+        self.load(items)
+        self._wake.set()
+
     def track(self, item: Item) -> None:
         """Schedule the deadlines an unanswered item still has ahead of it."""
-        if item.source not in self._sources or not item.state.is_unanswered:
+        if item.source not in self._held or not item.state.is_unanswered:
             self._items.pop(item.message_id, None)
             return
         self._items[item.message_id] = item

@@ -6,14 +6,14 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.clock import Clock
+from monitor.clock import Clock, sleep_or_wake
 from monitor.domain import Batch
 from monitor.domain.events import Event
 from monitor.logging import correlated, get_logger
@@ -29,6 +29,9 @@ log = get_logger("monitor.poller")
 
 # Backoff never waits longer than this, whatever the interval, so recovery is noticed.
 MAX_BACKOFF_SECONDS = 900.0
+
+# Hands the threads of a source this instance does not hold to the instance that does.
+Forward = Callable[[str, frozenset[str]], Awaitable[None]]
 
 
 @dataclass(kw_only=True)
@@ -73,8 +76,14 @@ class Coordinator:
         clock: Clock,
         rng: random.Random | None = None,
         progress_terminal: TextIO | None = None,
+        forward: Forward | None = None,
     ) -> None:
         self.sources = {s.name: s for s in sources}
+        # The sources this instance polls (all, unless several instances share them: `hold`).
+        self._held: set[str] = set(self.sources)
+        self._held_before = False
+        self._forward = forward
+        self._wakes: list[asyncio.Event] = []
         # Where a first backfill draws its progress bar (a terminal); None: log lines.
         self._progress_terminal = progress_terminal
         self._store = store
@@ -85,10 +94,12 @@ class Coordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self.paused = False
 
-    async def load_state(self) -> None:
-        """Resume cursors and last-success times from the store."""
+    async def load_state(self, names: Collection[str] | None = None) -> None:
+        """Resume cursors and last-success times from the store (of `names`, default all)."""
         states = await self._store.source_states()
         for entry in self.sources.values():
+            if names is not None and entry.name not in names:
+                continue
             state = states.get(entry.name)
             if state is not None:
                 entry.cursor = dict(state.cursor)
@@ -98,13 +109,40 @@ class Coordinator:
                     gauge = self._metrics.last_success.labels(ref.brand, ref.name)
                     gauge.set(state.last_success_at.timestamp())
 
+    def holds(self, name: str) -> bool:
+        """True while this instance polls the source (it holds its lease)."""
+        return name in self._held
+
+    async def hold(self, names: Collection[str]) -> None:
+        """Poll exactly these sources from now on; others are left to the other instances.
+
+        A source taken over resumes from the store (the other instance moved its cursor) and
+        is polled when its interval since the last successful poll is up, at once if late.
+        """
+        gained = set(names) - self._held if self._held_before else set()
+        self._held = set(names) & set(self.sources)
+        self._held_before = True
+        if gained:
+            await self.load_state(gained)
+            now = self._clock.now()
+            for name in gained & self._held:
+                entry = self.sources[name]
+                entry.failures = 0
+                last = entry.last_success
+                due = last + timedelta(seconds=entry.interval) if last is not None else now
+                entry.next_at = max(due, now)
+        for wake in self._wakes:
+            wake.set()
+
     def start(self) -> None:
         """Start one polling task per group (a lone source is a group of one)."""
         groups: dict[str, list[PolledSource]] = {}
         for entry in self.sources.values():
             groups.setdefault(entry.group or f"source:{entry.name}", []).append(entry)
         for key, members in groups.items():
-            self._tasks.append(asyncio.create_task(self._loop(members), name=f"poll:{key}"))
+            wake = asyncio.Event()
+            self._wakes.append(wake)
+            self._tasks.append(asyncio.create_task(self._loop(members, wake), name=f"poll:{key}"))
 
     async def stop(self) -> None:
         """Cancel the loops and wait for them to end."""
@@ -112,13 +150,18 @@ class Coordinator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._wakes.clear()
 
-    async def _loop(self, members: list[PolledSource]) -> None:
+    async def _loop(self, group: list[PolledSource], wake: asyncio.Event) -> None:
         # When a healthy member is due, every healthy member due within a fifth of the
         # interval comes along, so jitter (±10%) never splits a group; a member in backoff
         # runs on its own schedule and never pulls the others forward.
-        coalesce = timedelta(seconds=0.2 * min(m.interval for m in members))
+        coalesce = timedelta(seconds=0.2 * min(m.interval for m in group))
         while True:
+            members = [m for m in group if m.name in self._held]
+            if not members:
+                await sleep_or_wake(self._clock, wake, None)  # until this instance holds one
+                continue
             now = self._clock.now()
             due = [m for m in members if m.next_at is None or m.next_at <= now]
             if any(m.failures == 0 for m in due):
@@ -135,8 +178,8 @@ class Coordinator:
                 after = self._clock.now()
                 for member, delay in zip(due, delays, strict=True):
                     member.next_at = after + timedelta(seconds=delay)
-            wake = min(m.next_at or now for m in members)
-            await self._clock.sleep((wake - self._clock.now()).total_seconds())
+            wake_at = min(m.next_at or now for m in members)
+            await sleep_or_wake(self._clock, wake, (wake_at - self._clock.now()).total_seconds())
 
     async def poll_once(self, name: str) -> float:
         """Poll one source now; return the delay until its next run."""
@@ -147,7 +190,13 @@ class Coordinator:
                 return await self._poll(entry)
 
     async def ingest(self, name: str, batch: Batch) -> None:
-        """Store a pushed batch (webhook) at once, in turn with the source's polls."""
+        """Store a pushed batch (webhook) at once, in turn with the source's polls.
+
+        For a source another instance holds, its threads go to that instance to re-read.
+        """
+        if not self.holds(name) and self._forward is not None:
+            await self._forward(name, frozenset(m.thread_id for m in batch.messages))
+            return
         entry = self.sources[name]
         async with entry.lock:
             pushed = replace(batch, cursor=entry.cursor)  # a push never moves the poll cursor
@@ -157,6 +206,9 @@ class Coordinator:
 
     async def refetch(self, name: str, thread_ids: frozenset[str]) -> None:
         """Re-read some threads of a source now (before a breach) and store what changed."""
+        if not self.holds(name) and self._forward is not None:
+            await self._forward(name, thread_ids)
+            return
         entry = self.sources[name]
         async with entry.lock:
             request = FetchRequest(

@@ -9,7 +9,7 @@ from aiohttp import hdrs, web
 from monitor.durations import human_duration
 from monitor.poller import PolledSource
 from monitor.web.exposition import EXPOSITION, MetricsExposition
-from monitor.web.keys import CLOCK, COORDINATOR, METRICS, STORE
+from monitor.web.keys import CLOCK, COORDINATOR, EXPORTED, STORE
 from monitor.words import counted
 
 # A source counts as recently polled within this many intervals of its last success.
@@ -42,7 +42,11 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as err:  # any failure means "not ready", with the reason shown
         problems.append(f"store: {type(err).__name__}")
     now = request.app[CLOCK].now()
-    for entry in request.app[COORDINATOR].sources.values():
+    coordinator = request.app[COORDINATOR]
+    # This instance's own sources: the others are the other instances' to report.
+    for entry in coordinator.sources.values():
+        if not coordinator.holds(entry.name):
+            continue
         limit = timedelta(seconds=max(READY_MIN_SECONDS, READY_INTERVALS * entry.interval))
         if entry.last_success is None:
             problems.append(f"{entry.name}: {_first_poll_state(entry)}")
@@ -73,8 +77,8 @@ def _first_poll_state(entry: PolledSource) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the operational endpoints (the app's METRICS must be set already)."""
-    exposition = MetricsExposition(app[METRICS].registry)
+    """Register the operational endpoints (the app's EXPORTED must be set already)."""
+    exposition = MetricsExposition(app[EXPORTED])
     app[EXPOSITION] = exposition
 
     async def stop_rendering(_app: web.Application) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import ClientSession, web
+from prometheus_client.registry import Collector
 
 from monitor.alerts.service import AlertService
 from monitor.clock import Clock
+from monitor.cluster.member import ClusterMember
 from monitor.config import Config
 from monitor.deadlines import DeadlineScheduler
 from monitor.metrics import Metrics, OpenItems
@@ -23,3 +25,6 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 SCHEDULER = web.AppKey("scheduler", DeadlineScheduler)
 COMPLIANCE = web.AppKey("compliance", RollingCompliance)
 ALERTS = web.AppKey("alerts", AlertService)
+CLUSTER = web.AppKey("cluster", ClusterMember)
+# What /metrics renders: the registry, less the series other instances export.
+EXPORTED = web.AppKey("exported", Collector)
