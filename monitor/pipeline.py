@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.domain import Batch, Item, ItemState, Message, SourceRef, StoredMessage
@@ -84,6 +84,16 @@ def _changes(stored: StoredMessage, incoming: Message, *, partial: bool) -> dict
     return values
 
 
+def _as_stored(message: Message) -> Message:
+    """The message as the store gives it back: created_at in UTC."""
+    created = message.created_at.astimezone(UTC)
+    return (
+        message
+        if created.tzinfo is message.created_at.tzinfo
+        else replace(message, created_at=created)
+    )
+
+
 async def _upsert(
     tx: Tx, source: str, batch: Batch, now: datetime
 ) -> tuple[set[str], set[str], dict[str, list[StoredMessage]]]:
@@ -95,9 +105,9 @@ async def _upsert(
     flagged = set(batch.removed) | set(batch.hidden_changes)
     existing = await tx.messages_by_platform_id(source, set(incoming) | flagged)
     new_ids = set(incoming) - set(existing)
-    await tx.insert_messages([_row(source, incoming[pid], now) for pid in sorted(new_ids)])
     changed: set[str] = set()
     threads = {incoming[pid].thread_id for pid in new_ids}
+    updates: dict[int, dict[str, Any]] = {}
     for pid, stored in existing.items():
         values = _changes(stored, incoming[pid], partial=batch.partial) if pid in incoming else {}
         if pid in batch.hidden_changes and stored.message.hidden != batch.hidden_changes[pid]:
@@ -105,12 +115,34 @@ async def _upsert(
         if pid in batch.removed and not stored.message.deleted:
             values["deleted"] = True
         if values:
-            await tx.update_message(stored.id, {**values, "updated_at": now})
+            updates[stored.id] = values
             changed.add(pid)
             threads.add(stored.message.thread_id)
-    # One read serves the tombstones and the evaluation: each thread as stored from here on.
+    # One read, before the writes, serves the tombstones and the evaluation; the writes are
+    # applied to it as they are made, so it holds what a read after them would return.
     checked = set(batch.complete_threads) | set(batch.deleted_threads)
     stored_threads = await tx.thread_messages(source, checked | threads)
+    ids = await tx.insert_messages([_row(source, incoming[pid], now) for pid in sorted(new_ids)])
+    detected = now.astimezone(UTC)
+    for pid in new_ids:
+        message = _as_stored(incoming[pid])
+        stored_threads[message.thread_id].append(
+            StoredMessage(id=ids[pid], source=source, message=message, detected_at=detected)
+        )
+    for stored_list in stored_threads.values():
+        for n, stored in enumerate(stored_list):
+            update = updates.get(stored.id)
+            if update is None:
+                continue
+            await tx.update_message(stored.id, {**update, "updated_at": now})
+            fields = {k: v for k, v in update.items() if k != "edited"}
+            stored_list[n] = replace(
+                stored,
+                message=replace(stored.message, **fields),
+                edited=update.get("edited", stored.edited),
+            )
+        if new_ids:
+            stored_list.sort(key=lambda s: (s.message.created_at, s.message.seq, s.id))
     # Tombstones: kept forever, only flagged (DESIGN.md section 2).
     tombstoned: list[int] = []
     for thread_id in checked:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.domain import Item, ItemState, Message, Period, SourceRef, StoredMessage
+from monitor.store.bulk import insert_many, insert_returning
 from monitor.store.tables import items, messages, sources
 
 UNANSWERED = [s.value for s in ItemState if s.is_unanswered]
@@ -166,10 +167,12 @@ class Tx:
             stored_list.sort(key=_platform_order)
         return threads
 
-    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
-        """Bulk insert (executemany: the fast path on both databases)."""
-        if rows:
-            await self.conn.execute(messages.insert(), rows)
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert new messages of one source; their ids by platform id."""
+        if not rows:
+            return {}
+        found = await insert_returning(self.conn, messages, rows, "id, platform_id")
+        return {row.platform_id: row.id for row in found}
 
     async def update_message(self, message_id: int, values: Mapping[str, Any]) -> None:
         """Update mutable fields of one message (never created_at)."""
@@ -200,7 +203,7 @@ class Tx:
     async def insert_items(self, new_items: list[Item]) -> None:
         """Bulk insert new items."""
         if new_items:
-            await self.conn.execute(items.insert(), [item_values(i) for i in new_items])
+            await insert_many(self.conn, items, [item_values(i) for i in new_items])
 
     async def update_item(self, item: Item) -> None:
         """Write an item's current state and response."""

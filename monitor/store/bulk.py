@@ -1,0 +1,117 @@
+"""Bulk inserts of plain tuples: the column types convert each value, SQLAlchemy's per-row
+parameter handling (which cost more than the database's own work) is left out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Dialect, Table, bindparam
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.store.types import UTCDateTime
+
+Convert = Callable[[Any], Any]
+# Bind parameters of one multi-row INSERT: under SQLite's 32,766 and PostgreSQL's 32,767.
+MAX_PARAMETERS = 30_000
+_DOLLAR = re.compile(r"\$(\d+)")
+_SAMPLES = (
+    datetime(2026, 3, 29, 1, 59, 59, tzinfo=UTC),
+    datetime(987, 6, 5, 4, 3, 2, 123456, tzinfo=timezone(timedelta(hours=2))),
+)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    head: str  # INSERT INTO table (columns)
+    row: str  # one row's placeholders, as SQLAlchemy renders them for the dialect
+    width: int  # parameters per row
+    get: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # a row's values in placeholder order
+    converts: tuple[tuple[int, Convert], ...]  # positions whose values the type converts
+
+
+def _sqlite_instant(slow: Convert) -> Convert:
+    """UTCDateTime's SQLite text, written by isoformat (C) instead of %-formatting a dict."""
+
+    def convert(value: datetime) -> Any:
+        if value.tzinfo is None:
+            return slow(value)  # refused the way the type refuses it
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+    # Used only while it writes exactly what the type writes.
+    return convert if all(convert(s) == slow(s) for s in _SAMPLES) else slow
+
+
+def _converter(table: Table, name: str, dialect: Dialect) -> Convert | None:
+    column_type = table.c[name].type
+    convert: Convert | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if convert is not None and isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_instant(convert)
+    return convert
+
+
+@cache
+def _plan(table: Table, names: frozenset[str], dialect: Dialect) -> _Plan:
+    compiled = (
+        table.insert().inline().values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+    )
+    head, _, row = str(compiled).partition(" VALUES ")
+    order = list(compiled.positiontup or [])
+    converts = ((i, _converter(table, n, dialect)) for i, n in enumerate(order))
+    return _Plan(
+        head=head,
+        row=row,
+        width=len(order),
+        get=itemgetter(*order),
+        converts=tuple((i, c) for i, c in converts if c is not None),
+    )
+
+
+def _renumber(row: str, offset: int) -> str:
+    return _DOLLAR.sub(lambda m: f"${int(m[1]) + offset}", row) if offset else row
+
+
+def _parameters(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    converted = []
+    for row in rows:
+        values = list(plan.get(row))
+        for i, convert in plan.converts:
+            if values[i] is not None:
+                values[i] = convert(values[i])
+        converted.append(tuple(values))
+    return converted
+
+
+async def insert_many(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """executemany of the rows (each with the same keys)."""
+    if rows:
+        plan = _plan(table, frozenset(rows[0]), conn.dialect)
+        await conn.exec_driver_sql(f"{plan.head} VALUES {plan.row}", _parameters(plan, rows))
+
+
+async def insert_returning(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], returning: str
+) -> list[Row[Any]]:
+    """Multi-row INSERT ... RETURNING `returning` (SQLite has it since 3.35). The rows come
+    back in no promised order: return a key along with the generated id."""
+    if not rows:
+        return []
+    plan = _plan(table, frozenset(rows[0]), conn.dialect)
+    width, per_statement = plan.width, MAX_PARAMETERS // plan.width
+    found: list[Row[Any]] = []
+    for start in range(0, len(rows), per_statement):
+        part = _parameters(plan, rows[start : start + per_statement])
+        # PostgreSQL numbers its placeholders ($1, $2, ...); SQLite's ? need no renumbering.
+        values = ", ".join(_renumber(plan.row, k * width) for k in range(len(part)))
+        flat = tuple(v for values_row in part for v in values_row)
+        sql = f"{plan.head} VALUES {values} RETURNING {returning}"
+        found.extend((await conn.exec_driver_sql(sql, flat)).all())
+    return found
