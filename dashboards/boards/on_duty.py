@@ -27,7 +27,7 @@ from .vocabulary import (
     WAIT_STEPS,
     histogram_quantile,
     increase,
-    median_and_p90,
+    mean,
     open_items_stat,
     rate,
     stat,
@@ -234,13 +234,11 @@ def detection_row(b: Board) -> None:
     b.row("How fast posts are seen")
     b.add(
         stat(
-            "Detection lag (p90, in the range)",
+            "Detection lag (mean, in the range)",
             "From a post's creation on the platform to this service storing it (poll interval"
-            " plus API delay; webhooks make it seconds). Backfilled history is left out.",
-            (
-                histogram_quantile(0.9, "source", increase("webcare_detection_lag_seconds_bucket")),
-                "{{source}}",
-            ),
+            " plus API delay; webhooks make it seconds), the mean per source. Backfilled"
+            " history is left out.",
+            (mean("source", "webcare_detection_lag_seconds"), "{{source}}"),
             text_mode="value_and_name",
             unit="s",
             decimals=0,
@@ -252,8 +250,8 @@ def detection_row(b: Board) -> None:
     b.add(
         timeseries(
             "Detection lag over time",
-            "Median and p90 detection lag per source.",
-            *median_and_p90("source", rate("webcare_detection_lag_seconds_bucket")),
+            "Mean detection lag per source.",
+            (mean("source", "webcare_detection_lag_seconds", over="rate"), "{{source}}"),
             unit="s",
         ),
         16,

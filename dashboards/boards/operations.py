@@ -17,7 +17,7 @@ from .vocabulary import (
     UP_DOWN,
     Query,
     increase,
-    median_and_p90,
+    mean,
     rate,
     stat,
     timeseries,
@@ -97,8 +97,8 @@ def polling_row(b: Board) -> None:
     b.add(
         timeseries(
             "Poll duration",
-            "Median and p90 duration of one poll per source.",
-            *median_and_p90("source", rate("webcare_poll_duration_seconds_bucket")),
+            "Mean duration of one poll per source.",
+            (mean("source", "webcare_poll_duration_seconds", over="rate"), "{{source}}"),
             unit="s",
         ),
         12,

@@ -19,6 +19,8 @@ from .grafana import (
 
 # The label filter every per-source webcare query uses (every per-source metric has both).
 BRAND_SOURCE = 'brand=~"$brand", source=~"$source"'
+# The filter of the per-brand metrics (the SLA response-time histogram has no source label).
+BRAND = 'brand=~"$brand"'
 RECEIVER = 'receiver=~"$receiver"'
 # The SLO of deploy/prometheus/rules/webcare-alerts.yml: 95% answered within target.
 ERROR_BUDGET = 0.05
@@ -65,6 +67,25 @@ def rate(metric: str, filters: str = BRAND_SOURCE) -> str:
 def histogram_quantile(q: float, by: str, buckets: str) -> str:
     """The q-quantile per `by` label of a bucket expression (e.g. increase(..._bucket))."""
     return f"histogram_quantile({q}, sum by (le, {by}) ({buckets}))"
+
+
+def mean(by: str, summary: str, over: str = "increase", filters: str = BRAND_SOURCE) -> str:
+    """A summary's mean per `by` label over the range (`over`: increase or rate)."""
+    window = "$__range" if over == "increase" else "$__rate_interval"
+
+    def part(suffix: str) -> str:
+        return f"sum by ({by}) ({over}({summary}_{suffix}{{{filters}}}[{window}]))"
+
+    return f"{part('sum')} / {part('count')}"
+
+
+def compliance(by: str, window: str, filters: str = BRAND_SOURCE) -> str:
+    """Exact compliance of the selected sources per `by`: in time over judged, both summed."""
+
+    def part(metric: str) -> str:
+        return f'sum by ({by}) (webcare_sla_{metric}{{{filters}, window="{window}"}})'
+
+    return f"{part('in_time')} / {part('judged')}"
 
 
 def median_and_p90(by: str, buckets: str) -> list[Query]:

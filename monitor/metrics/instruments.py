@@ -16,6 +16,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    Summary,
     disable_created_metrics,
 )
 from prometheus_client.metrics import MetricWrapperBase
@@ -24,12 +25,11 @@ from monitor.config.alerts import ALL_KINDS
 from monitor.domain import ItemState, Outcome, Period, SourceRef
 from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated, ItemDismissed
 
-# Response-time buckets (seconds): 1 min .. 2 days; configured targets are added so that
-# "share answered within target" is an exact bucket, not an interpolation.
-_RESPONSE_BUCKETS = (60, 300, 600, 900, 1800, 2700, 3600, 7200, 14400, 28800, 86400, 172800)
-_LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+# SLA response-time buckets (seconds), 5 min .. 1 day, enough round values for a median and
+# a p90; every configured target is added so that "share answered within target" is an exact
+# bucket, not an interpolation. Per brand and period, not per source (docs/metrics.md).
+_RESPONSE_BUCKETS = (300, 900, 1800, 3600, 7200, 14400, 86400)
 _ALERT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
-_POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 POLL_ERROR_REASONS = ("auth", "rate_limited", "transient", "fatal", "store", "error")
 DISMISS_REASONS = ("hidden", "deleted")
 # What became of one notification for one receiver (webcare_alerts_total's `outcome`).
@@ -54,7 +54,11 @@ def response_buckets(targets: Iterable[float]) -> list[float]:
 
 
 class Metrics:
-    """The instruments; label sets are pre-created so every series exists at 0."""
+    """The instruments; the label sets a rule reads are pre-created so they exist at 0.
+
+    Every other series appears with its first event: a source costs what it does
+    (docs/metrics.md, "What a source costs").
+    """
 
     def __init__(self, *, version: str, targets: Iterable[float]) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -71,7 +75,14 @@ class Metrics:
             ["brand", "source", "reason"],
             registry=r,
         )
-        self.first_response, self.first_response_sla = self._response_histograms()
+        # Wall clock per source: its mean is enough there (the report has the percentiles).
+        self.first_response = Summary(
+            "webcare_first_response_seconds",
+            "Wall-clock time from a consumer item to the brand's first response.",
+            item_labels,
+            registry=r,
+        )
+        self.first_response_sla = self._sla_histogram()
         self.responses = Counter(
             "webcare_responses",
             "First responses by outcome against the SLA target.",
@@ -90,11 +101,10 @@ class Metrics:
             ["brand", "source", "moderator"],
             registry=r,
         )
-        self.detection_lag = Histogram(
+        self.detection_lag = Summary(
             "webcare_detection_lag_seconds",
             "Delay between an item's creation on the platform and our first sight of it.",
             ["brand", "source"],
-            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.source_up = Gauge(
@@ -103,11 +113,10 @@ class Metrics:
             ["brand", "source", "platform"],
             registry=r,
         )
-        self.poll_duration = Histogram(
+        self.poll_duration = Summary(
             "webcare_poll_duration_seconds",
             "Duration of one poll of a source.",
             ["brand", "source"],
-            buckets=_POLL_BUCKETS,
             registry=r,
         )
         self.poll_errors = Counter(
@@ -193,38 +202,28 @@ class Metrics:
         self.build_info = Info("webcare_build", "Version of webcare-monitor.", registry=r)
         self.build_info.info({"version": version})
 
-    def _response_histograms(self) -> tuple[Histogram, Histogram]:
-        labels = ["brand", "source", "period"]
-        wall = Histogram(
-            "webcare_first_response_seconds",
-            "Wall-clock time from a consumer item to the brand's first response.",
-            labels,
-            buckets=self.buckets,
-            registry=self.registry,
-        )
-        sla = Histogram(
+    def _sla_histogram(self) -> Histogram:
+        return Histogram(
             "webcare_first_response_sla_seconds",
-            "SLA time (inside the coverage calendar) from item to first response.",
-            labels,
+            "SLA time (inside the coverage calendar) from item to first response, per brand.",
+            ["brand", "period"],
             buckets=self.buckets,
             registry=self.registry,
         )
-        return wall, sla
 
     def retarget(self, targets: Iterable[float]) -> bool:
-        """Follow a reload's SLA targets; True when the response histograms had to restart.
+        """Follow a reload's SLA targets; True when the response histogram had to restart.
 
         A histogram's buckets are fixed, so when the targets (and with them the buckets)
-        change, the two response-time histograms are created again, empty; every other
+        change, the SLA response-time histogram is created again, empty; every other
         instrument keeps counting.
         """
         buckets = response_buckets(targets)
         if buckets == self.buckets:
             return False
-        self.registry.unregister(self.first_response)
         self.registry.unregister(self.first_response_sla)
         self.buckets = buckets
-        self.first_response, self.first_response_sla = self._response_histograms()
+        self.first_response_sla = self._sla_histogram()
         return True
 
     def retain(self, sources: Iterable[SourceRef], receivers: Iterable[str]) -> int:
@@ -235,13 +234,15 @@ class Metrics:
         label while that receiver is configured. Every other series stays.
         """
         by_name = {ref.name: ref for ref in sources}
+        brands = {ref.brand for ref in by_name.values()}
         kept_receivers = set(receivers)
 
         def kept(labels: dict[str, str]) -> bool:
             if "receiver" in labels and labels["receiver"] not in kept_receivers:
                 return False
             if "source" not in labels:
-                return True
+                # A per-brand series stays while a configured source has that brand.
+                return "brand" not in labels or labels["brand"] in brands
             ref = by_name.get(labels["source"])
             return (
                 ref is not None
@@ -266,25 +267,23 @@ class Metrics:
         return dropped
 
     def prepare(self, ref: SourceRef) -> None:
-        """Create every label set of a source so its series exist at 0 from the start."""
+        """Create the series of a source that a rule reads, so they exist at 0 from the start.
+
+        Only those: `increase()` in a rule must see the first event (webcare-recording.yml
+        reads items, in-time responses, breaches and the SLA histogram), and the dashboards'
+        variables list the sources by `webcare_source_up`. Error, skip and dismiss reasons,
+        the wall-clock, lag and poll-duration summaries appear with their first event, so a
+        quiet source costs few series (docs/metrics.md).
+        """
         for period in Period:
             labels = (ref.brand, ref.name, period.value)
             self.items.labels(*labels)
-            self.first_response.labels(*labels)
-            self.first_response_sla.labels(*labels)
             self.breaches.labels(*labels)
-            for outcome in Outcome:
+            for outcome in Outcome:  # in_time for the rules; late beside it, two series
                 self.responses.labels(*labels, outcome.value)
-        for reason in DISMISS_REASONS:
-            self.dismissed.labels(ref.brand, ref.name, reason)
-        self.detection_lag.labels(ref.brand, ref.name)
+            self.first_response_sla.labels(ref.brand, period.value)
         # A new series starts at 0; after a reload a kept one keeps its last value.
         self.source_up.labels(ref.brand, ref.name, ref.platform)
-        self.poll_duration.labels(ref.brand, ref.name)
-        for reason in POLL_ERROR_REASONS:
-            self.poll_errors.labels(ref.brand, ref.name, reason)
-        for reason in SKIP_REASONS:
-            self.source_skipped.labels(ref.brand, ref.name, reason)
         self.last_success.labels(ref.brand, ref.name)
         self.api_usage.labels(ref.brand, ref.name)
 
@@ -317,7 +316,9 @@ class Metrics:
             outcome = Outcome.IN_TIME if item.state is ItemState.ANSWERED_IN_TIME else Outcome.LATE
             self.responses.labels(*labels, outcome.value).inc()
             self.first_response.labels(*labels).observe(item.response_seconds)
-            self.first_response_sla.labels(*labels).observe(item.response_sla_seconds)
+            self.first_response_sla.labels(ref.brand, item.period.value).observe(
+                item.response_sla_seconds
+            )
             self.moderator_responses.labels(
                 ref.brand, ref.name, event.responder_name or "unknown"
             ).inc()

@@ -152,8 +152,17 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     assert value(scrape, "webcare_first_response_seconds_count", **after) == 5
     assert value(scrape, "webcare_first_response_seconds_sum", **after) == 7200
     assert value(scrape, "webcare_first_response_seconds_sum", **office) == 1500
-    # Buckets include the targets: 3 of 5 after-hours answers within 1800 s.
-    assert value(scrape, "webcare_first_response_seconds_bucket", **after, le="1800.0") == 3
+    # The brand's SLA buckets include the targets: 3 of 5 after-hours answers within 1800 s.
+    assert (
+        value(
+            scrape,
+            "webcare_first_response_sla_seconds_bucket",
+            brand="acme",
+            period="after_hours",
+            le="1800.0",
+        )
+        == 3
+    )
     assert value(scrape, "webcare_items_dismissed_total", **acme, reason="hidden") == 1
     # The visitor post was past due when first seen: breached at once (after a re-fetch).
     assert value(scrape, "webcare_open_items", **office, state="breached") == 1

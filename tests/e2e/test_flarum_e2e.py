@@ -303,7 +303,16 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     assert value(scrape, "webcare_first_response_seconds_count", **after) == 5
     assert value(scrape, "webcare_first_response_seconds_sum", **after) == 7200
     assert value(scrape, "webcare_first_response_seconds_sum", **office) == 1200
-    assert value(scrape, "webcare_first_response_seconds_bucket", **after, le="1800.0") == 3
+    assert (
+        value(
+            scrape,
+            "webcare_first_response_sla_seconds_bucket",
+            brand="acme",
+            period="after_hours",
+            le="1800.0",
+        )
+        == 3
+    )
     assert value(scrape, "webcare_items_dismissed_total", **acme, reason="hidden") == 1
     assert value(scrape, "webcare_items_dismissed_total", **acme, reason="deleted") == 1
     assert value(scrape, "webcare_sla_breaches_total", **office) == 2

@@ -237,7 +237,16 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     assert value(scrape, "webcare_responses_total", **after, outcome="late") == 1
     assert value(scrape, "webcare_first_response_seconds_sum", **office) == 1500
     assert value(scrape, "webcare_first_response_seconds_sum", **after) == 2700 + 10 * 300 + 600
-    assert value(scrape, "webcare_first_response_seconds_bucket", **after, le="1800.0") == 11
+    assert (
+        value(
+            scrape,
+            "webcare_first_response_sla_seconds_bucket",
+            brand="acme",
+            period="after_hours",
+            le="1800.0",
+        )
+        == 11
+    )
     assert value(scrape, "webcare_sla_breaches_total", **office) == 1
     assert value(scrape, "webcare_sla_breaches_total", **after) == 1
     assert value(scrape, "webcare_open_items", **office, state="breached") == 1

@@ -213,7 +213,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
             found = await metric_sources(port)
             return (
                 "acme-be-fb" in found.get("webcare_source_up", set())
-                and "le=2700.0" in found.get("webcare_first_response_seconds_bucket", set())
+                and "le=2700.0" in found.get("webcare_first_response_sla_seconds_bucket", set())
                 and "acme-be-fb" in found.get("webcare_last_successful_poll_timestamp_seconds", ())
             )
 
@@ -234,7 +234,7 @@ async def test_sighup_applies_a_changed_config_and_refuses_a_broken_one_under_no
         assert service.returncode is None
         found = await metric_sources(port)
         assert found["webcare_source_up"] == {"acme-fb", "acme-be-fb"}
-        assert "le=2700.0" in found["webcare_first_response_seconds_bucket"]
+        assert "le=2700.0" in found["webcare_first_response_sla_seconds_bucket"]
         output = log.read_text()
         assert "reload refused" in output
         assert "sources[2].policy: unknown policy 'no-such-policy'" in output
@@ -382,13 +382,12 @@ async def test_counters_go_on_across_reloads_and_removed_sources_leave_metrics(
         assert found["webcare_source_up"] == {"acme-fb"}
         assert not [name for name, sources in found.items() if "acme-be-fb" in sources]
 
-        # A target that is no bucket yet (50 min): the response histograms start again with
-        # it among their buckets; the other counters still go on.
+        # A target that is no bucket yet (50 min): the SLA response-time histogram starts again
+        # with it among its buckets; the other counters still go on.
         path.write_text(
             config_text(api=two_pages.base_url, db=db, port=0, office="50m"), encoding="utf-8"
         )
         await reload_and_wait(runner)
         found = await metric_sources(port)
-        assert "le=3000.0" in found["webcare_first_response_seconds_bucket"]
         assert "le=3000.0" in found["webcare_first_response_sla_seconds_bucket"]
         assert await refusals(port, 3, times=1) == 3

@@ -13,7 +13,8 @@ Then:
   $receiver, $job from their label_values() queries, both as "All" and as an explicit
   multi-selection; $__range, $__interval and $__rate_interval from the time range): each one
   is valid and returns data (at least one sample that is not NaN);
-- the compliance stats (1d, 7d, 30d), "Waiting for a first reply", "Breached, still waiting"
+- the compliance stats (1d, 7d, 30d, per brand and period: summed in-time over summed judged
+  items of the report's source rows), "Waiting for a first reply", "Breached, still waiting"
   and "Oldest waiting" equal what `webcare-monitor report --format json` says for the same
   window on the same database at the same moment.
 
@@ -476,15 +477,20 @@ def test_every_panel_query_returns_data_and_matches_the_report(
         panel = panel_named(overview, title)
         _, result = run_panel_query(prometheus, panel, panel["targets"][0], everything, window)
         shown = {
-            (s["metric"]["source"], s["metric"]["period"]): float(s["value"][1]) for s in result
+            (s["metric"]["brand"], s["metric"]["period"]): float(s["value"][1]) for s in result
         }
-        expected = {
-            (r["source"], r["period"]): r["compliance"]
-            for r in summary["rows"]
-            if r["source"] != "*" and r["period"] != "all" and r["compliance"] is not None
-        }
+        # Per brand and period: the report's in-time items over its judged items, summed over
+        # the brand's sources (not their ratios averaged).
+        counts: dict[tuple[str, str], list[int]] = {}
+        for r in summary["rows"]:
+            if r["source"] != "*" and r["period"] != "all":
+                judged = r["answered_in_time"] + r["answered_late"] + r["breached_open"]
+                sums = counts.setdefault((r["brand"], r["period"]), [0, 0])
+                sums[0] += r["answered_in_time"]
+                sums[1] += judged
+        expected = {key: in_time / judged for key, (in_time, judged) in counts.items() if judged}
         assert len(expected) >= 2, summary
-        assert shown == expected, f"{title}: panel {shown} != report {expected}"
+        assert shown == pytest.approx(expected), f"{title}: panel {shown} != report {expected}"
         print(f"{title}: panel == report: {sorted(shown.items())}")
 
     waiting = [i for i in items["rows"] if i["state"] in UNANSWERED]

@@ -248,13 +248,19 @@ def test_dashboard_conventions(name: str) -> None:
 
 # Metrics that carry brand and source labels: their selectors must honour both variables.
 _BRAND_METRICS = re.compile(
-    r"\b(webcare_(?:items_total|items_dismissed_total|first_response_seconds_bucket|"
-    r"first_response_sla_seconds_bucket|responses_total|sla_breaches_total|open_items|"
+    r"\b(webcare_(?:items_total|items_dismissed_total|first_response_seconds_(?:sum|count)|"
+    r"responses_total|sla_breaches_total|open_items|sla_judged|sla_in_time|"
     r"oldest_open_item_age_seconds|sla_compliance_ratio|moderator_responses_total|"
-    r"detection_lag_seconds_bucket|source_up|roster_gap|poll_duration_seconds_bucket|"
+    r"detection_lag_seconds_(?:sum|count)|source_up|roster_gap|"
+    r"poll_duration_seconds_(?:sum|count)|"
     r"poll_errors_total|last_successful_poll_timestamp_seconds|api_usage_ratio|"
     r"token_expiry_timestamp_seconds|source_skipped_total)|webcare:[a-z_:0-9]+)\{([^}]*)\}"
 )
+# Per-brand metrics (no source label, docs/metrics.md): the Brand variable alone.
+_PER_BRAND = {
+    "webcare_first_response_sla_seconds_bucket",
+    "webcare:first_response_sla_seconds_bucket:increase1d",
+}
 
 
 def test_every_query_honours_the_brand_and_source_variables() -> None:
@@ -264,7 +270,13 @@ def test_every_query_honours_the_brand_and_source_variables() -> None:
                 expr = query["expr"]
                 for metric, matchers in _BRAND_METRICS.findall(expr):
                     assert 'brand=~"$brand"' in matchers, (panel["title"], metric)
-                    assert 'source=~"$source"' in matchers, (panel["title"], metric)
+                    if metric in _PER_BRAND:
+                        assert "source" not in matchers, (panel["title"], metric)
+                    else:
+                        assert 'source=~"$source"' in matchers, (panel["title"], metric)
+                for metric in _PER_BRAND:
+                    for matchers in re.findall(re.escape(metric) + r"\{([^}]*)\}", expr):
+                        assert 'brand=~"$brand"' in matchers, (panel["title"], metric)
                 for bare in re.finditer(r"\b(webcare_\w+)(\{)?", expr):
                     # The webhook counter has neither label: it is per platform.
                     if bare.group(1) != "webcare_webhook_deliveries_total":
