@@ -1,5 +1,5 @@
-"""/metrics rendered through prometheus_client's encoders, shared by scrapers, and ready
-before the next scrape comes when rendering is slow."""
+"""/metrics in prometheus_client's formats (written by monitor.metrics.render), shared by
+scrapers, and ready before the next scrape comes when rendering is slow."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ Encoder = Callable[[Collector], bytes]
 
 
 class MetricsExposition:
-    """The registry rendered through prometheus_client's encoders, shared and at most 1 s old.
+    """The registry in prometheus_client's formats, shared and at most 1 s old.
 
     The format follows the scraper's Accept header exactly as prometheus_client's own handlers
     do (`choose_encoder`: OpenMetrics when asked for, the classic text format otherwise), and
@@ -57,12 +57,12 @@ class MetricsExposition:
     there is at most one render per format at a time and at most one per `max_age` seconds
     plus its own duration, and what a scrape gets was collected at most the render time plus
     `max_age` ago. The gzip variant is compressed from the plain rendering of the same format,
-    so gzip and plain scrapers share one collection. Rendering runs in a worker thread: at a
-    thousand sources prometheus_client takes about a second (tests/bench/bench_metrics.py),
-    which must not stall the event loop (prometheus_client's metrics are thread-safe; our
-    custom collectors copy what they read). A rendering that cost less than `cache_from`
-    seconds of CPU is not kept at all (concurrent scrapes still share it): below that a
-    scrape is cheap and gets figures of the moment.
+    so gzip and plain scrapers share one collection. Rendering (monitor.metrics.render) runs in
+    a worker thread: at a thousand sources the first render takes over 100 ms
+    (tests/bench/bench_metrics.py), which must not stall the event loop (prometheus_client's
+    metrics are thread-safe; our custom collectors copy what they read). A rendering that cost
+    less than `cache_from` seconds of CPU is not kept at all (concurrent scrapes still share
+    it): below that a scrape is cheap and gets figures of the moment.
     """
 
     def __init__(

@@ -1,20 +1,24 @@
-"""/metrics at 1,000 sources: render time and response size, before and after issue 15 part 3.
+"""/metrics at 1,000 sources: render time and size, before and after issue 17 part 6.
 
 Run: .venv/bin/python -m tests.bench.bench_metrics [--sources N] [--rounds K]
 
 The registry is the service's own (`Metrics`, `OpenItems`, `RollingCompliance`), filled as a
 busy deployment would fill it: N sources (20 per brand, three platforms), every series
-`prepare` creates, counters with counts, both response-time histograms with the buckets we
-use (the defaults plus 15 min, 30 min, 1 h and 4 h targets) and observations, 3 moderators per
-source, open items in every state, compliance in every window, 5 alert receivers.
+`prepare` creates, counters with counts, response times observed (15 min, 30 min, 1 h and 4 h
+targets), lags and poll durations, 3 moderators per source, open items in every state,
+compliance in every window, 5 alert receivers.
 
-- before: what the service did until now, `generate_latest(registry)` on every request, with
-  prometheus_client's `_created` series;
-- after: `MetricsExposition` as /metrics serves it, no `_created`, OpenMetrics (Prometheus'
-  Accept header) gzipped: one render (in a worker thread) and then cached answers for 1 s.
+- before: the instruments as they were before issue 17 part 6 (monitor/metrics/instruments.py
+  at BEFORE_COMMIT, read with git: per-source histograms, zero series for every reason),
+  rendered by prometheus_client's own encoders, as /metrics did until then;
+- after: today's instruments and compliance counts, rendered by monitor.metrics.render (the
+  encoder /metrics uses). "cold": the first render, nothing cached; "warm": the next render
+  after 1 s of a busy deployment's changes (CHANGED_SOURCES polls, ITEM_EVENTS items).
 
-Also a real aiohttp server on loopback: 10 scrapers at once, each scraping 4 times a second
-for 3 seconds, counting renders. Prints figures and ratios; asserts nothing about timings.
+Sizes are the body uncompressed and gzipped at level 1 as /metrics sends it to Prometheus
+(OpenMetrics). Also a real aiohttp server on loopback: 10 scrapers at once, each scraping 4
+times a second for 3 seconds, counting renders. Prints figures and ratios; asserts nothing
+about timings.
 """
 
 from __future__ import annotations
@@ -24,21 +28,26 @@ import asyncio
 import gzip
 import random
 import statistics
+import subprocess
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import enable_created_metrics, generate_latest
 from prometheus_client.metrics import disable_created_metrics
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.registry import Collector
 
 from monitor.domain import Item, ItemState, Period, SourceRef
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
+from monitor.metrics.render import encode
 from monitor.store import Store
-from monitor.web.exposition import EXPOSITION, MetricsExposition
+from monitor.web.exposition import EXPOSITION, GZIP_LEVEL, MetricsExposition
 from monitor.web.health import metrics as metrics_handler
 from monitor.web.keys import METRICS
 from monitor.words import counted
@@ -51,6 +60,11 @@ PROMETHEUS_ACCEPT = (
 TARGETS = (900.0, 1800.0, 3600.0, 14400.0)
 PLATFORMS = ("facebook_page", "discourse", "phpbb_atom")
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
+# The last commit before issue 17 part 6 (series per source, encoder).
+BEFORE_COMMIT = "d36adae9f1afbab997fd8d73e0117f1b98ec45e0"
+# A busy second: 1,000 sources polled once a minute end about 17 polls a second; items arrive.
+CHANGED_SOURCES = 17
+ITEM_EVENTS = 5
 
 
 class _Counts:
@@ -71,11 +85,9 @@ class _Counts:
         }
 
 
-def busy_registry(sources: int, seed: int = 15) -> Metrics:
-    """The service's registry as a busy deployment of `sources` sources fills it."""
-    rng = random.Random(seed)
-    metrics = Metrics(version="0.1.0", targets=TARGETS)
-    refs = [
+def refs_of(sources: int) -> list[SourceRef]:
+    """N sources, 20 per brand, three platforms."""
+    return [
         SourceRef(
             name=f"brand{i // 20:03d}-src{i:04d}",
             brand=f"brand{i // 20:03d}",
@@ -83,17 +95,60 @@ def busy_registry(sources: int, seed: int = 15) -> Metrics:
         )
         for i in range(sources)
     ]
+
+
+def instruments_before() -> type[Any]:
+    """The Metrics class as it was at BEFORE_COMMIT (git show), to measure against."""
+    code = subprocess.run(
+        ["git", "show", f"{BEFORE_COMMIT}:monitor/metrics/instruments.py"],
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType("instruments_before")
+    exec(compile(code, "instruments_before.py", "exec"), module.__dict__)
+    return cast(type[Any], module.Metrics)
+
+
+class RatioOnly(Collector):
+    """RollingCompliance as it was: the ratio alone, through prometheus_client."""
+
+    def __init__(self, compliance: RollingCompliance) -> None:
+        self._compliance = compliance
+
+    def collect(self) -> Iterator[Any]:
+        yield next(iter(self._compliance.collect()))
+
+
+class PlainCollector(Collector):
+    """A collector as prometheus_client sees it (its collect(), not our fast text)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterable[Any]:
+        return self._collector.collect()
+
+
+def busy_registry(sources: int, seed: int = 15, *, before: bool = False) -> Any:
+    """The service's registry as a busy deployment of `sources` sources fills it."""
+    rng = random.Random(seed)
+    metrics = (instruments_before() if before else Metrics)(version="0.1.0", targets=TARGETS)
+    refs = refs_of(sources)
     for ref in refs:
         metrics.prepare(ref)
         for period in Period:
             labels = (ref.brand, ref.name, period.value)
+            # Before: per source; after: per brand.
+            sla = labels if before else (ref.brand, period.value)
             metrics.items.labels(*labels).inc(rng.randint(50, 5000))
             metrics.breaches.labels(*labels).inc(rng.randint(0, 40))
             for outcome in ("in_time", "late"):
                 metrics.responses.labels(*labels, outcome).inc(rng.randint(0, 3000))
             for _ in range(20):
                 metrics.first_response.labels(*labels).observe(rng.expovariate(1 / 1800))
-                metrics.first_response_sla.labels(*labels).observe(rng.expovariate(1 / 1200))
+                metrics.first_response_sla.labels(*sla).observe(rng.expovariate(1 / 1200))
         for k in range(3):
             metrics.moderator_responses.labels(ref.brand, ref.name, f"Student {k}").inc(
                 rng.randint(1, 500)
@@ -130,9 +185,35 @@ def busy_registry(sources: int, seed: int = 15) -> Metrics:
     )
     compliance = RollingCompliance(refs)
     asyncio.run(compliance.refresh(cast(Store, _Counts(refs, rng)), NOW))
-    metrics.registry.register(open_items)
-    metrics.registry.register(compliance)
+    if before:
+        metrics.registry.register(PlainCollector(open_items))
+        metrics.registry.register(RatioOnly(compliance))
+    else:
+        metrics.registry.register(open_items)
+        metrics.registry.register(compliance)
     return metrics
+
+
+def busy_second(metrics: Metrics, sources: int, rng: random.Random) -> None:
+    """What changes in a second of a busy deployment: polls ending, items arriving."""
+    refs = refs_of(sources)
+    for ref in rng.sample(refs, min(CHANGED_SOURCES, len(refs))):
+        metrics.poll_duration.labels(ref.brand, ref.name).observe(rng.expovariate(1 / 0.4))
+        metrics.last_success.labels(ref.brand, ref.name).set(NOW.timestamp() + 1)
+        metrics.api_usage.labels(ref.brand, ref.name).set(rng.random() / 2)
+    for _ in range(ITEM_EVENTS):
+        ref = rng.choice(refs)
+        period = rng.choice(list(Period)).value
+        metrics.items.labels(ref.brand, ref.name, period).inc()
+        metrics.responses.labels(ref.brand, ref.name, period, "in_time").inc()
+        metrics.first_response.labels(ref.brand, ref.name, period).observe(600)
+        metrics.first_response_sla.labels(ref.brand, period).observe(600)
+        metrics.detection_lag.labels(ref.brand, ref.name).observe(5)
+
+
+def samples_in(body: bytes) -> int:
+    """Sample lines of an exposition."""
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
 
 
 def timed(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
@@ -201,66 +282,75 @@ async def served(metrics: Metrics, scrapers: int, interval: float, seconds: floa
     print(f"  first scrapes, in order (ms): {in_order}")
 
 
-async def after(registry: Any, rounds: int) -> tuple[float, float, bytes]:
-    """Median time of a fresh rendering (OpenMetrics + gzip) and of a cached answer."""
-    misses, hits = [], []
+def fresh_render(registry: Any, rounds: int) -> tuple[float, bytes]:
+    """Median time of MetricsExposition's fresh answer to Prometheus (render + gzip)."""
+    times = []
     body = b""
     for _ in range(rounds):
         exposition = MetricsExposition(registry)
         started = time.perf_counter()
-        body = (await exposition.render(PROMETHEUS_ACCEPT, "gzip")).body
-        misses.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        await exposition.render(PROMETHEUS_ACCEPT, "gzip")
-        hits.append(time.perf_counter() - started)
-        assert exposition.renders == 1
-    return statistics.median(misses), statistics.median(hits), body
+        body = asyncio.run(exposition.render(PROMETHEUS_ACCEPT, "gzip")).body
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), body
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--no-http", action="store_true", help="skip the served-over-HTTP runs")
     args = parser.parse_args()
-    metrics = busy_registry(args.sources)
-    registry = metrics.registry
-
-    enable_created_metrics()  # type: ignore[no-untyped-call]
-    before_s, before_body = timed(lambda: generate_latest(registry), args.rounds)
+    n = args.sources
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    series = sum(1 for line in before_body.splitlines() if not line.startswith(b"#"))
-    created = sum(1 for line in before_body.splitlines() if b"_created{" in line)
 
-    text_s, text_body = timed(lambda: generate_latest(registry), args.rounds)
-    miss_s, hit_s, gz_body = asyncio.run(after(registry, args.rounds))
-    om_body = gzip.decompress(gz_body)
-    level9_s, level9 = timed(lambda: gzip.compress(om_body, 9), args.rounds)
+    old = busy_registry(n, before=True).registry
+    old_s, old_om = timed(lambda: openmetrics_latest(old), args.rounds)  # type: ignore[no-untyped-call]
+    old_gz = gzip.compress(old_om, GZIP_LEVEL)
+
+    # Cold: a registry rendered for the first time; warm: the next render after a busy second.
+    colds, warms = [], []
+    rng = random.Random(17)
+    metrics = busy_registry(n)
+    new_om = b""
+    for _ in range(args.rounds):
+        metrics = busy_registry(n)
+        started = time.perf_counter()
+        new_om = encode(metrics.registry, openmetrics=True)
+        colds.append(time.perf_counter() - started)
+        busy_second(metrics, n, rng)
+        started = time.perf_counter()
+        encode(metrics.registry, openmetrics=True)
+        warms.append(time.perf_counter() - started)
+    cold_s, warm_s = statistics.median(colds), statistics.median(warms)
+    new_gz = gzip.compress(new_om, GZIP_LEVEL)
+    served_s, _ = fresh_render(metrics.registry, args.rounds)
 
     kib = 1024
-    print(f"{args.sources} sources, {series} samples before ({created} of them _created)")
+    old_n, new_n = samples_in(old_om), samples_in(new_om)
+    print(f"{n} sources; OpenMetrics, as Prometheus asks for it")
     print(
-        f"before: generate_latest with _created: {before_s * 1000:.1f} ms per request,"
-        f" {len(before_body) / kib:.0f} KiB"
+        f"before: prometheus_client, {old_n} samples ({old_n / n:.1f} per source):"
+        f" {old_s * 1000:.1f} ms per render, {len(old_om) / kib:,.0f} KiB,"
+        f" gzip {len(old_gz) / kib:,.0f} KiB"
     )
     print(
-        f"after:  text format, no _created:      {text_s * 1000:.1f} ms,"
-        f" {len(text_body) / kib:.0f} KiB"
+        f"after:  monitor.metrics.render, {new_n} samples ({new_n / n:.1f} per source):"
+        f" cold {cold_s * 1000:.1f} ms, warm {warm_s * 1000:.1f} ms"
+        f" ({CHANGED_SOURCES} polls + {ITEM_EVENTS} items since the last render),"
+        f" {len(new_om) / kib:,.0f} KiB, gzip {len(new_gz) / kib:,.0f} KiB"
     )
     print(
-        f"after:  OpenMetrics + gzip (level 1), a fresh render: {miss_s * 1000:.1f} ms,"
-        f" {len(om_body) / kib:.0f} KiB -> {len(gz_body) / kib:.0f} KiB"
-        f" (gzip level 9 would take {level9_s * 1000:.1f} ms more for {len(level9) / kib:.0f} KiB)"
+        "after:  /metrics' fresh answer to Prometheus (warm render + gzip):"
+        f" {served_s * 1000:.1f} ms"
     )
-    print(f"after:  cached answer (within 1 s of the render): {hit_s * 1000:.2f} ms")
     print(
-        f"ratios: bytes on the wire {len(before_body) / len(gz_body):.1f}x fewer;"
-        f" render {before_s / miss_s:.2f}x faster; served from cache"
-        f" {before_s / hit_s:.0f}x faster than rendering each request"
+        f"ratios: samples {old_n / new_n:.1f}x fewer; size {len(old_om) / len(new_om):.1f}x"
+        f" smaller raw, {len(old_gz) / len(new_gz):.1f}x gzipped; render {old_s / cold_s:.0f}x"
+        f" faster cold, {old_s / warm_s:.0f}x warm"
     )
-    asyncio.run(served(metrics, scrapers=10, interval=0.25, seconds=3))
-    # Prometheus at a steady interval: after two scrapes each rendering is made just ahead of
-    # the next scrape, which is then served from it at once.
-    asyncio.run(served(metrics, scrapers=1, interval=5.0, seconds=40))
+    if not args.no_http:
+        asyncio.run(served(metrics, scrapers=10, interval=0.25, seconds=3))
+        asyncio.run(served(metrics, scrapers=1, interval=5.0, seconds=20))
 
 
 if __name__ == "__main__":
