@@ -94,20 +94,39 @@ def _as_stored(message: Message) -> Message:
     )
 
 
+def _in_platform_order(stored: StoredMessage) -> tuple[datetime, int, int]:
+    return (stored.message.created_at, stored.message.seq, stored.id)
+
+
 async def _upsert(
     tx: Tx, source: str, batch: Batch, now: datetime
-) -> tuple[set[str], set[str], dict[str, list[StoredMessage]]]:
+) -> tuple[set[str], set[str], dict[str, list[StoredMessage]], set[str]]:
     """Insert new messages, update changed ones, tombstone vanished ones.
 
-    Returns (new platform ids, changed platform ids, stored messages of each affected thread).
+    Returns (new platform ids, changed platform ids, stored messages of each affected thread,
+    the affected threads that had messages stored before this batch).
     """
     incoming = {m.platform_id: m for m in batch.messages}
-    flagged = set(batch.removed) | set(batch.hidden_changes)
-    existing = await tx.messages_by_platform_id(source, set(incoming) | flagged)
+    wanted = set(incoming) | set(batch.removed) | set(batch.hidden_changes)
+    checked = set(batch.complete_threads) | set(batch.deleted_threads)
+    # One read, before the writes, finds the stored versions and the threads the batch touches;
+    # the writes are applied to it as they are made, so it ends as a read after them would.
+    around = {m.thread_id for m in incoming.values()} | checked
+    found = await tx.messages_around(source, wanted, around)
+    stored_threads: dict[str, list[StoredMessage]] = {t: [] for t in around}
+    for stored in found:
+        if stored.message.thread_id in stored_threads:
+            stored_threads[stored.message.thread_id].append(stored)
+    # In platform id order, as the store used to return them.
+    existing = {
+        s.message.platform_id: s
+        for s in sorted(found, key=lambda s: s.message.platform_id)
+        if s.message.platform_id in wanted
+    }
     new_ids = set(incoming) - set(existing)
     changed: set[str] = set()
     threads = {incoming[pid].thread_id for pid in new_ids}
-    updates: dict[int, dict[str, Any]] = {}
+    writes: dict[int, dict[str, Any]] = {}
     for pid, stored in existing.items():
         values = _changes(stored, incoming[pid], partial=batch.partial) if pid in incoming else {}
         if pid in batch.hidden_changes and stored.message.hidden != batch.hidden_changes[pid]:
@@ -115,13 +134,14 @@ async def _upsert(
         if pid in batch.removed and not stored.message.deleted:
             values["deleted"] = True
         if values:
-            updates[stored.id] = values
+            writes[stored.id] = {**values, "updated_at": now}
             changed.add(pid)
             threads.add(stored.message.thread_id)
-    # One read, before the writes, serves the tombstones and the evaluation; the writes are
-    # applied to it as they are made, so it holds what a read after them would return.
-    checked = set(batch.complete_threads) | set(batch.deleted_threads)
-    stored_threads = await tx.thread_messages(source, checked | threads)
+    # A changed message stored under a thread the batch does not name (a push delivery's).
+    missing = threads - around
+    if missing:
+        stored_threads.update(await tx.thread_messages(source, missing))
+    known = {t for t in threads | checked if stored_threads[t]}
     ids = await tx.insert_messages([_row(source, incoming[pid], now) for pid in sorted(new_ids)])
     detected = now.astimezone(UTC)
     for pid in new_ids:
@@ -131,31 +151,32 @@ async def _upsert(
         )
     for stored_list in stored_threads.values():
         for n, stored in enumerate(stored_list):
-            update = updates.get(stored.id)
-            if update is None:
-                continue
-            await tx.update_message(stored.id, {**update, "updated_at": now})
-            fields = {k: v for k, v in update.items() if k != "edited"}
-            stored_list[n] = replace(
-                stored,
-                message=replace(stored.message, **fields),
-                edited=update.get("edited", stored.edited),
-            )
-        if new_ids:
-            stored_list.sort(key=lambda s: (s.message.created_at, s.message.seq, s.id))
+            written = writes.get(stored.id)
+            if written is not None:
+                fields = {k: v for k, v in written.items() if k not in ("edited", "updated_at")}
+                stored_list[n] = replace(
+                    stored,
+                    message=replace(stored.message, **fields),
+                    edited=written.get("edited", stored.edited),
+                )
+        stored_list.sort(key=_in_platform_order)
     # Tombstones: kept forever, only flagged (DESIGN.md section 2).
-    tombstoned: list[int] = []
     for thread_id in checked:
         alive = batch.complete_threads.get(thread_id, frozenset())
         stored_list = stored_threads[thread_id]
         for n, stored in enumerate(stored_list):
             if stored.message.platform_id not in alive and not stored.message.deleted:
-                tombstoned.append(stored.id)
+                writes[stored.id] = {
+                    **writes.get(stored.id, {}),
+                    "deleted": True,
+                    "updated_at": now,
+                }
                 stored_list[n] = replace(stored, message=replace(stored.message, deleted=True))
                 changed.add(stored.message.platform_id)
                 threads.add(thread_id)
-    await tx.update_messages(tombstoned, {"deleted": True, "updated_at": now})
-    return new_ids, changed, {thread_id: stored_threads[thread_id] for thread_id in threads}
+    await tx.update_messages(writes)
+    affected = {thread_id: stored_threads[thread_id] for thread_id in threads}
+    return new_ids, changed, affected, known & threads
 
 
 def _events_for(settings: SourceSettings, before: Item | None, after: Item) -> list[Event]:
@@ -186,8 +207,9 @@ async def handle_batch(
         state = await tx.ensure_source(settings.ref)
         tracking_start = state.tracking_start or now
         historic_before = tracking_start - timedelta(seconds=settings.max_target)
-        new_ids, changed, thread_msgs = await _upsert(tx, source, batch, now)
-        items = await tx.thread_items(source, thread_msgs)
+        new_ids, changed, thread_msgs, known = await _upsert(tx, source, batch, now)
+        # Items belong to stored messages: a thread first seen in this batch has none yet.
+        items = await tx.thread_items(source, known) if known else {}
         created: list[Item] = []
         for thread in thread_msgs.values():
             for stored in thread:

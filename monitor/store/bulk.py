@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -74,18 +75,30 @@ def _plan(table: Table, names: frozenset[str], dialect: Dialect) -> _Plan:
 
 
 def _renumber(row: str, offset: int) -> str:
-    return _DOLLAR.sub(lambda m: f"${int(m[1]) + offset}", row) if offset else row
+    return _DOLLAR.sub(lambda m: f"${int(m[1]) + offset}", row) if offset and "$" in row else row
+
+
+def _remembering(convert: Convert) -> Convert:
+    """`convert` that skips None and reuses its last answer for the same object (a batch's
+    detection time, repeated on every row)."""
+    last: list[Any] = [None, None]
+
+    def once(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is not last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return once
 
 
 def _parameters(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    converted = []
-    for row in rows:
-        values = list(plan.get(row))
-        for i, convert in plan.converts:
-            if values[i] is not None:
-                values[i] = convert(values[i])
-        converted.append(tuple(values))
-    return converted
+    # Column by column: the loops over rows run in C (map, zip), only conversions in Python.
+    columns: list[Sequence[Any]] = list(zip(*map(plan.get, rows), strict=True))
+    for i, convert in plan.converts:
+        columns[i] = list(map(_remembering(convert), columns[i]))
+    return list(zip(*columns, strict=True))
 
 
 async def insert_many(
@@ -111,7 +124,7 @@ async def insert_returning(
         part = _parameters(plan, rows[start : start + per_statement])
         # PostgreSQL numbers its placeholders ($1, $2, ...); SQLite's ? need no renumbering.
         values = ", ".join(_renumber(plan.row, k * width) for k in range(len(part)))
-        flat = tuple(v for values_row in part for v in values_row)
+        flat = tuple(chain.from_iterable(part))
         sql = f"{plan.head} VALUES {values} RETURNING {returning}"
         found.extend((await conn.exec_driver_sql(sql, flat)).all())
     return found

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mappi
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, func, select, text, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -130,21 +131,25 @@ class Tx:
             .values(cursor=dict(cursor), tracking_start=tracking_start, last_success_at=success_at)
         )
 
-    async def messages_by_platform_id(
-        self, source: str, platform_ids: Collection[str]
-    ) -> dict[str, StoredMessage]:
-        """Stored messages of a source with the given platform ids."""
-        found: dict[str, StoredMessage] = {}
-        for chunk in chunked(platform_ids):
-            result = await self.conn.execute(
-                select(*_MESSAGE_COLUMNS).where(
-                    messages.c.source == source, messages.c.platform_id.in_(chunk)
-                )
-            )
+    async def messages_around(
+        self, source: str, platform_ids: Collection[str], thread_ids: Collection[str]
+    ) -> list[StoredMessage]:
+        """Stored messages of a source with one of the platform ids or in one of the threads
+        (one statement where a batch used to need two), in no particular order."""
+        found: dict[int, StoredMessage] = {}
+        for ids, threads in zip_longest(chunked(platform_ids), chunked(thread_ids)):
+            # The source inside each branch: so SQLite searches both unique/thread indexes
+            # (MULTI-INDEX OR) instead of walking all of the source's messages.
+            of_source = messages.c.source == source
+            either = [
+                *([and_(of_source, messages.c.platform_id.in_(ids))] if ids else []),
+                *([and_(of_source, messages.c.thread_id.in_(threads))] if threads else []),
+            ]
+            result = await self.conn.execute(select(*_MESSAGE_COLUMNS).where(or_(*either)))
             for row in result:
                 stored = _message_row(row)
-                found[stored.message.platform_id] = stored
-        return found
+                found[stored.id] = stored
+        return list(found.values())
 
     async def thread_messages(
         self, source: str, thread_ids: Collection[str]
@@ -180,12 +185,14 @@ class Tx:
             update(messages).where(messages.c.id == message_id).values(**values)
         )
 
-    async def update_messages(self, message_ids: list[int], values: Mapping[str, Any]) -> None:
-        """The same update on several messages, in one executemany."""
-        if message_ids:
+    async def update_messages(self, changes: Mapping[int, Mapping[str, Any]]) -> None:
+        """Updates of several messages (id -> values): one executemany per set of columns."""
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for message_id, values in changes.items():
+            groups.setdefault(frozenset(values), []).append({**values, "key_id": message_id})
+        for rows in groups.values():
             await self.conn.execute(
-                update(messages).where(messages.c.id == bindparam("key_id")),
-                [{**values, "key_id": message_id} for message_id in message_ids],
+                update(messages).where(messages.c.id == bindparam("key_id")), rows
             )
 
     async def thread_items(self, source: str, thread_ids: Collection[str]) -> dict[int, Item]:
