@@ -283,9 +283,8 @@ def create_app(
             refetch=app[COORDINATOR].refetch,
             on_events=on_events,
         )
-        unanswered = await app[STORE].unanswered_items()
-        open_items.load(unanswered)
-        scheduler.load(unanswered)
+        # The deadlines to fire are those of the sources the first lease round gives us.
+        open_items.load(await app[STORE].unanswered_items())
         subscribers.append(scheduler.apply)
         app[SCHEDULER] = scheduler
         task = asyncio.create_task(scheduler.run(), name="deadlines")
@@ -329,6 +328,8 @@ def create_app(
             links=build_links(config),
             # Ack and dismiss from the API or the queue page reach every subscriber.
             emit=on_events,
+            # Which receivers to deliver to, and whether to lead, the first lease round says.
+            holds_all=False,
         )
         round_subscribers.append(service.apply_all)
         app[ALERTS] = service

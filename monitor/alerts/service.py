@@ -58,7 +58,9 @@ class AlertService:
         alerts: AlertsConfig | None = None,
         links: Links | None = None,
         emit: Callable[[list[Event]], None] | None = None,
+        holds_all: bool = True,
     ) -> None:
+        """`holds_all=False`: deliver nothing and lead nothing until `hold` says what."""
         self._roster_config = roster
         self._alerts = alerts or AlertsConfig()
         self.links = links
@@ -105,7 +107,11 @@ class AlertService:
         self._followup_wake = asyncio.Event()
         # Escalation, reminders and handovers run on one instance: the leader (always, alone).
         self._leading = asyncio.Event()
-        self._leading.set()
+        if holds_all:
+            self._leading.set()
+        else:
+            for worker in self.workers.values():
+                worker.active = False
         self._gap: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: list[asyncio.Task[None]] = []

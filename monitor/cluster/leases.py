@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -68,8 +68,13 @@ class Leases(Protocol):
 
     instance: str
 
-    async def round(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, int]:
-        """Renew, give back and take leases; return every key held with its fence."""
+    async def round(
+        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+    ) -> dict[str, int]:
+        """Renew, give back and take leases; return every key held with its fence.
+
+        Keys of a `sticky` group are never given back for balance, only when not wanted.
+        """
         ...
 
     async def leave(self) -> None:
@@ -87,7 +92,9 @@ class SoloLeases:
     def __init__(self, instance: str) -> None:
         self.instance = instance
 
-    async def round(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    async def round(
+        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+    ) -> dict[str, int]:
         """Every wanted key, fence 0."""
         return {key: 0 for keys in wanted.values() for key in keys}
 
@@ -114,7 +121,9 @@ class PostgresLeases:
         self.ttl = ttl
         self._known: set[str] = set()
 
-    async def round(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    async def round(
+        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+    ) -> dict[str, int]:
         """One round; the keys held afterwards with their fences."""
         every = sorted({key for keys in wanted.values() for key in keys})
         me = {"me": self.instance, "ttl": self.ttl}
@@ -127,10 +136,10 @@ class PostgresLeases:
                 self._known.update(every)
             await conn.execute(_RELEASE_UNWANTED, {**me, "keys": every})
             held = dict(_pairs(await conn.execute(_RENEW, {**me, "keys": every})))
-            for keys in wanted.values():
+            for group, keys in wanted.items():
                 share = fair_share(len(keys), live, self.instance)
                 mine = sorted(k for k in keys if k in held)
-                if len(mine) > share:
+                if len(mine) > share and group not in sticky:
                     excess = mine[share:]
                     await conn.execute(_RELEASE, {**me, "keys": excess})
                     for key in excess:

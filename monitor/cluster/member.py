@@ -19,6 +19,9 @@ from monitor.logging import get_logger
 log = get_logger("monitor.cluster")
 
 LEADER = "leader"
+# A receiver (or the leader role) moves only when its holder stops or dies, never to even
+# out the numbers: handing it over to a newcomer could send the delivery in flight twice.
+STICKY = ("receiver", "leader")
 # Nudges are read this often: a webhook or an ack taken by another instance reaches the
 # holder of its source within about this long.
 FEED_SECONDS = 0.5
@@ -131,7 +134,7 @@ class ClusterMember:
 
     async def start(self) -> None:
         """The first round (before polling starts), then the loops when others may exist."""
-        await self._round()
+        await self._round(first=True)
         if self._nudges is None:
             return
         self._last_nudge = await self._nudges.newest()
@@ -161,9 +164,10 @@ class ClusterMember:
         except Exception as err:  # they expire on their own within a lease
             log.warning("leases not handed over; they expire", error=str(err))
 
-    async def _round(self) -> None:
+    async def _round(self, *, first: bool = False) -> None:
+        # The first round always hands its result on: holding nothing is news too.
         try:
-            held = await self._leases.round(self._wanted)
+            held = await self._leases.round(self._wanted, sticky=STICKY)
         except Exception as err:
             log.warning("lease round failed", error=str(err))
             if time.monotonic() - self._last_ok < self._ttl:
@@ -179,7 +183,7 @@ class ClusterMember:
             leader=LEADER in held,
             fences=held,
         )
-        if holdings != self.holdings:
+        if holdings != self.holdings or first:
             gained = holdings.sources - self.holdings.sources
             lost = self.holdings.sources - holdings.sources
             if self._nudges is not None and (

@@ -13,8 +13,8 @@ from monitor.config.sources import SourceConfig
 from monitor.config.types import (
     SECRET_KEYS,
     HttpUrl,
-    OptionalSecret,
     OptionalSeconds,
+    OptionalSecret,
     Seconds,
     StrictModel,
     TimeZone,
