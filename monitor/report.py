@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar
@@ -183,11 +183,16 @@ def check_window(since: datetime, until: datetime) -> None:
 
 def nearest_rank(values: Sequence[float], q: Fraction) -> float | None:
     """The value at rank ⌈q·N⌉ of the sorted values (1-based), None when there are none."""
-    if not values:
+    return _ranked(sorted(values), q)
+
+
+def _ranked(ordered: Sequence[float], q: Fraction) -> float | None:
+    """nearest_rank of values already sorted."""
+    if not ordered:
         return None
     # 0.9 has no exact binary form: keep the rank arithmetic in integers so it is exact.
-    rank = max(1, -(-len(values) * q.numerator // q.denominator))
-    return sorted(values)[rank - 1]
+    rank = max(1, -(-len(ordered) * q.numerator // q.denominator))
+    return ordered[rank - 1]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -221,51 +226,144 @@ def _sla(item: ReportItem) -> float | None:
     return item.response_sla_seconds
 
 
+@dataclass(kw_only=True)
+class Tally:
+    """The makings of report rows: counts, due times of unanswered items, response times.
+
+    Filled item by item (build_report) or from SQL (monitor.store.reports.summary_report);
+    both make their rows with `row`, so their figures cannot drift apart.
+    """
+
+    items: int = 0
+    dismissed: int = 0
+    in_time: int = 0
+    late: int = 0
+    after_hours: int = 0
+    due: list[datetime] = field(default_factory=list)  # breached or pending: judged at as_of
+    wall: list[float] = field(default_factory=list)  # of answered items, where known
+    sla: list[float] = field(default_factory=list)
+
+    def add(self, item: ReportItem) -> None:
+        """Count one item."""
+        self.items += 1
+        if item.period is Period.AFTER_HOURS:
+            self.after_hours += 1
+        state = item.state
+        if state is ItemState.DISMISSED:
+            self.dismissed += 1
+        elif state.is_unanswered:
+            self.due.append(item.due_at)
+        else:
+            if state is ItemState.ANSWERED_IN_TIME:
+                self.in_time += 1
+            else:
+                self.late += 1
+            if item.response_seconds is not None:
+                self.wall.append(item.response_seconds)
+            if item.response_sla_seconds is not None:
+                self.sla.append(item.response_sla_seconds)
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's items to this one."""
+        self.items += other.items
+        self.dismissed += other.dismissed
+        self.in_time += other.in_time
+        self.late += other.late
+        self.after_hours += other.after_hours
+        self.due.extend(other.due)
+        self.wall.extend(other.wall)
+        self.sla.extend(other.sla)
+
+    def row(self, *, source: str, brand: str, period: str, as_of: datetime) -> ReportRow:
+        """The figures of one row over the counted items (sorts its response times in place:
+        a tally merged from sorted ones then sorts by merging runs)."""
+        breached = sum(1 for due in self.due if due <= as_of)
+        in_time, late = self.in_time, self.late
+        self.wall.sort()
+        self.sla.sort()
+        wall, sla = self.wall, self.sla
+        return ReportRow(
+            source=source,
+            brand=brand,
+            period=period,
+            items=self.items,
+            dismissed=self.dismissed,
+            answered=in_time + late,
+            answered_in_time=in_time,
+            answered_late=late,
+            breached_open=breached,
+            pending=len(self.due) - breached,
+            compliance=_ratio(in_time, in_time + late + breached),
+            median_response_seconds=_ranked(wall, MEDIAN),
+            p90_response_seconds=_ranked(wall, P90),
+            median_response_sla_seconds=_ranked(sla, MEDIAN),
+            p90_response_sla_seconds=_ranked(sla, P90),
+            after_hours_share=(
+                _ratio(self.after_hours, self.items) if period == PERIOD_ALL else None
+            ),
+        )
+
+
 def summarise(
     items: Sequence[ReportItem], *, source: str, brand: str, period: str, as_of: datetime
 ) -> ReportRow:
     """The figures of one row over the given items."""
-    dismissed = sum(1 for i in items if i.state is ItemState.DISMISSED)
-    answered = _answered(items)
-    in_time = sum(1 for i in answered if i.outcome is Outcome.IN_TIME)
-    late = len(answered) - in_time
-    unanswered = [i for i in items if i.state.is_unanswered]
-    breached = sum(1 for i in unanswered if i.due_at <= as_of)
-    wall, sla = _seconds(answered, _wall), _seconds(answered, _sla)
-    after_hours = sum(1 for i in items if i.period is Period.AFTER_HOURS)
-    return ReportRow(
-        source=source,
-        brand=brand,
-        period=period,
-        items=len(items),
-        dismissed=dismissed,
-        answered=len(answered),
-        answered_in_time=in_time,
-        answered_late=late,
-        breached_open=breached,
-        pending=len(unanswered) - breached,
-        compliance=_ratio(in_time, in_time + late + breached),
-        median_response_seconds=nearest_rank(wall, MEDIAN),
-        p90_response_seconds=nearest_rank(wall, P90),
-        median_response_sla_seconds=nearest_rank(sla, MEDIAN),
-        p90_response_sla_seconds=nearest_rank(sla, P90),
-        after_hours_share=_ratio(after_hours, len(items)) if period == PERIOD_ALL else None,
-    )
+    tally = Tally()
+    for item in items:
+        tally.add(item)
+    return tally.row(source=source, brand=brand, period=period, as_of=as_of)
 
 
 def _pairs(
-    items: Sequence[ReportItem], sources: Mapping[str, str], brand: str | None
+    present: Iterable[tuple[str, str]], sources: Mapping[str, str], brand: str | None
 ) -> list[tuple[str, str]]:
     """(source, brand) pairs to give rows: the configured ones, then those only items know.
 
     Stored items may name a source since removed from the config, or a brand it used to have.
     """
     pairs = {(name, b): None for name, b in sources.items() if brand is None or b == brand}
-    for item in sorted(items, key=lambda i: (i.source, i.brand)):
-        pairs.setdefault((item.source, item.brand), None)
+    for pair in sorted(set(present)):
+        pairs.setdefault(pair, None)
     # Keep each brand's sources together, brands in order of first appearance.
     brands = list(dict.fromkeys(b for _s, b in pairs))
     return sorted(pairs, key=lambda pair: brands.index(pair[1]))
+
+
+def report_of_tallies(
+    tallies: Mapping[tuple[str, str, Period], Tally],
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    brand: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Report[ReportRow]:
+    """The summary's rows from a tally per (source, brand, period) of the window's items."""
+    pairs = _pairs(((s, b) for s, b, _p in tallies), sources or {}, brand)
+    by_brand: dict[str, list[str]] = {}
+    for source, brand_name in pairs:
+        by_brand.setdefault(brand_name, []).append(source)
+    rows: list[ReportRow] = []
+    overall = Tally()
+    for brand_name, brand_sources in by_brand.items():
+        brand_tally = Tally()
+        for source in brand_sources:
+            source_tally = Tally()
+            for period in Period:
+                tally = tallies.get((source, brand_name, period), Tally())
+                rows.append(
+                    tally.row(source=source, brand=brand_name, period=period.value, as_of=as_of)
+                )
+                source_tally.merge(tally)
+            rows.append(
+                source_tally.row(source=source, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
+            )
+            brand_tally.merge(source_tally)
+        rows.append(brand_tally.row(source=ALL, brand=brand_name, period=PERIOD_ALL, as_of=as_of))
+        overall.merge(brand_tally)
+    if brand is None:
+        rows.append(overall.row(source=ALL, brand=ALL, period=PERIOD_ALL, as_of=as_of))
+    return Report(since=since, until=until, as_of=as_of, rows=tuple(rows))
 
 
 def build_report(
@@ -282,43 +380,17 @@ def build_report(
     `sources` maps every configured source name to its brand so that quiet sources still get
     rows with zero items.
     """
-    selected = _in_window(items, since, until, brand)
-    pairs = _pairs(selected, sources or {}, brand)
-    # Grouped once: the cost grows with the items, not with items × sources.
-    by_pair: dict[tuple[str, str], list[ReportItem]] = {pair: [] for pair in pairs}
-    for item in selected:
-        by_pair[(item.source, item.brand)].append(item)
-    by_brand: dict[str, list[str]] = {}
-    for source, brand_name in pairs:
-        by_brand.setdefault(brand_name, []).append(source)
-    rows: list[ReportRow] = []
-    for brand_name, brand_sources in by_brand.items():
-        brand_items: list[ReportItem] = []
-        for source in brand_sources:
-            mine = by_pair[(source, brand_name)]
-            brand_items.extend(mine)
-            by_period: dict[Period, list[ReportItem]] = {period: [] for period in Period}
-            for item in mine:
-                by_period[item.period].append(item)
-            for period in Period:
-                rows.append(
-                    summarise(
-                        by_period[period],
-                        source=source,
-                        brand=brand_name,
-                        period=period.value,
-                        as_of=as_of,
-                    )
-                )
-            rows.append(
-                summarise(mine, source=source, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
-            )
-        rows.append(
-            summarise(brand_items, source=ALL, brand=brand_name, period=PERIOD_ALL, as_of=as_of)
-        )
-    if brand is None:
-        rows.append(summarise(selected, source=ALL, brand=ALL, period=PERIOD_ALL, as_of=as_of))
-    return Report(since=since, until=until, as_of=as_of, rows=tuple(rows))
+    # Tallied once: the cost grows with the items, not with items × sources.
+    tallies: dict[tuple[str, str, Period], Tally] = {}
+    for item in _in_window(items, since, until, brand):
+        key = (item.source, item.brand, item.period)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally()
+        tally.add(item)
+    return report_of_tallies(
+        tallies, since=since, until=until, as_of=as_of, brand=brand, sources=sources
+    )
 
 
 def build_moderator_report(
@@ -332,7 +404,8 @@ def build_moderator_report(
 ) -> Report[ModeratorRow]:
     """One row per brand × source × responder over the answered items of the window."""
     answered = _answered(_in_window(items, since, until, brand))
-    order = {pair: n for n, pair in enumerate(_pairs(answered, sources or {}, brand))}
+    present = ((i.source, i.brand) for i in answered)
+    order = {pair: n for n, pair in enumerate(_pairs(present, sources or {}, brand))}
     groups: dict[tuple[str, str, str | None], list[ReportItem]] = {}
     for item in answered:
         groups.setdefault((item.brand, item.source, item.responder), []).append(item)

@@ -13,7 +13,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.cli.common import brand_zone, load_or_exit
 from monitor.config import Config
-from monitor.report import ReportItem, ReportKind, build, check_window, parse_instant
+from monitor.report import (
+    AnyReport,
+    Report,
+    ReportItem,
+    ReportKind,
+    ReportRow,
+    build,
+    check_window,
+    parse_instant,
+)
 from monitor.report_format import FORMATS, TABLE_WIDTH, render
 
 if TYPE_CHECKING:
@@ -70,6 +79,34 @@ async def _load_items(
         await engine.dispose()
 
 
+async def _summary(
+    config: Config,
+    *,
+    since: datetime,
+    until: datetime,
+    brand: str | None,
+    sources: dict[str, str],
+) -> Report[ReportRow]:
+    """The summary tallied from SQL: no object per item (a year's report in seconds)."""
+    from monitor.store import Store, create_engine, upgrade
+    from monitor.store.reports import summary_report
+
+    engine = create_engine(config.database_url)
+    try:
+        await upgrade(engine)
+        return await summary_report(
+            Store(engine),
+            since=since,
+            until=until,
+            # Judged after loading: every reply stored by then is at or before this instant.
+            as_of=lambda: datetime.now(UTC),
+            brand=brand,
+            sources=sources,
+        )
+    finally:
+        await engine.dispose()
+
+
 def _kind(args: argparse.Namespace) -> ReportKind:
     if args.items:
         return "items"
@@ -93,25 +130,20 @@ def cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    kind = _kind(args)
+    window = {"since": args.since, "until": args.until, "brand": args.brand}
+    report: AnyReport
     try:
-        items = asyncio.run(
-            _load_items(config, since=args.since, until=args.until, brand=args.brand)
-        )
+        if kind == "summary":
+            report = asyncio.run(_summary(config, **window, sources=sources))
+        else:
+            items = asyncio.run(_load_items(config, **window))
+            # Judged after loading: every reply stored by then is at or before this instant.
+            as_of = datetime.now(UTC)
+            report = build(kind, items, **window, as_of=as_of, sources=sources)
     except (OSError, SQLAlchemyError) as err:
         print(f"webcare-monitor report: cannot read the store: {err}", file=sys.stderr)
         return 1
-    # Judged after loading: every reply stored by then is at or before this instant.
-    as_of = datetime.now(UTC)
-    kind = _kind(args)
-    report = build(
-        kind,
-        items,
-        since=args.since,
-        until=args.until,
-        as_of=as_of,
-        brand=args.brand,
-        sources=sources,
-    )
     zone = brand_zone(config, args.brand)
     sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
     return 0

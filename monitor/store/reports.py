@@ -1,15 +1,17 @@
-"""The report query: items of a window joined with their messages, as ReportItem objects."""
+"""The report queries: items of a window as ReportItem objects, and the summary in SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, func, select
+from sqlalchemy import ColumnElement, RowMapping, case, func, select, type_coerce
+from sqlalchemy.types import NullType
 
 from monitor.domain import ItemState, Period
-from monitor.report import ReportItem
-from monitor.store.repository import Store
+from monitor.report import Report, ReportItem, ReportRow, Tally, check_window, report_of_tallies
+from monitor.store.repository import UNANSWERED, Store
 from monitor.store.tables import items, messages
 
 _item_message = messages.alias("item_message")
@@ -51,13 +53,7 @@ async def report_items(
     `brands` limits the result to those brands; `stored_states` filters on the state column as
     stored, which lags for unanswered items, so callers widen it to every unanswered state.
     """
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(items.c.created_at >= since)
-    if until is not None:
-        conditions.append(items.c.created_at < until)
-    if brands is not None:
-        conditions.append(items.c.brand.in_(sorted(brands)))
+    conditions = _window(since, until, brands)
     if stored_states is not None:
         conditions.append(items.c.state.in_(sorted(s.value for s in stored_states)))
     query = (
@@ -92,3 +88,87 @@ async def report_items(
     async with store.engine.connect() as conn:
         result = await conn.execute(query)
         return [_report_item(row) for row in result.mappings()]
+
+
+def _window(
+    since: datetime | None, until: datetime | None, brands: Collection[str] | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(items.c.created_at >= since)
+    if until is not None:
+        conditions.append(items.c.created_at < until)
+    if brands is not None:
+        conditions.append(items.c.brand.in_(sorted(brands)))
+    return conditions
+
+
+async def summary_report(
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    as_of: Callable[[], datetime],
+    brand: str | None = None,
+    brands: Collection[str] | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Report[ReportRow]:
+    """build_report over report_items(since, until, brands), without making an object per item:
+    one query of the columns the figures need (no joins, a due time only where one is still
+    judged), tallied per source, brand and period. `as_of` is asked once the rows are read.
+    """
+    check_window(since, until)
+    if brand is not None:
+        brands = [brand]
+    query = select(
+        items.c.source,
+        items.c.brand,
+        items.c.period,
+        items.c.state,
+        # Untyped: most rows have no due time to convert; the few that do are converted below.
+        type_coerce(
+            case((items.c.state.in_(UNANSWERED), items.c.due_at), else_=None), NullType()
+        ).label("due_at"),
+        items.c.response_seconds,
+        items.c.response_sla_seconds,
+    ).where(*_window(since, until, brands))
+    tallies: dict[tuple[str, str, str], Tally] = {}
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        dialect = conn.dialect
+    convert = items.c.due_at.type.dialect_impl(dialect).result_processor(dialect, None)
+    instant: Callable[[Any], Any] = convert or (lambda value: value)
+    for source, brand_name, period, state, due, wall, sla in rows:
+        tally = tallies.get((source, brand_name, period))
+        if tally is None:
+            tally = tallies[(source, brand_name, period)] = Tally()
+        tally.items += 1
+        if state == _DISMISSED:
+            tally.dismissed += 1
+        elif due is not None:
+            tally.due.append(instant(due))
+        elif state in _ANSWERED:
+            if state == _IN_TIME:
+                tally.in_time += 1
+            else:
+                tally.late += 1
+            if wall is not None:
+                tally.wall.append(wall)
+            if sla is not None:
+                tally.sla.append(sla)
+        else:
+            ItemState(state)  # not a state: refused as report_items refuses it
+    by_period: dict[tuple[str, str, Period], Tally] = {}
+    for (source, brand_name, period), tally in tallies.items():
+        kind = Period(period)
+        if kind is Period.AFTER_HOURS:
+            tally.after_hours = tally.items
+        by_period[(source, brand_name, kind)] = tally
+    return report_of_tallies(
+        by_period, since=since, until=until, as_of=as_of(), brand=brand, sources=sources
+    )
+
+
+_IN_TIME = ItemState.ANSWERED_IN_TIME.value
+_ANSWERED = frozenset({_IN_TIME, ItemState.ANSWERED_LATE.value})
+_DISMISSED = ItemState.DISMISSED.value
