@@ -4,6 +4,7 @@ parameter handling (which cost more than the database's own work) is left out.""
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,8 +13,9 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import Dialect, Table, bindparam
-from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.store.types import UTCDateTime
@@ -35,6 +37,7 @@ class _Plan:
     width: int  # parameters per row
     get: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # a row's values in placeholder order
     converts: tuple[tuple[int, Convert], ...]  # positions whose values the type converts
+    instants: frozenset[int]  # positions of instants: a batch repeats its detection time
 
 
 def _sqlite_instant(slow: Convert) -> Convert:
@@ -71,6 +74,9 @@ def _plan(table: Table, names: frozenset[str], dialect: Dialect) -> _Plan:
         width=len(order),
         get=itemgetter(*order),
         converts=tuple((i, c) for i, c in converts if c is not None),
+        instants=frozenset(
+            i for i, n in enumerate(order) if isinstance(table.c[n].type, UTCDateTime)
+        ),
     )
 
 
@@ -79,8 +85,7 @@ def _renumber(row: str, offset: int) -> str:
 
 
 def _remembering(convert: Convert) -> Convert:
-    """`convert` that skips None and reuses its last answer for the same object (a batch's
-    detection time, repeated on every row)."""
+    """`convert` that skips None and reuses its last answer for the same object."""
     last: list[Any] = [None, None]
 
     def once(value: Any) -> Any:
@@ -97,8 +102,27 @@ def _parameters(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[An
     # Column by column: the loops over rows run in C (map, zip), only conversions in Python.
     columns: list[Sequence[Any]] = list(zip(*map(plan.get, rows), strict=True))
     for i, convert in plan.converts:
-        columns[i] = list(map(_remembering(convert), columns[i]))
+        columns[i] = list(map(_remembering(convert) if i in plan.instants else convert, columns[i]))
     return list(zip(*columns, strict=True))
+
+
+async def _execute(
+    conn: AsyncConnection, sql: str, params: Sequence[Any], *, many: bool = False
+) -> list[tuple[Any, ...]]:
+    """Run driver-level SQL. On aiosqlite straight on its connection: one hand-over to its
+    thread instead of SQLAlchemy's four (cursor, execute, fetch, close), which cost more than
+    the insert itself; errors are raised as SQLAlchemy raises them."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not isinstance(driver, aiosqlite.Connection):
+        result = await conn.exec_driver_sql(sql, params)
+        return [] if many else [tuple(row) for row in result]
+    try:
+        if many:
+            await driver.executemany(sql, params)
+            return []
+        return [tuple(row) for row in await driver.execute_fetchall(sql, params)]
+    except sqlite3.Error as err:
+        raise DBAPIError.instance(sql, params, err, sqlite3.Error) from err
 
 
 async def insert_many(
@@ -107,24 +131,26 @@ async def insert_many(
     """executemany of the rows (each with the same keys)."""
     if rows:
         plan = _plan(table, frozenset(rows[0]), conn.dialect)
-        await conn.exec_driver_sql(f"{plan.head} VALUES {plan.row}", _parameters(plan, rows))
+        sql = f"{plan.head} VALUES {plan.row}"
+        await _execute(conn, sql, _parameters(plan, rows), many=True)
 
 
 async def insert_returning(
     conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], returning: str
-) -> list[Row[Any]]:
+) -> list[tuple[Any, ...]]:
     """Multi-row INSERT ... RETURNING `returning` (SQLite has it since 3.35). The rows come
     back in no promised order: return a key along with the generated id."""
     if not rows:
         return []
     plan = _plan(table, frozenset(rows[0]), conn.dialect)
     width, per_statement = plan.width, MAX_PARAMETERS // plan.width
-    found: list[Row[Any]] = []
+    found: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), per_statement):
         part = _parameters(plan, rows[start : start + per_statement])
         # PostgreSQL numbers its placeholders ($1, $2, ...); SQLite's ? need no renumbering.
         values = ", ".join(_renumber(plan.row, k * width) for k in range(len(part)))
         flat = tuple(chain.from_iterable(part))
-        sql = f"{plan.head} VALUES {values} RETURNING {returning}"
-        found.extend((await conn.exec_driver_sql(sql, flat)).all())
+        found.extend(
+            await _execute(conn, f"{plan.head} VALUES {values} RETURNING {returning}", flat)
+        )
     return found

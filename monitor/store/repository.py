@@ -177,7 +177,7 @@ class Tx:
         if not rows:
             return {}
         found = await insert_returning(self.conn, messages, rows, "id, platform_id")
-        return {row.platform_id: row.id for row in found}
+        return {platform_id: message_id for message_id, platform_id in found}
 
     async def update_message(self, message_id: int, values: Mapping[str, Any]) -> None:
         """Update mutable fields of one message (never created_at)."""

@@ -12,7 +12,8 @@ when answered, its reply. Then, for windows of 30, 90, 180 and 365 days, best of
 - raw SQL A: the query `report_items` runs, fetched with sqlite3 (issue 17's "0.8 s");
 - raw SQL B: the same figures from SQL alone with sqlite3: counts with SUM(CASE ...) and
   nearest-rank percentiles with ROW_NUMBER, for all four row kinds (as
-  tests/integration/test_report_sql.py computes them).
+  tests/integration/test_report_sql.py computes them);
+- raw SQL C: the one query `summary_report` runs, fetched with sqlite3 (its floor).
 
 Prints seconds, microseconds per item and the ratios; checks that both paths give equal rows.
 """
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +137,12 @@ RAW_A = """
     WHERE i.created_at >= ? AND i.created_at < ?
     ORDER BY i.created_at, i.message_id
 """
+RAW_C = """
+    SELECT source, brand, period, state,
+           CASE WHEN state IN ('open', 'warning', 'breached') THEN due_at END,
+           response_seconds, response_sla_seconds
+    FROM items WHERE created_at >= ? AND created_at < ?
+"""
 GROUPS = (("source", "brand", "period"), ("source", "brand"), ("brand",), ())
 
 
@@ -179,6 +187,10 @@ def raw_b(conn: sqlite3.Connection, since: str, until: str, as_of: str) -> int:
                 ).fetchall()
             )
     return found
+
+
+def fetch(conn: sqlite3.Connection, sql: str, window: tuple[str, str]) -> list[Any]:
+    return conn.execute(sql, window).fetchall()
 
 
 def best(rounds: int, run: Callable[[], Any]) -> float:
@@ -226,14 +238,15 @@ def main() -> None:
             window = (sql_time(since), sql_time(until))
             after_s = best(args.rounds, after)
             before_s = best(args.rounds, before)
-            raw_a = best(args.rounds, lambda w=window: raw.execute(RAW_A, w).fetchall())
-            raw_b_s = best(args.rounds, lambda w=window: raw_b(raw, *w, sql_time(NOW)))
+            raw_a = best(args.rounds, partial(fetch, raw, RAW_A, window))
+            raw_b_s = best(args.rounds, partial(raw_b, raw, *window, sql_time(NOW)))
+            raw_c = best(args.rounds, partial(fetch, raw, RAW_C, window))
             print(
                 f"{days:>3} days, {count:>7,} items: summary_report {after_s:.2f} s"
                 f" ({after_s / count * 1e6:.1f} µs/item), before {before_s:.2f} s,"
-                f" raw SQL A {raw_a:.2f} s, raw SQL B {raw_b_s:.2f} s;"
-                f" summary_report / A {after_s / raw_a:.2f}x, / B {after_s / raw_b_s:.2f}x,"
-                f" before / A {before_s / raw_a:.2f}x"
+                f" raw SQL A {raw_a:.2f} s, B {raw_b_s:.2f} s, C {raw_c:.2f} s\n"
+                f"    summary_report / A {after_s / raw_a:.2f}x, / B {after_s / raw_b_s:.2f}x,"
+                f" / C {after_s / raw_c:.2f}x; before / A {before_s / raw_a:.2f}x"
             )
         loop.run_until_complete(engine.dispose())
         loop.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from monitor.domain import Batch, Item, Message, StoredMessage
 from monitor.pipeline import handle_batch
@@ -140,3 +141,34 @@ def test_sqlite_instants_are_written_as_the_column_type_writes_them() -> None:
         assert fast(moment) == slow(moment)
     with pytest.raises(ValueError, match="naive"):
         fast(datetime(2026, 1, 1))
+
+
+async def test_a_failed_bulk_insert_is_a_sqlalchemy_error_and_rolls_back(store: Store) -> None:
+    """Below SQLAlchemy the driver's errors still arrive as SQLAlchemy's (callers catch those)."""
+    first = Batch(messages=(msg("a", 1, 90),), cursor={})
+    await handle_batch(store, SETTINGS, first, NOW)
+    rows = [
+        {
+            "source": SOURCE,
+            "platform_id": "a_1",
+            "thread_id": "a",
+            "parent_id": None,
+            "seq": 1,
+            "author_id": "u",
+            "author_name": "U",
+            "text": "again",
+            "permalink": None,
+            "created_at": NOW,
+            "detected_at": NOW,
+            "updated_at": NOW,
+            "is_brand": False,
+            "hidden": False,
+            "deleted": False,
+            "edited": False,
+        }
+    ]
+    with pytest.raises(IntegrityError):
+        async with store.transaction() as tx:
+            await tx.insert_messages([{**rows[0], "platform_id": "a_2"}])
+            await tx.insert_messages(rows)  # (source, platform_id) is taken
+    assert await store.counts() == {"messages": 1, "items": 1}
