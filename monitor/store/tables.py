@@ -167,3 +167,34 @@ cluster_nudges = Table(
     Column("body", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("brands", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("via", String(20), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("item_id", Integer, nullable=True),
+    Column("source", String(200), nullable=True),
+    Column("brand", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("origin", String(200), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_item", "item_id"),
+)
