@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.alerts.escalation import FollowUp
 from monitor.alerts.models import Notification, notification_from_json, notification_to_json
@@ -273,8 +274,19 @@ class Outbox:
                     .values(stopped_at=now, stop_reason=reason, next_at=None)
                 )
 
-    async def acknowledge(self, item_id: int, source: str, *, by: str, now: datetime) -> FollowUp:
-        """Record an ack: escalation and reminders stop (now, or never start). Idempotent."""
+    async def acknowledge(
+        self,
+        item_id: int,
+        source: str,
+        *,
+        by: str,
+        now: datetime,
+        then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> FollowUp:
+        """Record an ack: escalation and reminders stop (now, or never start). Idempotent.
+
+        `then` runs in the same transaction when this call acknowledged it (the audit entry).
+        """
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -307,6 +319,8 @@ class Outbox:
                     .where(alert_followups.c.item_id == item_id)
                     .values(**values)
                 )
+            if (row is None or row.acked_at is None) and then is not None:
+                await then(conn)
             result = (
                 await conn.execute(
                     select(alert_followups).where(alert_followups.c.item_id == item_id)

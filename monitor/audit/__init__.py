@@ -1,5 +1,27 @@
 """Who did what: the append-only audit trail and the named, scoped API tokens."""
 
-from monitor.audit.log import ACTIONS, VIAS, AuditEntry, AuditLog
+from monitor.audit.log import ACTIONS, VIAS, Actor, AuditEntry, AuditLog
+from monitor.audit.tokens import (
+    ALL_BRANDS,
+    SCOPES,
+    TokenError,
+    TokenRecord,
+    Tokens,
+    check_scopes,
+    token_hash,
+)
 
-__all__ = ["ACTIONS", "VIAS", "AuditEntry", "AuditLog"]
+__all__ = [
+    "ACTIONS",
+    "ALL_BRANDS",
+    "SCOPES",
+    "VIAS",
+    "Actor",
+    "AuditEntry",
+    "AuditLog",
+    "TokenError",
+    "TokenRecord",
+    "Tokens",
+    "check_scopes",
+    "token_hash",
+]

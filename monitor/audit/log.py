@@ -37,6 +37,15 @@ DEFAULT_LIMIT = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
+class Actor:
+    """Who acts, how (one of VIAS) and from where (a client address, a host name)."""
+
+    name: str
+    via: str
+    origin: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditEntry:
     """One row of the audit trail."""
 

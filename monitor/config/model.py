@@ -40,6 +40,8 @@ class ApiToken(StrictModel):
     brands: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     # Who holds the token (shown as who acknowledged or dismissed an item).
     name: str | None = None
+    # read: items, report, audit of its brands; act: ack, dismiss, undo; admin: all the audit.
+    scopes: list[Literal["read", "act", "admin"]] = Field(default=["read", "act"], min_length=1)
 
 
 class HttpConfig(StrictModel):

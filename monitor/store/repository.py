@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -308,11 +316,17 @@ class Store:
             return _item_row(row)
 
     async def dismiss(
-        self, message_id: int, *, reason: str, from_states: Collection[ItemState]
+        self,
+        message_id: int,
+        *,
+        reason: str,
+        from_states: Collection[ItemState],
+        then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> tuple[Item, Item] | None:
         """Mark an item dismissed with `reason` if it is in one of `from_states`.
 
         Returns (before, after), or None when the item does not exist or is in another state.
+        `then` runs in the same transaction once it is dismissed (the audit entry).
         """
         async with self.engine.begin() as conn:
             row = (
@@ -334,6 +348,8 @@ class Store:
             after = _item_row(
                 (await conn.execute(select(items).where(items.c.message_id == message_id))).one()
             )
+            if then is not None:
+                await then(conn)
             return before, after
 
     async def active_threads(self, source: str, *, active_since: datetime) -> frozenset[str]:

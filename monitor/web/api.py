@@ -1,11 +1,9 @@
-"""/api/v1/report and /api/v1/items: the report as JSON, behind per-brand bearer tokens."""
+"""/api/v1/report, /api/v1/items and the item actions, behind named, scoped bearer tokens."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -13,14 +11,14 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from monitor.alerts.actions import DISMISS_REASONS, ActionError, ActionResult
-from monitor.config import Config
 from monitor.domain import ItemState
-from monitor.report import ALL, ReportKind, build, build_items_report, check_window, parse_instant
+from monitor.report import ReportKind, build, build_items_report, check_window, parse_instant
 from monitor.store.reports import report_items
+from monitor.web.access import Principal, open_to_anyone, resolve
 from monitor.web.edge import body as read_body
 from monitor.web.edge import form as read_form
 from monitor.web.edge import item_id as parse_item_id
-from monitor.web.edge import json_object, secret_bytes, text_field
+from monitor.web.edge import json_object, text_field
 from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
 
 # The /items window when none is given: everything ever stored (the query leaves it open).
@@ -45,61 +43,38 @@ def _bad_request(message: str) -> NoReturn:
     _fail(web.HTTPBadRequest, message)
 
 
-@dataclass(frozen=True, kw_only=True)
-class TokenMatch:
-    """What a presented token may see (brands None: all) and who holds it."""
-
-    brands: frozenset[str] | None
-    name: str | None
-
-
-def match_token(config: Config, presented: str) -> TokenMatch | None:
-    """The configured token(s) equal to `presented`, or None."""
-    given = secret_bytes(presented.strip())
-    if not given:
-        return None
-    brands: set[str] = set()
-    names: list[str] = []
-    matched = False
-    # Compare against every token (no early exit) so timing tells nothing about which matched.
-    for token in config.http.api_tokens:
-        if hmac.compare_digest(token.token.get_secret_value().encode(), given):
-            matched = True
-            brands.update(token.brands)
-            if token.name:
-                names.append(token.name)
-    if not matched:
-        return None
-    return TokenMatch(
-        brands=None if ALL in brands else frozenset(brands), name=names[0] if names else None
-    )
-
-
 # Every 401 says how to get in.
-_HOW = "send 'Authorization: Bearer <token>' with a token of [[http.api_tokens]] in the config"
+_HOW = (
+    "send 'Authorization: Bearer <token>' with a token from `webcare-monitor tokens add`"
+    " or [[http.api_tokens]] in the config"
+)
 
 
-def authorized(request: web.Request) -> TokenMatch:
-    """The request's bearer token (brands it may see, its holder), or raise 401/403."""
-    config = request.app[CONFIG]
-    if not config.http.api_tokens:
-        _fail(
-            web.HTTPForbidden,
-            "the API is disabled: no token is configured ([[http.api_tokens]] in the config)",
-        )
+async def authorized(request: web.Request, scope: str = "read") -> Principal:
+    """The request's bearer token holder, if it carries `scope`; else raise 401/403."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="webcare-monitor"'}
+    found = None
+    if scheme.lower() == "bearer" and presented.strip():
+        found = await resolve(request.app, presented)
+    if found is None and not await open_to_anyone(request.app):
+        _fail(
+            web.HTTPForbidden,
+            "the API is disabled: no token is configured"
+            " ([[http.api_tokens]] in the config, or `webcare-monitor tokens add`)",
+        )
     if scheme.lower() != "bearer" or not presented.strip():
         _fail(web.HTTPUnauthorized, f"a bearer token is required: {_HOW}", **challenge)
-    found = match_token(config, presented)
     if found is None:
-        _fail(web.HTTPUnauthorized, f"invalid token: {_HOW}", **challenge)
+        _fail(web.HTTPUnauthorized, f"invalid or revoked token: {_HOW}", **challenge)
+    if not found.may(scope):
+        _fail(web.HTTPForbidden, f"the token of {found.name!r} lacks the {scope!r} scope")
     return found
 
 
-def authorized_brands(request: web.Request) -> frozenset[str] | None:
-    """Brands the request's bearer token may see (None: all), or raise 401/403."""
-    return authorized(request).brands
+async def authorized_brands(request: web.Request) -> frozenset[str] | None:
+    """Brands the request's read token may see (None: all), or raise 401/403."""
+    return (await authorized(request)).brands
 
 
 def _instant(query: MultiMapping[str], name: str) -> datetime | None:
@@ -160,7 +135,7 @@ def _json(body: Mapping[str, Any]) -> web.Response:
 
 async def report(request: web.Request) -> web.Response:
     """GET /api/v1/report?since=&until=[&brand=][&by=moderator][&items=1]: the CLI's JSON."""
-    allowed = authorized_brands(request)
+    allowed = await authorized_brands(request)
     query = request.query
     since, until = _required_window(query)
     by = query.get("by")
@@ -192,7 +167,7 @@ def _states(query: MultiMapping[str]) -> frozenset[ItemState] | None:
 
 async def items(request: web.Request) -> web.Response:
     """GET /api/v1/items?state=...[&since=&until=][&brand=]: items as in `report --items`."""
-    allowed = authorized_brands(request)
+    allowed = await authorized_brands(request)
     since, until = _window(request.query)
     states = _states(request.query)
     brand, brands, _sources = _scope(request, allowed)
@@ -260,9 +235,9 @@ async def _visible_item(request: web.Request, brands: frozenset[str] | None) -> 
     return item_id
 
 
-def _by(body: Mapping[str, Any], token: TokenMatch) -> str:
-    """Who acts: the body's "by", else the token's holder, else "api"."""
-    return text_field(body, "by") or token.name or "api"
+def _by(body: Mapping[str, Any], token: Principal) -> str:
+    """Who is shown as acting: the body's "by", else the token's holder (the audit: the holder)."""
+    return text_field(body, "by") or token.name
 
 
 def _action_failed(err: ActionError) -> NoReturn:
@@ -272,12 +247,12 @@ def _action_failed(err: ActionError) -> NoReturn:
 
 async def ack_item(request: web.Request) -> web.Response:
     """POST /api/v1/items/{id}/ack [{"by": "name"}]: stop escalation, keep the SLA clock."""
-    token = authorized(request)
+    token = await authorized(request, "act")
     item_id = await _visible_item(request, token.brands)
     body = await _action_body(request)
     by = _by(body, token)
     try:
-        result = await request.app[ALERTS].actions.ack(item_id, by=by)
+        result = await request.app[ALERTS].actions.ack(item_id, by=by, actor=token.actor(request))
     except ActionError as err:
         _action_failed(err)
     return _json(action_json(result))
@@ -285,7 +260,7 @@ async def ack_item(request: web.Request) -> web.Response:
 
 async def dismiss_item(request: web.Request) -> web.Response:
     """POST /api/v1/items/{id}/dismiss {"reason": "no_reply_needed"|"spam"|"duplicate"}."""
-    token = authorized(request)
+    token = await authorized(request, "act")
     item_id = await _visible_item(request, token.brands)
     body = await _action_body(request)
     reason = body.get("reason")
@@ -293,7 +268,9 @@ async def dismiss_item(request: web.Request) -> web.Response:
         _bad_request(f"reason must be one of {', '.join(DISMISS_REASONS)}")
     by = _by(body, token)
     try:
-        result = await request.app[ALERTS].actions.dismiss(item_id, reason=reason, by=by)
+        result = await request.app[ALERTS].actions.dismiss(
+            item_id, reason=reason, by=by, actor=token.actor(request)
+        )
     except ActionError as err:
         _action_failed(err)
     return _json(action_json(result))

@@ -1,10 +1,12 @@
 """The queue page at `/` for the on-duty student, and the signed ack/dismiss links.
 
-Access: a token from [[http.api_tokens]] (per brand), kept in an HttpOnly, SameSite=Strict
-cookie after the login form or a one-time `/?token=...` (which redirects to `/` so the token
-does not stay in the address bar). The page's ack and dismiss buttons are plain forms with a
-CSRF field derived from the token. Signed links from notifications (`/act/{id}/{action}`)
-need no token: the signature is the permission, for that item and action, until it expires.
+Access: a named token (`tokens add`, or [[http.api_tokens]]) with the read scope, kept in an
+HttpOnly, SameSite=Strict cookie after the login form or a one-time `/?token=...` (which
+redirects to `/` so the token does not stay in the address bar); it is looked up again on
+every request, so a revoked token is out at once. The page's ack, dismiss and undo buttons
+need the act scope and are plain forms with a CSRF field derived from the token; each is
+audited under the token's name. Signed links from notifications (`/act/{id}/{action}`) need
+no token: the signature is the permission, for that item and action, until it expires.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any
 from aiohttp import web
 
 from monitor.alerts.actions import DISMISS_REASONS, ActionError
-from monitor.web.api import TokenMatch, match_token
+from monitor.audit import Actor
+from monitor.web.access import Principal, open_to_anyone, origin, resolve
 from monitor.web.edge import MAX_TEXT_CHARS, Refusal, secret_bytes
 from monitor.web.edge import form as read_form
 from monitor.web.edge import item_id as parse_item_id
-from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
+from monitor.web.keys import ALERTS, CLOCK, STORE
 from monitor.web.queue_render import (
     CSP,
     DutyLine,
@@ -36,6 +39,7 @@ from monitor.web.queue_render import (
 from monitor.web.undo import PENDING, delayed_dismissals
 
 COOKIE = "webcare_token"
+LINK_ACTOR = "signed link"
 COOKIE_MAX_AGE = 30 * 86400
 # How far ahead the page looks for the next shift.
 NEXT_SHIFT_HORIZON = timedelta(days=7)
@@ -73,10 +77,15 @@ def csrf_token(token: str) -> str:
     return hmac.new(b"webcare-monitor/csrf/v1", secret_bytes(token), hashlib.sha256).hexdigest()
 
 
-def _session(request: web.Request) -> tuple[str, TokenMatch] | None:
+async def _session(request: web.Request) -> tuple[str, Principal] | None:
     token = request.cookies.get(COOKIE, "")
-    found = match_token(request.app[CONFIG], token) if token else None
+    found = await resolve(request.app, token) if token else None
     return None if found is None else (token, found)
+
+
+async def _can_read(request: web.Request, token: str) -> bool:
+    found = await resolve(request.app, token)
+    return found is not None and found.may("read")
 
 
 def _disabled() -> Refusal:
@@ -85,7 +94,8 @@ def _disabled() -> Refusal:
         "the queue is disabled: no token is configured",
         message_page(
             "Queue disabled",
-            "No access token is configured ([[http.api_tokens]] in the config).",
+            "No access token is configured: `webcare-monitor tokens add`, or"
+            " [[http.api_tokens]] in the config.",
         ),
     )
 
@@ -105,21 +115,26 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) 
 
 async def queue(request: web.Request) -> web.StreamResponse:
     """GET /: the queue, or the login form (401) without a valid token."""
-    config = request.app[CONFIG]
-    if not config.http.api_tokens:
+    if not await open_to_anyone(request.app):
         raise _disabled()
     given = request.query.get("token")
     if given is not None:
-        if match_token(config, given) is None:
+        if not await _can_read(request, given):
             raise _refuse(401, "invalid token", login_page(error="That token is not valid."))
         response = _see("/")
         _set_cookie(request, response, given)
         raise response
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         raise _refuse(401, "not logged in", login_page())
     token, match = session
+    if not match.may("read"):
+        raise _refuse(403, "no read scope", message_page("Not allowed", _lacks(match, "read")))
     return _html(await render_queue(request, match.brands, csrf_token(token)))
+
+
+def _lacks(match: Principal, scope: str) -> str:
+    return f"The token of {match.name} lacks the {scope} scope; ask for one that has it."
 
 
 async def render_queue(
@@ -205,12 +220,11 @@ async def render_queue(
 
 async def login(request: web.Request) -> web.StreamResponse:
     """POST /login: check the token, keep it in a cookie, back to the queue."""
-    config = request.app[CONFIG]
-    if not config.http.api_tokens:
+    if not await open_to_anyone(request.app):
         raise _disabled()
     form = await read_form(request)
     token = _field(form, "token")
-    if len(token) > MAX_TEXT_CHARS or match_token(config, token) is None:
+    if len(token) > MAX_TEXT_CHARS or not await _can_read(request, token):
         raise _refuse(401, "invalid token", login_page(error="That token is not valid."))
     response = _see("/")
     _set_cookie(request, response, token)
@@ -226,10 +240,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 async def page_action(request: web.Request) -> web.StreamResponse:
     """POST /items/{id}/ack|dismiss|undo from the page's buttons (cookie + CSRF field)."""
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         raise _refuse(401, "not logged in", login_page(error="Please log in again."))
     token, match = session
+    if not match.may("act"):
+        raise _refuse(403, "no act scope", message_page("Not allowed", _lacks(match, "act")))
     form = await read_form(request)
     given = secret_bytes(_field(form, "csrf"))
     if not hmac.compare_digest(given, csrf_token(token).encode()):
@@ -242,13 +258,15 @@ async def page_action(request: web.Request) -> web.StreamResponse:
         item = await actions.item(item_id)
         if match.brands is not None and item.brand not in match.brands:
             raise ActionError(404, f"no item {item_id}")
-        by = match.name or "queue page"
+        by, actor = match.name, match.actor(request)
         if action == "ack":
-            await actions.ack(item_id, by=by)
+            await actions.ack(item_id, by=by, actor=actor)
         elif action == "undo":
-            if request.app[PENDING].undo(item_id) is None:
+            undone = request.app[PENDING].undo(item_id)
+            if undone is None:
                 why = "it is dismissed already" if item.state.value == "dismissed" else "none waits"
                 raise ActionError(409, f"nothing to undo for item {item_id}: {why}")
+            await actions.record_undo(item_id, reason=undone.reason, actor=actor)
         else:
             # Done in UNDO_SECONDS unless undone; checked now, so a refusal is seen at once.
             reason = _field(form, "reason")
@@ -256,7 +274,9 @@ async def page_action(request: web.Request) -> web.StreamResponse:
                 raise ActionError(400, f"choose a reason: {', '.join(DISMISS_REASONS)}")
             if not item.state.is_unanswered:
                 raise ActionError(409, f"item {item_id} is {item.state.value}: not dismissed")
-            request.app[PENDING].schedule(item_id, reason=reason, by=by, brand=item.brand)
+            request.app[PENDING].schedule(
+                item_id, reason=reason, by=by, brand=item.brand, actor=actor
+            )
     except ActionError as err:
         raise _refuse(err.status, str(err), message_page("Not done", str(err))) from err
     raise _see("/" if action == "dismiss" else f"/#item-{item_id}")
@@ -295,18 +315,26 @@ async def signed_link(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     try:
         if action == "ack":
-            await service.actions.ack(item_id, by="link")
+            await service.actions.ack(item_id, by="link", actor=_link_actor(request))
             done = f"Item {item_id} is acknowledged: no more escalation or reminders."
         else:
             reason = _field(form, "reason")
             if reason not in DISMISS_REASONS:
                 raise ActionError(400, f"reason must be one of {', '.join(DISMISS_REASONS)}")
-            await service.actions.dismiss(item_id, reason=reason, by="link")
+            await service.actions.dismiss(
+                item_id, reason=reason, by="link", actor=_link_actor(request)
+            )
             done = f"Item {item_id} is dismissed ({reason})."
     except ActionError as err:
         raise _refuse(err.status, str(err), message_page("Not done", str(err))) from err
     del item
     return _html(message_page("Done", done))
+
+
+def _link_actor(request: web.Request) -> Actor:
+    # The link names no person (one notification goes to a whole channel): its signature is
+    # the permission, so the audit says a signed link did it, and from where.
+    return Actor(name=LINK_ACTOR, via="token", origin=origin(request))
 
 
 def add_queue_routes(app: web.Application) -> None:

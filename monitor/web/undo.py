@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from monitor.alerts.actions import ActionError, ActionResult
+from monitor.audit import Actor
 from monitor.clock import Clock
 from monitor.logging import get_logger
 from monitor.web.keys import ALERTS, CLOCK
@@ -19,7 +20,7 @@ log = get_logger("monitor.web.undo")
 
 UNDO_SECONDS = 10.0
 
-Dismiss = Callable[[int, str, str], Awaitable[ActionResult]]
+Dismiss = Callable[[int, str, str, Actor | None], Awaitable[ActionResult]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +32,8 @@ class PendingDismissal:
     by: str
     brand: str
     at: datetime
+    # Who chose it (the audit records the dismissal, when done, under this name).
+    actor: Actor | None = None
 
 
 class DelayedDismissals:
@@ -41,11 +44,15 @@ class DelayedDismissals:
         self._dismiss = dismiss
         self._pending: dict[int, tuple[PendingDismissal, asyncio.Task[None]]] = {}
 
-    def schedule(self, item_id: int, *, reason: str, by: str, brand: str) -> PendingDismissal:
+    def schedule(
+        self, item_id: int, *, reason: str, by: str, brand: str, actor: Actor | None = None
+    ) -> PendingDismissal:
         """Dismiss `item_id` in UNDO_SECONDS (a second tap replaces the first)."""
         self.undo(item_id)
         at = self._clock.now() + timedelta(seconds=UNDO_SECONDS)
-        pending = PendingDismissal(item_id=item_id, reason=reason, by=by, brand=brand, at=at)
+        pending = PendingDismissal(
+            item_id=item_id, reason=reason, by=by, brand=brand, at=at, actor=actor
+        )
         task = asyncio.create_task(self._later(pending), name=f"dismiss:{item_id}")
         self._pending[item_id] = (pending, task)
         return pending
@@ -80,7 +87,7 @@ class DelayedDismissals:
 
     async def _do(self, pending: PendingDismissal) -> None:
         try:
-            await self._dismiss(pending.item_id, pending.reason, pending.by)
+            await self._dismiss(pending.item_id, pending.reason, pending.by, pending.actor)
         except ActionError as err:
             # Answered or dismissed by someone else meanwhile: nothing left to do.
             log.info("delayed dismissal not done", item=pending.item_id, error=str(err))
@@ -92,8 +99,8 @@ PENDING = web.AppKey("pending_dismissals", DelayedDismissals)
 async def delayed_dismissals(app: web.Application) -> AsyncIterator[None]:
     """App context: the page's dismissals, done at shutdown if their window is still open."""
 
-    async def dismiss(item_id: int, reason: str, by: str) -> ActionResult:
-        return await app[ALERTS].actions.dismiss(item_id, reason=reason, by=by)
+    async def dismiss(item_id: int, reason: str, by: str, actor: Actor | None) -> ActionResult:
+        return await app[ALERTS].actions.dismiss(item_id, reason=reason, by=by, actor=actor)
 
     dismissals = DelayedDismissals(app[CLOCK], dismiss)
     app[PENDING] = dismissals

@@ -19,7 +19,7 @@ class Recorder:
     def __init__(self) -> None:
         self.done: list[tuple[int, str, str]] = []
 
-    async def __call__(self, item_id: int, reason: str, by: str) -> Any:
+    async def __call__(self, item_id: int, reason: str, by: str, actor: Any = None) -> Any:
         if item_id == 13:
             raise ActionError(409, "item 13 is answered_in_time: it cannot be dismissed")
         self.done.append((item_id, reason, by))
