@@ -236,6 +236,7 @@ class ServiceRunner:
             return
         self._config = new
         _configure_logging(new)
+        await self._audit_reload(old, new)
         log.info(
             "reloaded",
             config=str(self._path),
@@ -243,6 +244,31 @@ class ServiceRunner:
             instance=instance_name(new),
         )
         self._notifier.ready(status=self._serving_status())
+
+    async def _audit_reload(self, old: Config, new: Config) -> None:
+        """Record the reload: which parts of the config changed, never their values."""
+        from monitor.audit import AuditLog
+        from monitor.web.keys import CLOCK, STORE
+
+        assert self._runner is not None
+        app = self._runner.app
+        before, after = {s.name for s in old.sources}, {s.name for s in new.sources}
+        detail = {
+            "changed": [n for n in type(new).model_fields if getattr(new, n) != getattr(old, n)],
+            "sources_added": sorted(after - before),
+            "sources_removed": sorted(before - after),
+        }
+        try:
+            await AuditLog(app[STORE]).record(
+                at=app[CLOCK].now(),
+                actor="operator",
+                via="system",
+                action="config_reload",
+                origin=socket.gethostname(),
+                detail=detail,
+            )
+        except Exception:  # the reload is done; a store that cannot take the entry says so
+            log.exception("reload not recorded in the audit")
 
     async def _start(self, config: Config) -> web.AppRunner:
         # Header and idle timeouts, size limits and the connection cap: monitor/web/server.py.

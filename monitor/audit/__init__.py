@@ -1,5 +1,6 @@
 """Who did what: the append-only audit trail and the named, scoped API tokens."""
 
+from monitor.audit.export import to_csv, to_json
 from monitor.audit.log import ACTIONS, VIAS, Actor, AuditEntry, AuditLog
 from monitor.audit.tokens import (
     ALL_BRANDS,
@@ -23,5 +24,7 @@ __all__ = [
     "TokenRecord",
     "Tokens",
     "check_scopes",
+    "to_csv",
+    "to_json",
     "token_hash",
 ]

@@ -7,7 +7,10 @@ revoked one is refused at once) or from the config's [[http.api_tokens]].
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -90,3 +93,41 @@ async def resolve(app: web.Application, presented: str) -> Principal | None:
 async def open_to_anyone(app: web.Application) -> bool:
     """Whether any token, configured or added, can get in (else the API is disabled)."""
     return bool(app[CONFIG].http.api_tokens) or await tokens(app).any_live()
+
+
+# Every 401 says how to get in.
+_HOW = (
+    "send 'Authorization: Bearer <token>' with a token from `webcare-monitor tokens add`"
+    " or [[http.api_tokens]] in the config"
+)
+
+
+def _fail(error: type[web.HTTPError], message: str, **headers: str) -> NoReturn:
+    raise error(
+        text=json.dumps({"error": message}),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+async def authenticate(request: web.Request, any_of: Collection[str]) -> Principal:
+    """The bearer token's holder, if it carries one of the scopes `any_of`; else 401/403."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="webcare-monitor"'}
+    found = None
+    if scheme.lower() == "bearer" and presented.strip():
+        found = await resolve(request.app, presented)
+    if found is None and not await open_to_anyone(request.app):
+        _fail(
+            web.HTTPForbidden,
+            "the API is disabled: no token is configured"
+            " ([[http.api_tokens]] in the config, or `webcare-monitor tokens add`)",
+        )
+    if scheme.lower() != "bearer" or not presented.strip():
+        _fail(web.HTTPUnauthorized, f"a bearer token is required: {_HOW}", **challenge)
+    if found is None:
+        _fail(web.HTTPUnauthorized, f"invalid or revoked token: {_HOW}", **challenge)
+    if not any(found.may(scope) for scope in any_of):
+        wanted = " or ".join(repr(s) for s in any_of)
+        _fail(web.HTTPForbidden, f"the token of {found.name!r} lacks the {wanted} scope")
+    return found

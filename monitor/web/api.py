@@ -14,7 +14,8 @@ from monitor.alerts.actions import DISMISS_REASONS, ActionError, ActionResult
 from monitor.domain import ItemState
 from monitor.report import ReportKind, build, build_items_report, check_window, parse_instant
 from monitor.store.reports import report_items
-from monitor.web.access import Principal, open_to_anyone, resolve
+from monitor.web.access import Principal, authenticate
+from monitor.web.audit_api import add_audit_routes
 from monitor.web.edge import body as read_body
 from monitor.web.edge import form as read_form
 from monitor.web.edge import item_id as parse_item_id
@@ -43,33 +44,9 @@ def _bad_request(message: str) -> NoReturn:
     _fail(web.HTTPBadRequest, message)
 
 
-# Every 401 says how to get in.
-_HOW = (
-    "send 'Authorization: Bearer <token>' with a token from `webcare-monitor tokens add`"
-    " or [[http.api_tokens]] in the config"
-)
-
-
 async def authorized(request: web.Request, scope: str = "read") -> Principal:
     """The request's bearer token holder, if it carries `scope`; else raise 401/403."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="webcare-monitor"'}
-    found = None
-    if scheme.lower() == "bearer" and presented.strip():
-        found = await resolve(request.app, presented)
-    if found is None and not await open_to_anyone(request.app):
-        _fail(
-            web.HTTPForbidden,
-            "the API is disabled: no token is configured"
-            " ([[http.api_tokens]] in the config, or `webcare-monitor tokens add`)",
-        )
-    if scheme.lower() != "bearer" or not presented.strip():
-        _fail(web.HTTPUnauthorized, f"a bearer token is required: {_HOW}", **challenge)
-    if found is None:
-        _fail(web.HTTPUnauthorized, f"invalid or revoked token: {_HOW}", **challenge)
-    if not found.may(scope):
-        _fail(web.HTTPForbidden, f"the token of {found.name!r} lacks the {scope!r} scope")
-    return found
+    return await authenticate(request, (scope,))
 
 
 async def authorized_brands(request: web.Request) -> frozenset[str] | None:
@@ -277,8 +254,9 @@ async def dismiss_item(request: web.Request) -> web.Response:
 
 
 def add_api_routes(app: web.Application) -> None:
-    """Register /api/v1/report, /api/v1/items and the item actions."""
+    """Register /api/v1/report, /api/v1/items, the item actions and /api/v1/audit."""
     app.router.add_get("/api/v1/report", report)
     app.router.add_get("/api/v1/items", items)
     app.router.add_post("/api/v1/items/{item_id}/ack", ack_item)
     app.router.add_post("/api/v1/items/{item_id}/dismiss", dismiss_item)
+    add_audit_routes(app)
