@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.alerts.actions import DISMISS_REASONS, ActionError
-from monitor.audit import Actor
+from monitor.audit import Actor, AuditLog
 from monitor.web.access import Principal, open_to_anyone, origin, resolve
 from monitor.web.edge import MAX_TEXT_CHARS, Refusal, secret_bytes
 from monitor.web.edge import form as read_form
@@ -43,6 +43,9 @@ LINK_ACTOR = "signed link"
 COOKIE_MAX_AGE = 30 * 86400
 # How far ahead the page looks for the next shift.
 NEXT_SHIFT_HORIZON = timedelta(days=7)
+# "Recently dismissed": the last day's dismissals, at most this many.
+RECENT = timedelta(days=1)
+RECENT_LIMIT = 20
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 _HEADERS = {
@@ -215,6 +218,9 @@ async def render_queue(
         csrf=csrf,
         older=len(waiting) - len(current),
         notice=notice,
+        dismissed=await AuditLog(store).entries(
+            action="dismiss", brands=brands, since=now - RECENT, limit=RECENT_LIMIT
+        ),
     )
 
 

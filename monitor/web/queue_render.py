@@ -19,6 +19,7 @@ from monitor.alerts.formats import clean_text
 from monitor.durations import spoken_duration
 
 if TYPE_CHECKING:
+    from monitor.audit import AuditEntry
     from monitor.web.undo import PendingDismissal
 
 REFRESH_SECONDS = 30
@@ -189,6 +190,7 @@ def queue_page(
     older: int,
     pending: Sequence[PendingDismissal] = (),
     notice: str | None = None,
+    dismissed: Sequence[AuditEntry] = (),
 ) -> str:
     """The queue: who is on duty, then what waits, most urgent first."""
     header = (
@@ -206,6 +208,8 @@ def queue_page(
         parts.append("</div>")
     else:
         parts.append('<p class="empty">Nothing is waiting.</p>')
+    if dismissed:
+        parts.append(_dismissed(dismissed, tz))
     if older:
         them = "question was" if older == 1 else "questions were"
         parts.append(
@@ -219,6 +223,21 @@ def queue_page(
         "Log out</button></form>"
     )
     return _page("Webcare queue", header + "<main>" + "".join(parts) + "</main>", refresh=True)
+
+
+def _dismissed(entries: Sequence[AuditEntry], tz: ZoneInfo) -> str:
+    """Who dismissed what and why, from the audit trail, newest first."""
+    lines = []
+    for entry in entries:
+        reason = REASON_LABELS.get(entry.reason or "", entry.reason or "no reason")
+        when = entry.at.astimezone(tz).strftime("%a %H:%M")
+        lines.append(
+            f'<li id="dismissed-{entry.item_id}">Item {entry.item_id} · {escape(reason)}'
+            f" · by {escape(entry.actor)} · {escape(when)}</li>"
+        )
+    return (
+        f'<section class="dismissed"><h2>Recently dismissed</h2><ul>{"".join(lines)}</ul></section>'
+    )
 
 
 def _undo(pending: PendingDismissal, tz: ZoneInfo, csrf: str) -> str:
