@@ -147,6 +147,9 @@ def _values(kind: str, child: Any) -> Any:
         return (tuple(b.get() for b in child._buckets), child._sum.get())
     if kind == "summary":
         return (child._count.get(), child._sum.get())
+    if "_child_samples" in vars(child):
+        # Gauge.set_function replaces the child's sample method: its value is the function's.
+        return child._child_samples()[0].value
     return child._value.get()
 
 

@@ -190,3 +190,16 @@ def test_keep_leaves_out_the_series_of_sources_and_receivers_held_elsewhere() ->
     assert {labels.get("source") for labels in found} == {None, "acme-fb"}
     assert not [labels for labels in found if "receiver" in labels]
     assert {"brand": "acme", "period": "office_hours", "le": "1800.0"} in found
+
+
+def test_a_function_gauge_is_read_at_every_render() -> None:
+    registry = CollectorRegistry()
+    backlog = [3]
+    gauge = Gauge("webcare_backlog", "Waiting.", ["receiver"], registry=registry)
+    gauge.labels("team").set_function(lambda: backlog[0])
+    first = encode(registry, openmetrics=False)
+    backlog[0] = 7
+    second = encode(registry, openmetrics=False)
+    assert b'webcare_backlog{receiver="team"} 3.0' in first
+    assert second == text_latest(registry)
+    assert b'webcare_backlog{receiver="team"} 7.0' in second
