@@ -34,15 +34,18 @@ from monitor.domain.events import Event, ItemAcknowledged, ItemDismissed
 from monitor.logging import get_logger
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
+from monitor.metrics.moderators import ModeratorLabels
 from monitor.pipeline import SourceSettings
 from monitor.poller import Coordinator, PolledSource
 from monitor.poller.token_watch import TokenWatch
+from monitor.privacy import purge_forever
 from monitor.sla.evaluate import SlaPolicy
 from monitor.sources.base import Source
 from monitor.sources.budget import RequestBudget
 from monitor.sources.facebook import FacebookPageSource
 from monitor.sources.graph_batch import GraphBatcher, batch_group, graph_key, shared_batchers
 from monitor.store import Store, create_engine, one_instance, upgrade
+from monitor.store.pseudonyms import MessagePrivacy, Pseudonyms, load_pseudonyms
 from monitor.web.api import add_api_routes
 from monitor.web.edge import edge
 from monitor.web.facebook_webhook import add_webhook_routes
@@ -75,11 +78,19 @@ COMPLIANCE_FIRST_SECONDS = 2.0
 MAX_BODY_BYTES = 1024**2
 
 
-def source_settings(config: Config) -> list[SourceSettings]:
-    """Resolve each source's policy and calendar into the settings the pipeline uses."""
+def source_settings(config: Config, pseudonyms: Pseudonyms | None = None) -> list[SourceSettings]:
+    """Resolve each source's policy and calendar into the settings the pipeline uses; with
+    `pseudonyms`, consumers are stored pseudonymised and text only where store_text allows."""
     settings = []
     for source in config.sources:
         policy = config.policy(source.policy)
+        ignored = set(source.ignore_authors)
+        privacy = None
+        if pseudonyms is not None:
+            # Stored authors are pseudonyms: the ignore list is compared in both forms.
+            ignored |= {p for a in source.ignore_authors if (p := pseudonyms.of(a))}
+            store_text = config.source_privacy(source.name).store_text
+            privacy = MessagePrivacy(pseudonyms, store_text=store_text)
         settings.append(
             SourceSettings(
                 ref=SourceRef(name=source.name, brand=source.brand, platform=source.type),
@@ -93,8 +104,9 @@ def source_settings(config: Config) -> list[SourceSettings]:
                     warn_at=policy.warn_at,
                     reply_match=policy.reply_match,
                 ),
-                ignore_authors=frozenset(source.ignore_authors),
+                ignore_authors=frozenset(ignored),
                 active_days=source.active_days,
+                privacy=privacy,
             )
         )
     return settings
@@ -175,6 +187,8 @@ def create_app(
     open_items = OpenItems([s.ref for s in settings], now=app[CLOCK].now)
     for s in settings:
         metrics.prepare(s.ref)
+    # Per-moderator series name roster ids only (docs/metrics.md: bounded, non-personal).
+    metrics.moderators = ModeratorLabels(config.roster.moderator_accounts())
     app[METRICS] = metrics
     app[OPEN_ITEMS] = open_items
 
@@ -244,12 +258,15 @@ def create_app(
 
     async def poller(app: web.Application) -> AsyncIterator[None]:
         by_name = {s.name: s for s in config.sources}
+        key = config.privacy.pseudonym_key
+        pseudonyms = await load_pseudonyms(app[STORE], key.get_secret_value() if key else None)
+        stored_as = {s.ref.name: s for s in source_settings(config, pseudonyms)}
         budgets: dict[str, RequestBudget] = {}
         batchers = shared_batchers(config.sources, app[HTTP_SESSION], app[CLOCK])
         coordinator = Coordinator(
             sources=[
                 PolledSource(
-                    settings=s,
+                    settings=stored_as[s.ref.name],
                     source=build_source(
                         by_name[s.ref.name], app[HTTP_SESSION], app[CLOCK], budgets, batchers
                     ),
@@ -407,6 +424,19 @@ def create_app(
         await app[ALERTS].stop()
         await member.stop()
 
+    async def retention(app: web.Application) -> AsyncIterator[None]:
+        # Idempotent, so every instance may run it; it starts with the polling.
+        if not start_polling:
+            yield
+            return
+        task = asyncio.create_task(
+            purge_forever(app[STORE], config, app[CLOCK]), name="privacy-purge"
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def polling(app: web.Application) -> AsyncIterator[None]:
         if start_polling:
             app[COORDINATOR].start()
@@ -423,6 +453,7 @@ def create_app(
         rolling_compliance,
         token_watch,
         cluster,
+        retention,
     )
     for ctx in (*contexts, polling):
         app.cleanup_ctx.append(ctx)

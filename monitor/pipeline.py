@@ -9,10 +9,13 @@ from typing import Any
 from monitor.domain import Batch, Item, ItemState, Message, SourceRef, StoredMessage
 from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
 from monitor.sla.evaluate import SlaPolicy
+from monitor.store.pseudonyms import MessagePrivacy
 from monitor.store.repository import Store, Tx
 
 # Fields a platform may change after the fact; created_at is deliberately not among them.
 _MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id")
+# What a purge or an erasure removed is not written back by a later poll of the thread.
+_REDACTED = frozenset({"text", "author_name"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,8 +24,10 @@ class SourceSettings:
 
     ref: SourceRef
     policy: SlaPolicy
-    ignore_authors: frozenset[str]
+    ignore_authors: frozenset[str]  # as configured, and their pseudonyms
     active_days: float
+    # Pseudonyms and store_text; None stores messages as the platform gives them (tests).
+    privacy: MessagePrivacy | None = None
 
     @property
     def max_target(self) -> float:
@@ -74,6 +79,8 @@ def _changes(stored: StoredMessage, incoming: Message, *, partial: bool) -> dict
     """Column updates needed to bring a stored message in line with the platform."""
     values: dict[str, Any] = {}
     for name in ("text",) if partial else _MUTABLE:
+        if stored.redacted and name in _REDACTED:
+            continue
         new = getattr(incoming, name)
         if name == "deleted":
             new = False  # the platform returned it, so it exists (again)
@@ -203,6 +210,10 @@ async def handle_batch(
     """Store one batch atomically (with its cursor) and return the resulting events."""
     source = settings.ref.name
     events: list[Event] = []
+    # The queue page shows a waiting item's author by name: kept on the item, not the message.
+    names = {m.platform_id: m.author_name for m in batch.messages if not m.is_brand}
+    if settings.privacy is not None:
+        batch = replace(batch, messages=tuple(map(settings.privacy.apply, batch.messages)))
     async with store.transaction() as tx:
         state = await tx.ensure_source(settings.ref)
         tracking_start = state.tracking_start or now
@@ -214,10 +225,17 @@ async def handle_batch(
         for thread in thread_msgs.values():
             for stored in thread:
                 message = stored.message
-                if stored.id in items or not settings.is_item(message):
+                # A redacted message without an item was never one (an ignored author's).
+                if stored.id in items or stored.redacted or not settings.is_item(message):
                     continue
-                item = settings.policy.new_item(
-                    message_id=stored.id, source=source, message=message, brand=settings.ref.brand
+                item = replace(
+                    settings.policy.new_item(
+                        message_id=stored.id,
+                        source=source,
+                        message=message,
+                        brand=settings.ref.brand,
+                    ),
+                    author_name=names.get(message.platform_id),
                 )
                 evaluated = settings.policy.evaluate(item, message, thread)
                 created.append(evaluated)

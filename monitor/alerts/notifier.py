@@ -433,7 +433,8 @@ class Notifier:
                 AlertItem(
                     item_id=item.message_id,
                     permalink=stored.message.permalink if stored else None,
-                    author=stored.message.author_name if stored else None,
+                    # Kept on the item while it waits (stored authors are pseudonyms).
+                    author=item.author_name,
                     excerpt=text[:EXCERPT_CHARS],
                     created_at=item.created_at,
                     due_at=item.due_at,

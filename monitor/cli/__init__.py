@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
-from monitor.cli import audit, check_config, db, demo, report, roster, run, tokens
+from monitor.cli import audit, check_config, db, demo, privacy, report, roster, run, tokens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     # In this order in --help.
-    for subcommand in (run, demo, check_config, report, roster, tokens, audit, db):
+    for subcommand in (run, demo, check_config, report, roster, tokens, audit, privacy, db):
         subcommand.add_parser(sub)
     return parser
 

@@ -114,6 +114,9 @@ class PersonConfig(StrictModel):
     mattermost: str | None = None  # username: @nina.v
     email: str | None = None
     phone: str | None = None
+    # The names or ids this person answers under on the platforms (a forum username, a page
+    # admin's name): their first replies count under their roster id in the metrics.
+    responds_as: list[str] = Field(default_factory=list)
 
     @field_validator("slack", "teams", "mattermost", "email", "phone")
     @classmethod
@@ -125,7 +128,7 @@ class PersonConfig(StrictModel):
 
     def handles(self) -> dict[str, str]:
         """The handles given, by receiver type (or medium)."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        return {k: v for k, v in self.model_dump(exclude={"responds_as"}).items() if v is not None}
 
 
 class RosterConfig(StrictModel):
@@ -153,6 +156,19 @@ class RosterConfig(StrictModel):
                 " calendar's URL or path, not the calendar itself"
             )
         return value
+
+    def moderator_accounts(self) -> dict[str, str]:
+        """Platform name or id -> roster id: every roster name as itself, plus responds_as."""
+        entries: list[ShiftConfig | OverrideConfig] = [*self.shifts, *self.overrides]
+        roles = [
+            self.lead,
+            *self.people,
+            *(n for e in entries for n in (e.student, e.backup, e.lead)),
+        ]
+        accounts = {name: name for name in roles if name is not None}
+        for person, config in self.people.items():
+            accounts.update((account, person) for account in config.responds_as)
+        return accounts
 
     @model_validator(mode="after")
     def _everyone_reachable(self) -> RosterConfig:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.config.alerts import AlertsConfig, ReceiverConfig, RosterConfig
+from monitor.config.privacy import PrivacyConfig, SourcePrivacy, effective
 from monitor.config.sources import SourceConfig
 from monitor.config.types import (
     SECRET_KEYS,
@@ -168,6 +169,7 @@ class Config(StrictModel):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(min_length=1)
@@ -217,6 +219,11 @@ class Config(StrictModel):
         shortest = min(float(s.poll_interval) for s in self.sources)
         return max(2.0, min(30.0, shortest / 2))
 
+    def source_privacy(self, name: str) -> SourcePrivacy:
+        """A source's retention and store_text, the [privacy] defaults filled in."""
+        source = next(s for s in self.sources if s.name == name)
+        return effective(self.privacy, source.retention_days, source.store_text)
+
     def policy(self, name: str) -> PolicyConfig:
         """The named policy; `default` exists unless overridden."""
         return self.policies.get(name, PolicyConfig())
@@ -237,6 +244,8 @@ class Config(StrictModel):
         if self.roster.ics is not None and "://" in self.roster.ics:
             # A calendar's URL and its token-shaped parts (Google's private-0a1b..., a ?token=).
             found.extend(url_secrets(self.roster.ics))
+        if self.privacy.pseudonym_key is not None:
+            found.append(self.privacy.pseudonym_key.get_secret_value())
         if self.facebook_webhook is not None:
             found.append(self.facebook_webhook.app_secret.get_secret_value())
             found.append(self.facebook_webhook.verify_token.get_secret_value())

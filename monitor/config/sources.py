@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 
+from monitor.config.privacy import RetentionDays
 from monitor.config.types import HttpUrl, OptionalSecret, Seconds, StrictModel
 
 DEFAULT_GRAPH_API = "https://graph.facebook.com/v26.0"
@@ -21,6 +22,9 @@ class _SourceCommon(StrictModel):
     active_days: float = Field(default=14, gt=0)
     ignore_authors: list[str] = Field(default_factory=list)
     request_timeout: Seconds = 20.0
+    # Left out: the [privacy] default (docs/data-protection.md).
+    retention_days: RetentionDays | None = None
+    store_text: bool | None = None
 
 
 class FacebookPageConfig(_SourceCommon):

@@ -26,6 +26,7 @@ SECRET_KEYS = frozenset(
         "urls",  # apprise: the file holds one URL per line
         "link_secret",
         "ics",  # the roster's .ics URL: its path or query usually holds a private token
+        "pseudonym_key",
     }
 )
 

@@ -119,6 +119,8 @@ class StoredMessage:
     message: Message
     detected_at: datetime
     edited: bool = False
+    # Its text and author were purged or erased: a later poll does not write them back.
+    redacted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,3 +145,5 @@ class Item:
     responded_at: datetime | None = None
     response_seconds: float | None = None
     response_sla_seconds: float | None = None
+    # The consumer's name as the platform shows it, only while the item waits (queue page).
+    author_name: str | None = None

@@ -24,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from monitor.config.alerts import ALL_KINDS
 from monitor.domain import ItemState, Outcome, Period, SourceRef
 from monitor.domain.events import Event, ItemAnswered, ItemBreached, ItemCreated, ItemDismissed
+from monitor.metrics.moderators import ModeratorLabels
 
 # SLA response-time buckets (seconds), 5 min .. 1 day, enough round values for a median and
 # a p90; every configured target is added so that "share answered within target" is an exact
@@ -65,6 +66,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.buckets = response_buckets(targets)
+        # Replaced by create_app with the roster's accounts; until then every reply is `other`.
+        self.moderators = ModeratorLabels()
         item_labels = ["brand", "source", "period"]
         self.items = Counter(
             "webcare_items", "Consumer items stored (backfill included).", item_labels, registry=r
@@ -97,7 +100,7 @@ class Metrics:
         )
         self.moderator_responses = Counter(
             "webcare_moderator_responses",
-            "First responses per responder as the platform names them.",
+            "First responses per roster person (their roster id), or other.",
             ["brand", "source", "moderator"],
             registry=r,
         )
@@ -319,9 +322,8 @@ class Metrics:
             self.first_response_sla.labels(ref.brand, item.period.value).observe(
                 item.response_sla_seconds
             )
-            self.moderator_responses.labels(
-                ref.brand, ref.name, event.responder_name or "unknown"
-            ).inc()
+            moderator = self.moderators.label(ref.name, event.responder_name)
+            self.moderator_responses.labels(ref.brand, ref.name, moderator).inc()
         elif isinstance(event, ItemBreached):
             self.breaches.labels(*labels).inc()
         elif isinstance(event, ItemDismissed):

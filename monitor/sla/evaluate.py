@@ -96,6 +96,7 @@ class SlaPolicy:
             responded_at=responded,
             response_seconds=(responded - item.created_at).total_seconds(),
             response_sla_seconds=sla_seconds,
+            author_name=None,  # the queue page needs the name only while the item waits
         )
 
     def evaluate(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
@@ -108,7 +109,9 @@ class SlaPolicy:
         if reason is not None:
             if item.state is ItemState.DISMISSED and item.dismissed_reason == reason:
                 return item
-            return replace(item, state=ItemState.DISMISSED, dismissed_reason=reason)
+            return replace(
+                item, state=ItemState.DISMISSED, dismissed_reason=reason, author_name=None
+            )
         if item.state is ItemState.DISMISSED:
             # Un-hidden: back with its original clock; the scheduler re-judges its deadlines.
             item = replace(item, state=ItemState.OPEN, dismissed_reason=None)
@@ -119,8 +122,11 @@ class SlaPolicy:
 
     def rederive(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
         """Recompute period, deadlines and outcome from the raw messages (after a config change)."""
-        fresh = self.new_item(
-            message_id=item.message_id, source=item.source, message=message, brand=item.brand
+        fresh = replace(
+            self.new_item(
+                message_id=item.message_id, source=item.source, message=message, brand=item.brand
+            ),
+            author_name=item.author_name,
         )
         if item.state is ItemState.DISMISSED and item.dismissed_reason not in ("hidden", "deleted"):
             return replace(fresh, state=ItemState.DISMISSED, dismissed_reason=item.dismissed_reason)

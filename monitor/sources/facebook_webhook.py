@@ -181,5 +181,6 @@ def _id(value: Any) -> str | None:
     if not text:
         return None
     if not _GRAPH_ID.fullmatch(text):
-        raise MalformedDelivery(f"{text[:40]!r} is no Graph id")
+        # Not quoted: the field may be a sender's, and logs hold no consumer data.
+        raise MalformedDelivery(f"an id of {len(text)} characters that is no Graph id")
     return text

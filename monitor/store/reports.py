@@ -75,7 +75,8 @@ async def report_items(
             items.c.response_seconds,
             items.c.response_sla_seconds,
             _item_message.c.permalink,
-            _item_message.c.author_name.label("author"),
+            # A waiting item's name; else the stored author (a pseudonym; None once purged).
+            func.coalesce(items.c.author_name, _item_message.c.author_name).label("author"),
         )
         .select_from(
             items.join(_item_message, _item_message.c.id == items.c.message_id).outerjoin(

@@ -58,6 +58,7 @@ def _message_row(row: Row[Any]) -> StoredMessage:
         source=m["source"],
         detected_at=m["detected_at"],
         edited=m["edited"],
+        redacted=m["redacted_at"] is not None,
         message=Message(
             platform_id=m["platform_id"],
             thread_id=m["thread_id"],
@@ -341,7 +342,7 @@ class Store:
                     items.c.message_id == message_id,
                     items.c.state.in_([s.value for s in from_states]),
                 )
-                .values(state=ItemState.DISMISSED.value, dismissed_reason=reason)
+                .values(state=ItemState.DISMISSED.value, dismissed_reason=reason, author_name=None)
             )
             if result.rowcount != 1:
                 return None

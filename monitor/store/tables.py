@@ -54,6 +54,8 @@ messages = Table(
     Column("hidden", Boolean, nullable=False, default=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("edited", Boolean, nullable=False, default=False),
+    # Text and author purged or erased (migration 0007): later polls do not write them back.
+    Column("redacted_at", UTCDateTime, nullable=True),
     UniqueConstraint("source", "platform_id", name="uq_messages_source_platform_id"),
     Index("ix_messages_source_thread", "source", "thread_id"),
     Index("ix_messages_source_created", "source", "created_at"),
@@ -80,6 +82,8 @@ items = Table(
     Column("responded_at", UTCDateTime, nullable=True),
     Column("response_seconds", Float, nullable=True),
     Column("response_sla_seconds", Float, nullable=True),
+    # The consumer's name, kept only while the item waits (the queue page shows it).
+    Column("author_name", String(500), nullable=True),
     Index("ix_items_source_state", "source", "state"),
     Index("ix_items_source_thread", "source", "thread_id"),
     Index("ix_items_created", "created_at"),
@@ -197,4 +201,12 @@ audit_log = Table(
     Column("detail", JSON, nullable=True),
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_item", "item_id"),
+)
+
+# The pseudonym key generated when the config names none (docs/data-protection.md).
+privacy_keys = Table(
+    "privacy_keys",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", String(200), nullable=False),
 )

@@ -173,7 +173,8 @@ async def render_queue(
                 brand=item.brand,
                 source=item.source,
                 platform=sources[item.source].platform,
-                author=stored.message.author_name if stored else None,
+                # The name is kept on the item while it waits; stored authors are pseudonyms.
+                author=item.author_name,
                 text=stored.message.text if stored else "",
                 permalink=stored.message.permalink if stored else None,
                 created_at=item.created_at,
@@ -315,7 +316,7 @@ async def signed_link(request: web.Request) -> web.StreamResponse:
                 action=action,
                 item_id=item_id,
                 excerpt=stored.message.text if stored else "",
-                author=stored.message.author_name if stored else None,
+                author=item.author_name,
             )
         )
     form = await read_form(request)

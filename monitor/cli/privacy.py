@@ -1,0 +1,120 @@
+"""`webcare-monitor privacy`: purge what is past retention; export or erase one consumer's data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from monitor.cli.common import load_or_exit
+
+if TYPE_CHECKING:
+    from monitor.cli.common import SubParsers
+    from monitor.config import Config
+    from monitor.store import Store
+
+
+def _run(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    from monitor.store import Store, create_engine, upgrade
+
+    async def run() -> Any:
+        engine = create_engine(config.database_url)
+        try:
+            await upgrade(engine)
+            return await work(Store(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+async def _audit(store: Store, action: str, detail: dict[str, Any], now: datetime) -> None:
+    from monitor.audit import AuditLog
+    from monitor.cli.tokens import operator
+
+    # Counts only: the audit must not keep the name or id of the person erased.
+    await AuditLog(store).record(
+        at=now,
+        actor=operator(),
+        via="cli",
+        action=action,
+        origin=socket.gethostname(),
+        detail=detail,
+    )
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """`privacy purge -c CONFIG`: purge now what the service would purge within the hour."""
+    from monitor.privacy import purge_now
+
+    config = load_or_exit(args.config)
+    done = _run(config, lambda store: purge_now(store, config, datetime.now(UTC)))
+    print(f"purged {done.messages} messages, {done.items} items, {done.alerts} alerts")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`privacy export -c CONFIG --author ID_OR_NAME`: what we hold on a person, as JSON."""
+    from monitor.privacy import export_author
+
+    config = load_or_exit(args.config)
+
+    async def work(store: Store) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        found = await export_author(store, config, args.author)
+        counts = {k: len(found[k]) for k in ("messages", "items", "alerts")}
+        await _audit(store, "export", counts, now)
+        return found
+
+    found = _run(config, work)
+    json.dump(found, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """`privacy erase -c CONFIG --author ID_OR_NAME`: text and identity gone everywhere."""
+    from monitor.privacy import erase_author
+
+    config = load_or_exit(args.config)
+
+    async def work(store: Store) -> Any:
+        now = datetime.now(UTC)
+        done = await erase_author(store, config, args.author, now)
+        counts = {"messages": done.messages, "items": done.items, "alerts": done.alerts}
+        await _audit(store, "erase", counts, now)
+        return done
+
+    done = _run(config, work)
+    print(
+        f"erased {done.messages} messages ({done.items} items named them, {done.alerts}"
+        " alerts quoted them); their timing stays in the figures"
+    )
+    return 0
+
+
+def add_parser(subparsers: SubParsers) -> None:
+    """Register `privacy` and its `purge`, `export` and `erase`."""
+    privacy = subparsers.add_parser(
+        "privacy", help="retention purge; export or erase what we hold on one consumer"
+    )
+    sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    purge = sub.add_parser("purge", help="purge text and identities past their retention now")
+    purge.set_defaults(func=cmd_purge)
+    export = sub.add_parser("export", help="everything held on one consumer, as JSON")
+    export.set_defaults(func=cmd_export)
+    erase = sub.add_parser("erase", help="remove one consumer's text and identity everywhere")
+    erase.set_defaults(func=cmd_erase)
+    for command in (purge, export, erase):
+        command.add_argument("-c", "--config", required=True, help="TOML config file")
+    for command in (export, erase):
+        command.add_argument(
+            "--author",
+            required=True,
+            help="the consumer's platform id, user name or pseudonym (p:...)",
+        )
