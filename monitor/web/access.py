@@ -126,7 +126,7 @@ async def authenticate(request: web.Request, any_of: Collection[str]) -> Princip
     if scheme.lower() != "bearer" or not presented.strip():
         _fail(web.HTTPUnauthorized, f"a bearer token is required: {_HOW}", **challenge)
     if found is None:
-        _fail(web.HTTPUnauthorized, f"invalid or revoked token: {_HOW}", **challenge)
+        _fail(web.HTTPUnauthorized, f"invalid token: {_HOW} (unknown or revoked)", **challenge)
     if not any(found.may(scope) for scope in any_of):
         wanted = " or ".join(repr(s) for s in any_of)
         _fail(web.HTTPForbidden, f"the token of {found.name!r} lacks the {wanted} scope")
