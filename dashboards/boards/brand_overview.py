@@ -308,9 +308,9 @@ def per_moderator_table() -> Panel:
     total = f"sum({increase('webcare_moderator_responses_total')})"
     return table(
         "Per moderator",
-        "First replies per responder (as the platform names them: the page name on"
-        " Facebook, the username on forums) in the selected range, and their share of"
-        " all first replies.",
+        "First replies per roster person (their roster id; replies by anyone the roster"
+        " does not list count as other) in the selected range, and their share of all"
+        " first replies. Names per responder: webcare-monitor report --by moderator.",
         (replies, "replies"),
         (f"{replies} / scalar({total})", "share"),
         sort_by="First replies",
