@@ -176,7 +176,7 @@ async def test_scripted_conversation_gives_hand_computed_numbers(
     assert value(scrape, "webcare_detection_lag_seconds_count", **acme) == 1
     assert value(scrape, "webcare_detection_lag_seconds_sum", **acme) == 1800
     assert value(scrape, "webcare_source_up", **acme, platform="facebook_page") == 1
-    assert value(scrape, "webcare_moderator_responses_total", **acme, moderator="Acme") == 6
+    assert value(scrape, "webcare_moderator_responses_total", **acme, moderator="other") == 6
 
     health = await client.get("/readyz")
     assert health.status == 200, await health.text()
