@@ -35,7 +35,7 @@ from monitor.logging import get_logger
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
 from monitor.metrics.moderators import ModeratorLabels
-from monitor.pipeline import SourceSettings
+from monitor.pipeline import Guard, SourceSettings
 from monitor.poller import Coordinator, PolledSource
 from monitor.poller.token_watch import TokenWatch
 from monitor.privacy import purge_forever
@@ -233,6 +233,17 @@ def create_app(
     instance = instance_name(config)
     refs = {s.ref.name: s.ref for s in settings}
 
+    groups: dict[str, str | None] = {}  # each source's batch group (poller)
+    batchers_now: dict[str, GraphBatcher] = {}  # the poller's, by group
+
+    def guard_for(name: str) -> Guard | None:
+        """The lease check a source's writes make (none while alone on SQLite)."""
+        member = app.get(CLUSTER)
+        fence = member.fence(name) if member is not None else None
+        if member is None or fence is None or member.solo:
+            return None
+        return lambda conn: member.guard(conn, name, fence)
+
     def holdings() -> Holdings:
         # Until the first lease round (at start) this instance holds nothing.
         member = app.get(CLUSTER)
@@ -284,9 +295,12 @@ def create_app(
             # On a terminal a first backfill draws a bar; under systemd or Docker it logs lines.
             progress_terminal=sys.stderr if sys.stderr.isatty() else None,
             forward=lambda name, threads: app[CLUSTER].forward_threads(name, threads),
+            guard_for=guard_for,
         )
         await coordinator.load_state()
         app[COORDINATOR] = coordinator
+        batchers_now.update(batchers)
+        groups.update({s.name: batch_group(s, batchers) for s in config.sources})
         yield
         await coordinator.stop()
         for batcher in batchers.values():
@@ -372,14 +386,21 @@ def create_app(
         store = app[STORE]
         leases: Leases = SoloLeases(instance)
         nudges = None
+        own_engine = None
         if store.engine.dialect.name == "postgresql":
             # Any number of instances may share this database: leases decide who does what.
-            leases = PostgresLeases(store.engine, instance, config.lease_seconds())
-            nudges = Nudges(store.engine)
+            # Rounds and nudges get connections of their own: a thousand polls waiting for
+            # the main pool must not make this instance miss renewing its leases.
+            own_engine = create_engine(config.database_url, pool_size=2)
+            leases = PostgresLeases(own_engine, instance, config.lease_seconds())
+            nudges = Nudges(own_engine)
         outbox_seen = 0
 
         async def on_change(held: Holdings) -> None:
             await app[COORDINATOR].hold(held.sources)
+            for key, batcher in batchers_now.items():
+                # A batch waits for the pages this instance polls, not for every configured one.
+                batcher.resize(sum(1 for n in held.sources if groups.get(n) == key))
             unanswered = await store.unanswered_items()
             open_items.load(unanswered)  # exported only for held sources (HeldSeries)
             app[SCHEDULER].hold(held.sources, unanswered)
@@ -408,7 +429,7 @@ def create_app(
         member = ClusterMember(
             leases=leases,
             nudges=nudges,
-            sources=list(refs),
+            sources={name: ref.platform for name, ref in refs.items()},
             receivers=[r.name for r in config.receivers],
             ttl=config.lease_seconds(),
             clock=app[CLOCK],
@@ -423,14 +444,19 @@ def create_app(
         await app[COORDINATOR].stop()
         await app[ALERTS].stop()
         await member.stop()
+        if own_engine is not None:
+            await own_engine.dispose()
 
     async def retention(app: web.Application) -> AsyncIterator[None]:
-        # Idempotent, so every instance may run it; it starts with the polling.
+        # It starts with the polling, on the leader (the only instance when alone).
         if not start_polling:
             yield
             return
         task = asyncio.create_task(
-            purge_forever(app[STORE], config, app[CLOCK]), name="privacy-purge"
+            purge_forever(
+                app[STORE], config, app[CLOCK], leading=lambda: app[CLUSTER].holdings.leader
+            ),
+            name="privacy-purge",
         )
         yield
         task.cancel()
@@ -440,7 +466,10 @@ def create_app(
     async def polling(app: web.Application) -> AsyncIterator[None]:
         if start_polling:
             app[COORDINATOR].start()
-        log.info("started", sources=[s.ref.name for s in settings], version=__version__)
+        names = sorted(refs)
+        # Named when few; a thousand names make a line nobody reads.
+        shown = names if len(names) <= 20 else [*names[:20], f"and {len(names) - 20} more"]
+        log.info("started", sources=shown, version=__version__, instance=instance)
         yield
 
     contexts = (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.domain import Batch, Item, ItemState, Message, SourceRef, StoredMessage
 from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
@@ -13,6 +16,9 @@ from monitor.store.pseudonyms import MessagePrivacy
 from monitor.store.repository import Store, Tx
 
 # Fields a platform may change after the fact; created_at is deliberately not among them.
+# Checks, inside a batch's transaction, that this instance may still write for the source.
+Guard = Callable[[AsyncConnection], Awaitable[None]]
+
 _MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id")
 # What a purge or an erasure removed is not written back by a later poll of the thread.
 _REDACTED = frozenset({"text", "author_name"})
@@ -205,9 +211,18 @@ def _events_for(settings: SourceSettings, before: Item | None, after: Item) -> l
 
 
 async def handle_batch(
-    store: Store, settings: SourceSettings, batch: Batch, now: datetime
+    store: Store,
+    settings: SourceSettings,
+    batch: Batch,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
 ) -> BatchResult:
-    """Store one batch atomically (with its cursor) and return the resulting events."""
+    """Store one batch atomically (with its cursor) and return the resulting events.
+
+    `guard` runs first inside the transaction and may refuse the whole write (FencedOut:
+    another instance holds the source now).
+    """
     source = settings.ref.name
     events: list[Event] = []
     # The queue page shows a waiting item's author by name: kept on the item, not the message.
@@ -215,6 +230,8 @@ async def handle_batch(
     if settings.privacy is not None:
         batch = replace(batch, messages=tuple(map(settings.privacy.apply, batch.messages)))
     async with store.transaction() as tx:
+        if guard is not None:
+            await guard(tx.conn)
         state = await tx.ensure_source(settings.ref)
         tracking_start = state.tracking_start or now
         historic_before = tracking_start - timedelta(seconds=settings.max_target)

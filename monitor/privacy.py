@@ -3,6 +3,7 @@ one consumer's data by id, name or pseudonym (docs/data-protection.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,11 +36,18 @@ async def purge_now(store: Store, config: Config, now: datetime) -> Redacted:
     return done
 
 
-async def purge_forever(store: Store, config: Config, clock: Clock) -> None:
-    """Purge at start and then every purge_interval (the service runs this)."""
+async def purge_forever(
+    store: Store, config: Config, clock: Clock, leading: Callable[[], bool] = lambda: True
+) -> None:
+    """Purge at start and then every purge_interval (the service runs this).
+
+    With several instances only the one `leading` purges (it is idempotent, but two at once
+    would only get in each other's way).
+    """
     while True:
         try:
-            await purge_now(store, config, clock.now())
+            if leading():
+                await purge_now(store, config, clock.now())
         except Exception:  # the next round may succeed; nothing is lost by waiting
             log.exception("purge failed")
         await clock.sleep(config.privacy.purge_interval)

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from monitor.store import FencedOut
+
 # Rows of instances not seen for this many lease periods are deleted (they only count as
 # alive for one period; the rest is housekeeping).
 FORGET_AFTER_LEASES = 10
@@ -59,21 +61,22 @@ _HOLDS = text(
 _HOLDERS = text("SELECT key, holder, expires_at > now() AS live FROM cluster_leases ORDER BY key")
 
 
-class LeaseLost(Exception):
-    """Another instance took the lease: this instance's write is refused."""
-
-
 class Leases(Protocol):
     """Who holds what: one round at a time, and a check inside a write's transaction."""
 
     instance: str
 
     async def round(
-        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+        self,
+        wanted: Mapping[str, Sequence[str]],
+        sticky: Collection[str] = (),
+        *,
+        claim: bool = True,
     ) -> dict[str, int]:
         """Renew, give back and take leases; return every key held with its fence.
 
-        Keys of a `sticky` group are never given back for balance, only when not wanted.
+        Keys of a `sticky` group are never given back for balance, only when not wanted;
+        `claim=False` takes nothing new (an instance's first round: say it is alive first).
         """
         ...
 
@@ -82,7 +85,7 @@ class Leases(Protocol):
         ...
 
     async def guard(self, conn: AsyncConnection, key: str, fence: int) -> None:
-        """Raise LeaseLost unless this instance still holds `key` with `fence` (locks it)."""
+        """Raise FencedOut unless this instance still holds `key` with `fence` (locks it)."""
         ...
 
 
@@ -93,7 +96,11 @@ class SoloLeases:
         self.instance = instance
 
     async def round(
-        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+        self,
+        wanted: Mapping[str, Sequence[str]],
+        sticky: Collection[str] = (),
+        *,
+        claim: bool = True,
     ) -> dict[str, int]:
         """Every wanted key, fence 0."""
         return {key: 0 for keys in wanted.values() for key in keys}
@@ -122,7 +129,11 @@ class PostgresLeases:
         self._known: set[str] = set()
 
     async def round(
-        self, wanted: Mapping[str, Sequence[str]], sticky: Collection[str] = ()
+        self,
+        wanted: Mapping[str, Sequence[str]],
+        sticky: Collection[str] = (),
+        *,
+        claim: bool = True,
     ) -> dict[str, int]:
         """One round; the keys held afterwards with their fences."""
         every = sorted({key for keys in wanted.values() for key in keys})
@@ -144,7 +155,7 @@ class PostgresLeases:
                     await conn.execute(_RELEASE, {**me, "keys": excess})
                     for key in excess:
                         del held[key]
-                elif len(mine) < share:
+                elif len(mine) < share and claim:
                     taken = await conn.execute(
                         _CLAIM, {**me, "keys": list(keys), "n": share - len(mine)}
                     )
@@ -159,10 +170,14 @@ class PostgresLeases:
             await conn.execute(_LEAVE, me)
 
     async def guard(self, conn: AsyncConnection, key: str, fence: int) -> None:
-        """Refuse the write (LeaseLost) unless the lease is still ours with this fence."""
+        """Refuse the write (FencedOut) unless the lease is still ours with this fence.
+
+        The row stays share-locked until the write's transaction ends, so a takeover waits
+        for the write instead of slipping in between the check and the commit.
+        """
         found = await conn.execute(_HOLDS, {"key": key, "me": self.instance, "fence": fence})
         if found.first() is None:
-            raise LeaseLost(key)
+            raise FencedOut(key)
 
     async def holders(self) -> list[dict[str, Any]]:
         """Every lease with its holder and whether it is unexpired (tests, inspection)."""

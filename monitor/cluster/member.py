@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.clock import Clock, sleep_or_wake
 from monitor.cluster.leases import Leases
@@ -22,6 +24,8 @@ LEADER = "leader"
 # A receiver (or the leader role) moves only when its holder stops or dies, never to even
 # out the numbers: handing it over to a newcomer could send the delivery in flight twice.
 STICKY = ("receiver", "leader")
+# A log line names at most this many sources (an instance may gain a thousand at once).
+NAMED_IN_LOGS = 20
 # Nudges are read this often: a webhook or an ack taken by another instance reaches the
 # holder of its source within about this long.
 FEED_SECONDS = 0.5
@@ -62,7 +66,7 @@ class ClusterMember:
         *,
         leases: Leases,
         nudges: Nudges | None,
-        sources: Collection[str],
+        sources: Mapping[str, str],
         receivers: Collection[str],
         ttl: float,
         clock: Clock,
@@ -72,11 +76,13 @@ class ClusterMember:
     ) -> None:
         self._leases = leases
         self._nudges = nudges
-        self._wanted = {
-            "source": [source_key(n) for n in sources],
-            "receiver": [receiver_key(n) for n in receivers],
-            "leader": [LEADER],
-        }
+        # Sources are shared out per platform, so each instance gets its part of the pages
+        # and of the forums, not all of one kind.
+        self._wanted: dict[str, list[str]] = {}
+        for name, platform in sorted(sources.items()):
+            self._wanted.setdefault(f"source:{platform}", []).append(source_key(name))
+        self._wanted["receiver"] = [receiver_key(n) for n in receivers]
+        self._wanted["leader"] = [LEADER]
         self._ttl = ttl
         self._clock = clock
         self._on_change = on_change
@@ -98,6 +104,15 @@ class ClusterMember:
         """True while this instance polls the source."""
         return name in self.holdings.sources
 
+    @property
+    def solo(self) -> bool:
+        """True when alone by construction (SQLite): there is nothing to fence against."""
+        return self._nudges is None
+
+    async def guard(self, conn: AsyncConnection, name: str, fence: int) -> None:
+        """Inside a write's transaction: refuse it (FencedOut) unless the source is still ours."""
+        await self._leases.guard(conn, source_key(name), fence)
+
     def fence(self, name: str) -> int | None:
         """The fence of this instance's lease on a source (None: not held)."""
         return self.holdings.fences.get(source_key(name))
@@ -116,10 +131,8 @@ class ClusterMember:
                 body = {"event": "acknowledged", "item": event.item.message_id, "by": event.by}
             elif isinstance(event, ItemDismissed):
                 body = {"event": "dismissed", "item": event.item.message_id}
-            else:  # only actions happen outside the holder; the store has the rest anyway
-                log.warning(
-                    "event for another instance's source dropped", kind=type(event).__name__
-                )
+            else:  # a poll that lost its source; the new holder reads it again anyway
+                log.debug("event for another instance's source dropped", kind=type(event).__name__)
                 continue
             task = asyncio.create_task(self._send(event.source.name, body))
             self._sending.add(task)
@@ -134,7 +147,10 @@ class ClusterMember:
 
     async def start(self) -> None:
         """The first round (before polling starts), then the loops when others may exist."""
-        await self._round(first=True)
+        # The first round only says this instance is alive (and renews what it held before a
+        # quick restart): instances starting together then see each other before they claim,
+        # instead of the first one taking every source.
+        await self._round(first=True, claim=self._nudges is None)
         if self._nudges is None:
             return
         self._last_nudge = await self._nudges.newest()
@@ -164,10 +180,10 @@ class ClusterMember:
         except Exception as err:  # they expire on their own within a lease
             log.warning("leases not handed over; they expire", error=str(err))
 
-    async def _round(self, *, first: bool = False) -> None:
+    async def _round(self, *, first: bool = False, claim: bool = True) -> None:
         # The first round always hands its result on: holding nothing is news too.
         try:
-            held = await self._leases.round(self._wanted, sticky=STICKY)
+            held = await self._leases.round(self._wanted, sticky=STICKY, claim=claim)
         except Exception as err:
             log.warning("lease round failed", error=str(err))
             if time.monotonic() - self._last_ok < self._ttl:
@@ -193,8 +209,8 @@ class ClusterMember:
                     "leases changed",
                     instance=self.instance,
                     sources=len(holdings.sources),
-                    gained=sorted(gained),
-                    lost=sorted(lost),
+                    gained=_some(gained),
+                    lost=_some(lost),
                     receivers=sorted(holdings.receivers),
                     leader=holdings.leader,
                 )
@@ -230,3 +246,11 @@ class ClusterMember:
             return
         if self.holds_source(nudge.source):
             await self._on_nudge(nudge)
+
+
+def _some(names: Collection[str]) -> list[str]:
+    """Up to NAMED_IN_LOGS names, then how many more."""
+    named = sorted(names)
+    if len(named) <= NAMED_IN_LOGS:
+        return named
+    return [*named[:NAMED_IN_LOGS], f"and {len(named) - NAMED_IN_LOGS} more"]

@@ -18,12 +18,12 @@ from monitor.domain import Batch
 from monitor.domain.events import Event
 from monitor.logging import correlated, get_logger
 from monitor.metrics import Metrics
-from monitor.pipeline import SourceSettings, handle_batch
+from monitor.pipeline import BatchResult, Guard, SourceSettings, handle_batch
 from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
 from monitor.poller.skips import SkipList
 from monitor.progress import Progress
 from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
-from monitor.store import Store
+from monitor.store import FencedOut, Store
 
 log = get_logger("monitor.poller")
 
@@ -32,6 +32,12 @@ MAX_BACKOFF_SECONDS = 900.0
 
 # Hands the threads of a source this instance does not hold to the instance that does.
 Forward = Callable[[str, frozenset[str]], Awaitable[None]]
+# The check a source's writes make inside their transaction (None: nothing to check).
+GuardFor = Callable[[str], Guard | None]
+# Polls store their batches at most this many at a time: the connection pool (15) is shared
+# with the API, the scheduler and the lease rounds, and a thousand sources polled in one
+# group must not all wait on it (the HTTP side stays concurrent, so batches still meet).
+STORE_CONCURRENCY = 8
 
 
 @dataclass(kw_only=True)
@@ -77,12 +83,15 @@ class Coordinator:
         rng: random.Random | None = None,
         progress_terminal: TextIO | None = None,
         forward: Forward | None = None,
+        guard_for: GuardFor | None = None,
     ) -> None:
         self.sources = {s.name: s for s in sources}
         # The sources this instance polls (all, unless several instances share them: `hold`).
         self._held: set[str] = set(self.sources)
         self._held_before = False
         self._forward = forward
+        self._guard_for = guard_for or (lambda _name: None)
+        self._store_slots = asyncio.Semaphore(STORE_CONCURRENCY)
         self._wakes: list[asyncio.Event] = []
         # Where a first backfill draws its progress bar (a terminal); None: log lines.
         self._progress_terminal = progress_terminal
@@ -200,7 +209,7 @@ class Coordinator:
         entry = self.sources[name]
         async with entry.lock:
             pushed = replace(batch, cursor=entry.cursor)  # a push never moves the poll cursor
-            result = await handle_batch(self._store, entry.settings, pushed, self._clock.now())
+            result = await self._store_batch(entry, pushed)
         self._on_events(result.events)
         log.info("pushed", source=name, new=result.new_messages, changed=result.changed_messages)
 
@@ -215,7 +224,7 @@ class Coordinator:
                 cursor=entry.cursor, active_threads=thread_ids, include_feed=False
             )
             batch = await entry.source.fetch(request)
-            result = await handle_batch(self._store, entry.settings, batch, self._clock.now())
+            result = await self._store_batch(entry, batch)
             self._note_skips(entry, batch)
         self._on_events(result.events)
         log.info("re-fetched", source=name, threads=len(thread_ids), events=len(result.events))
@@ -224,8 +233,19 @@ class Coordinator:
         """Like refetch, but a failure is only logged: the next poll reconciles anyway."""
         try:
             await self.refetch(name, thread_ids)
-        except (SourceError, SQLAlchemyError, OSError) as err:
+        except (SourceError, SQLAlchemyError, OSError, FencedOut) as err:
             log.warning("re-fetch failed", source=name, error=str(err))
+
+    async def _store_batch(self, entry: PolledSource, batch: Batch) -> BatchResult:
+        """handle_batch, a few at a time, fenced by the source's lease."""
+        async with self._store_slots:
+            return await handle_batch(
+                self._store,
+                entry.settings,
+                batch,
+                self._clock.now(),
+                guard=self._guard_for(entry.name),
+            )
 
     async def _poll(self, entry: PolledSource) -> float:
         settings = entry.settings
@@ -233,9 +253,10 @@ class Coordinator:
         now = self._clock.now()
         retry_after: float | None = None
         try:
-            active = await self._store.active_threads(
-                entry.name, active_since=now - timedelta(days=settings.active_days)
-            )
+            async with self._store_slots:
+                active = await self._store.active_threads(
+                    entry.name, active_since=now - timedelta(days=settings.active_days)
+                )
             # A thread that could not be read last time waits for its (slower) retry.
             active -= entry.skips.resting(now)
             # Until a first poll completes, it is the backfill: sources say how far it is.
@@ -243,7 +264,12 @@ class Coordinator:
             batch = await entry.source.fetch(
                 FetchRequest(cursor=entry.cursor, active_threads=active, on_progress=on_progress)
             )
-            result = await handle_batch(self._store, settings, batch, self._clock.now())
+            result = await self._store_batch(entry, batch)
+        except FencedOut:
+            # Another instance took the source over while this poll ran: its result is theirs
+            # to read again, and nothing of it was stored here.
+            log.info("poll dropped: the source moved to another instance", source=entry.name)
+            return entry.interval
         except SourceError as err:
             retry_after = err.retry_after if isinstance(err, RateLimited) else None
             self._failed(entry, err.reason, err, started)

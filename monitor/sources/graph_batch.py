@@ -94,6 +94,11 @@ class GraphBatcher:
         self.batches_sent = 0  # batch POSTs
         self.sub_requests_sent = 0  # sub-requests inside them
 
+    def resize(self, members: int) -> None:
+        """How many pages poll through this batcher now (those this instance holds)."""
+        self._members = members
+        self._arrived = set()
+
     def arrive(self, member: str) -> None:
         """A member's poll cycle starts (its requests are on the way)."""
         if member in self._arrived or len(self._arrived) >= self._members:

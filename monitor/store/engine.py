@@ -58,8 +58,11 @@ def one_instance(url: str) -> Iterator[None]:
         os.close(fd)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL and a busy timeout so readers never block writers."""
+def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL and a busy timeout so readers never block writers.
+
+    `pool_size` (PostgreSQL): connections kept, none beyond (default: SQLAlchemy's 5 + 10).
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -73,6 +76,10 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
+    if pool_size is not None:
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=10
+        )
     return create_async_engine(url, pool_pre_ping=True)
 
 

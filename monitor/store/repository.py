@@ -18,6 +18,8 @@ from itertools import zip_longest
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -106,10 +108,12 @@ class Tx:
         """Load a source's state, creating its row on first sight."""
         row = (await self.conn.execute(select(sources).where(sources.c.name == ref.name))).first()
         if row is None:
+            # Another instance may create it at the same moment (a takeover): keep theirs.
+            insert = postgresql_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
             await self.conn.execute(
-                sources.insert().values(
-                    name=ref.name, platform=ref.platform, brand=ref.brand, cursor={}
-                )
+                insert(sources)
+                .values(name=ref.name, platform=ref.platform, brand=ref.brand, cursor={})
+                .on_conflict_do_nothing(index_elements=["name"])
             )
             return SourceState(name=ref.name, cursor={}, tracking_start=None, last_success_at=None)
         if row.brand != ref.brand or row.platform != ref.platform:

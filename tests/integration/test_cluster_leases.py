@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from monitor.cluster.leases import LeaseLost, PostgresLeases
-from monitor.store import create_engine, upgrade
+from monitor.cluster.leases import PostgresLeases
+from monitor.store import FencedOut, create_engine, upgrade
 from monitor.store.engine import AsyncEngine
 
 SOURCES = [f"source:s{i:02d}" for i in range(10)]
@@ -82,7 +82,7 @@ async def test_guard_refuses_a_former_holder(engine: AsyncEngine) -> None:
     await asyncio.sleep(1.2)
     held_b = await b.round({"source": ["source:x"]})
     assert "source:x" in held_b
-    with pytest.raises(LeaseLost):
+    with pytest.raises(FencedOut):
         async with engine.begin() as conn:
             await a.guard(conn, "source:x", held_a["source:x"])
     # And a's next round no longer reports it.
@@ -98,3 +98,24 @@ async def test_keys_no_longer_wanted_are_given_back(engine: AsyncEngine) -> None
             await conn.execute(text("SELECT holder FROM cluster_leases WHERE key = 'source:y'"))
         ).scalar_one()
     assert holder is None
+
+
+async def test_a_former_holders_batch_is_refused_whole(engine: AsyncEngine) -> None:
+    from monitor.domain import Batch
+    from monitor.pipeline import handle_batch
+    from monitor.store import Store
+    from tests.integration.test_store_pipeline import C1, NOW, POST, SETTINGS
+
+    a, b = PostgresLeases(engine, "a", ttl=1), PostgresLeases(engine, "b", ttl=1)
+    key = "source:acme-fb"
+    fence = (await a.round({"source": [key]}))[key]
+    await asyncio.sleep(1.2)
+    assert key in await b.round({"source": [key]})  # b took over while a was away
+    store = Store(engine)
+    batch = Batch(messages=(POST, C1), cursor={"since": "later"})
+    with pytest.raises(FencedOut):
+        await handle_batch(
+            store, SETTINGS, batch, NOW, guard=lambda conn: a.guard(conn, key, fence)
+        )
+    assert await store.counts() == {"messages": 0, "items": 0}
+    assert "acme-fb" not in await store.source_states()
