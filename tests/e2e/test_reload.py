@@ -21,11 +21,12 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.audit import AuditLog
 from monitor.config import Config, load_config
 from monitor.reload import ServiceRunner
 from monitor.simulator.graph_api import FakeGraphApi
 from monitor.systemd_notify import SystemdNotifier
-from monitor.web.keys import CONFIG, COORDINATOR, METRICS
+from monitor.web.keys import CONFIG, COORDINATOR, METRICS, STORE
 from tests.e2e.conftest import PAGE_ID, TOKEN
 from tests.e2e.test_restart import free_port, wait_for
 
@@ -310,6 +311,12 @@ async def test_reload_rebuilds_sources_with_the_new_poll_interval(
         current = runner.app
         await reload_and_wait(runner)
         assert runner.app is current
+
+        # The reload that took effect is in the audit once, naming what changed, no values.
+        entries = await AuditLog(runner.app[STORE]).entries(action="config_reload")
+        assert [(e.actor, e.via) for e in entries] == [("operator", "system")]
+        assert "acme-be-fb" in str(entries[0].detail)
+        assert "token" not in str(entries[0].detail).lower()
 
 
 async def test_a_config_that_cannot_start_is_rolled_back(
