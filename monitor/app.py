@@ -25,6 +25,7 @@ from monitor.config import (
     Config,
     DiscourseConfig,
     FacebookPageConfig,
+    MessengerConfig,
     PhpbbAtomConfig,
     SourceConfig,
 )
@@ -148,6 +149,10 @@ def build_source(
             source.base_url, RequestBudget(per_minute=source.requests_per_minute, clock=clock)
         )
         return DiscourseSource(source, session, clock, budget)
+    if isinstance(source, MessengerConfig):
+        from monitor.sources.messenger import MessengerSource
+
+        return MessengerSource(source, session, clock)
     if isinstance(source, PhpbbAtomConfig):
         from monitor.sources.atom import PhpbbAtomSource
 

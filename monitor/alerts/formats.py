@@ -429,6 +429,7 @@ PHONE_MAX_ITEMS = 3
 PHONE_EXCERPT_LIMIT = 80
 _PLATFORM_NAME = {
     "facebook_page": "Facebook",
+    "messenger": "Messenger",
     "discourse": "Discourse",
     "phpbb": "phpBB",
     "atom": "phpBB",

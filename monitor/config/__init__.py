@@ -18,6 +18,7 @@ from monitor.config.sources import (
     DiscourseConfig,
     FacebookPageConfig,
     FlarumConfig,
+    MessengerConfig,
     PhpbbAtomConfig,
     SourceConfig,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "FlarumConfig",
     "HttpConfig",
     "LogConfig",
+    "MessengerConfig",
     "PhpbbAtomConfig",
     "PolicyConfig",
     "ReceiverConfig",

@@ -39,6 +39,19 @@ class FacebookPageConfig(_SourceCommon):
     app_secret: OptionalSecret = None
 
 
+class MessengerConfig(_SourceCommon):
+    """A Page's Messenger conversations, read through the Graph API."""
+
+    type: Literal["messenger"]
+    # Numeric: Messenger deliveries and message senders name the Page by its id only.
+    page_id: str = Field(min_length=1, pattern=r"^[0-9]+$")
+    access_token: SecretStr
+    api_base_url: HttpUrl = DEFAULT_GRAPH_API
+    app_secret: OptionalSecret = None
+    # Private messages: their text is not kept unless the operator says so ([privacy] aside).
+    store_text: bool | None = False
+
+
 class _ForumCommon(_SourceCommon):
     base_url: HttpUrl
     # Who answers for the brand: "alice" (username), "id:42" (user id), "group:support"
@@ -77,6 +90,6 @@ class FlarumConfig(_ForumCommon):
 
 
 SourceConfig = Annotated[
-    FacebookPageConfig | DiscourseConfig | PhpbbAtomConfig | FlarumConfig,
+    FacebookPageConfig | MessengerConfig | DiscourseConfig | PhpbbAtomConfig | FlarumConfig,
     Field(discriminator="type"),
 ]

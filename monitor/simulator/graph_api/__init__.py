@@ -74,6 +74,7 @@ from __future__ import annotations
 from monitor.simulator.base import Delay, Disconnect, HttpStatus, MalformedJson, TruncatedBody
 from monitor.simulator.graph_api.batch import GraphBatches
 from monitor.simulator.graph_api.errors import Fault, GraphError
+from monitor.simulator.graph_api.messenger import MessengerReads
 from monitor.simulator.graph_api.model import (
     BATCH_LIMIT,
     IDS_LIMIT,
@@ -97,7 +98,7 @@ __all__ = [
 ]
 
 
-class FakeGraphApi(GraphBatches):
+class FakeGraphApi(MessengerReads, GraphBatches):
     """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP."""
 
     # `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on
