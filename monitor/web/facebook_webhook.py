@@ -1,17 +1,26 @@
-"""/webhooks/facebook: the subscription handshake and signed `feed` deliveries."""
+"""/webhooks/facebook: the subscription handshake and signed `feed` and `messages` deliveries."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 
 from aiohttp import web
 
+from monitor.domain import Batch
 from monitor.logging import get_logger
 from monitor.sources.facebook import FacebookPageSource
-from monitor.sources.facebook_webhook import MalformedDelivery, parse_delivery, signature_valid
+from monitor.sources.facebook_webhook import (
+    MalformedDelivery,
+    PageChanges,
+    parse_delivery,
+    signature_valid,
+)
+from monitor.sources.messenger import parse_messaging
 from monitor.web.edge import Refusal, secret_bytes
 from monitor.web.edge import body as read_body
 from monitor.web.keys import CONFIG, COORDINATOR, METRICS
+from monitor.web.messenger_webhook import route_messaging
 
 log = get_logger("monitor.web.facebook_webhook")
 PATH = "/webhooks/facebook"
@@ -68,28 +77,40 @@ async def deliver(request: web.Request) -> web.Response:
     except MalformedDelivery as err:
         _count(request, "malformed")
         raise Refusal(f"malformed delivery: {err}") from err
-    coordinator = request.app[COORDINATOR]
     known = _page_sources(request)
+    # Messenger events (entry[].messaging) go to the Page's Messenger source.
+    messaging = parse_messaging(body)
     for page_id, changes in pages.items():
         name = known.get(page_id)
         if name is None:
-            _count(request, "unknown_page")
+            if page_id not in messaging:
+                _count(request, "unknown_page")
             continue
-        try:
-            await coordinator.ingest(name, changes.batch({}))
-        except Exception as err:
-            # 500 makes Facebook deliver again (for up to 36 hours); the poll reconciles too.
-            _count(request, "error")
-            log.exception("webhook delivery could not be stored", source=name)
-            raise web.HTTPInternalServerError(text="not stored, please retry\n") from err
-        if changes.reconcile:
-            try:
-                await coordinator.refetch_quietly(name, frozenset(changes.reconcile))
-            except Exception:
-                # Stored already: answering 500 would only make Facebook send it again.
-                log.exception("webhook re-read failed; the next poll reconciles", source=name)
+        if page_id in messaging and changes == PageChanges():
+            continue  # only Messenger events for this Page
+        await _store(request, name, changes.batch({}), changes.reconcile)
+    for _ in range(await route_messaging(request, messaging, _store)):
+        _count(request, "unknown_page")
     _count(request, "accepted")
     return web.Response(text="EVENT_RECEIVED")
+
+
+async def _store(request: web.Request, name: str, batch: Batch, reconcile: Collection[str]) -> None:
+    """Store one source's part of a delivery; re-read what it could not say itself."""
+    coordinator = request.app[COORDINATOR]
+    try:
+        await coordinator.ingest(name, batch)
+    except Exception as err:
+        # 500 makes Facebook deliver again (for up to 36 hours); the poll reconciles too.
+        _count(request, "error")
+        log.exception("webhook delivery could not be stored", source=name)
+        raise web.HTTPInternalServerError(text="not stored, please retry\n") from err
+    if reconcile:
+        try:
+            await coordinator.refetch_quietly(name, frozenset(reconcile))
+        except Exception:
+            # Stored already: answering 500 would only make Facebook send it again.
+            log.exception("webhook re-read failed; the next poll reconciles", source=name)
 
 
 def add_webhook_routes(app: web.Application) -> None:
