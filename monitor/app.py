@@ -25,6 +25,7 @@ from monitor.config import (
     Config,
     DiscourseConfig,
     FacebookPageConfig,
+    InstagramConfig,
     MessengerConfig,
     PhpbbAtomConfig,
     SourceConfig,
@@ -35,6 +36,7 @@ from monitor.domain.events import Event, ItemAcknowledged, ItemDismissed
 from monitor.logging import get_logger
 from monitor.metrics import Metrics, OpenItems
 from monitor.metrics.compliance import RollingCompliance
+from monitor.metrics.messenger import MessengerFigures
 from monitor.metrics.moderators import ModeratorLabels
 from monitor.pipeline import Guard, SourceSettings
 from monitor.poller import Coordinator, PolledSource
@@ -153,6 +155,10 @@ def build_source(
         from monitor.sources.messenger import MessengerSource
 
         return MessengerSource(source, session, clock)
+    if isinstance(source, InstagramConfig):
+        from monitor.sources.instagram import InstagramSource
+
+        return InstagramSource(source, session, clock)
     if isinstance(source, PhpbbAtomConfig):
         from monitor.sources.atom import PhpbbAtomSource
 
@@ -218,14 +224,16 @@ def create_app(
 
     compliance = RollingCompliance([s.ref for s in settings])
     app[COMPLIANCE] = compliance
+    # Messenger's reply windows and Meta's own figures, refreshed with rolling compliance.
+    messenger_figures = MessengerFigures([s.ref for s in settings], now=app[CLOCK].now)
 
     async def collectors(app: web.Application) -> AsyncIterator[None]:
         # This generation's own collectors join the (possibly inherited) registry while it
         # runs and leave it when it stops, so the next generation can register its own.
-        for collector in (open_items, compliance):
+        for collector in (open_items, compliance, messenger_figures):
             metrics.registry.register(collector)
         yield
-        for collector in (compliance, open_items):
+        for collector in (messenger_figures, compliance, open_items):
             metrics.registry.unregister(collector)
 
     # Every event goes to each subscriber in order; the scheduler joins once it exists.
@@ -339,10 +347,12 @@ def create_app(
                 )
                 try:
                     await compliance.refresh(app[STORE], clock.now())
+                    await messenger_figures.refresh(app[STORE], clock.now())
                 except Exception:  # the next round may succeed; the old values stay served
                     log.exception("compliance refresh failed")
 
         await compliance.refresh(app[STORE], app[CLOCK].now())
+        await messenger_figures.refresh(app[STORE], app[CLOCK].now())
         task = asyncio.create_task(refresh_forever(), name="compliance")
         yield
         task.cancel()

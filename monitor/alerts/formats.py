@@ -430,6 +430,7 @@ PHONE_EXCERPT_LIMIT = 80
 _PLATFORM_NAME = {
     "facebook_page": "Facebook",
     "messenger": "Messenger",
+    "instagram": "Instagram",
     "discourse": "Discourse",
     "phpbb": "phpBB",
     "atom": "phpBB",

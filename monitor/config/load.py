@@ -140,7 +140,7 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-_TAGS = frozenset({"facebook_page", "messenger", "discourse", "phpbb_atom", "flarum"})
+_TAGS = frozenset({"facebook_page", "messenger", "instagram", "discourse", "phpbb_atom", "flarum"})
 
 
 def _reference_problems(data: dict[str, Any]) -> Iterator[str]:

@@ -198,7 +198,7 @@ class Config(StrictModel):
         sources = [
             {**source, "app_secret": secret}
             if isinstance(source, dict)
-            and source.get("type") in ("facebook_page", "messenger")
+            and source.get("type") in ("facebook_page", "messenger", "instagram")
             and not source.get("app_secret")
             else source
             for source in data["sources"]

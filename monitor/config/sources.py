@@ -52,6 +52,19 @@ class MessengerConfig(_SourceCommon):
     store_text: bool | None = False
 
 
+class InstagramConfig(_SourceCommon):
+    """An Instagram professional account's media and their comments, through the Graph API."""
+
+    type: Literal["instagram"]
+    # Numeric: media, comments and webhook entries name the account by this id only.
+    ig_user_id: str = Field(min_length=1, pattern=r"^[0-9]+$")
+    # The account's own username: its replies are the brand's (comments carry `username`).
+    username: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.]+$")
+    access_token: SecretStr
+    api_base_url: HttpUrl = DEFAULT_GRAPH_API
+    app_secret: OptionalSecret = None
+
+
 class _ForumCommon(_SourceCommon):
     base_url: HttpUrl
     # Who answers for the brand: "alice" (username), "id:42" (user id), "group:support"
@@ -90,6 +103,11 @@ class FlarumConfig(_ForumCommon):
 
 
 SourceConfig = Annotated[
-    FacebookPageConfig | MessengerConfig | DiscourseConfig | PhpbbAtomConfig | FlarumConfig,
+    FacebookPageConfig
+    | MessengerConfig
+    | InstagramConfig
+    | DiscourseConfig
+    | PhpbbAtomConfig
+    | FlarumConfig,
     Field(discriminator="type"),
 ]

@@ -74,6 +74,7 @@ from __future__ import annotations
 from monitor.simulator.base import Delay, Disconnect, HttpStatus, MalformedJson, TruncatedBody
 from monitor.simulator.graph_api.batch import GraphBatches
 from monitor.simulator.graph_api.errors import Fault, GraphError
+from monitor.simulator.graph_api.instagram import InstagramReads
 from monitor.simulator.graph_api.messenger import MessengerReads
 from monitor.simulator.graph_api.model import (
     BATCH_LIMIT,
@@ -98,7 +99,7 @@ __all__ = [
 ]
 
 
-class FakeGraphApi(MessengerReads, GraphBatches):
+class FakeGraphApi(InstagramReads, MessengerReads, GraphBatches):
     """A scriptable fake of Facebook Pages on the Graph API, served over real HTTP."""
 
     # `FakeGraphApi(page_id, page_name, token)` serves one page; `add_page` adds more, all on
