@@ -91,3 +91,14 @@ async def test_an_unsent_message_dismisses_its_item(
     assert await post(client, graph.messaging_delivery(oops, deleted=True)) == 200
     [item] = await app[STORE].items_between(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
     assert (item.state.value, item.dismissed_reason) == ("dismissed", "deleted")
+
+
+async def test_messenger_figures_are_exported_per_messenger_source(
+    graph: FakeGraphApi, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    _, client = await start(graph, tmp_path, aiohttp_client)
+    text = await (await client.get("/metrics")).text()
+    labels = '{brand="acme",source="acme-messenger"}'
+    assert f"webcare_messaging_window_closing_seconds{labels} +Inf" in text
+    assert f"webcare_meta_very_responsive{labels} 0.0" in text
+    assert 'webcare_meta_very_responsive{brand="acme",source="acme-fb"}' not in text
