@@ -16,9 +16,11 @@ from monitor.sources.facebook_webhook import (
     parse_delivery,
     signature_valid,
 )
+from monitor.sources.instagram_webhook import is_instagram
 from monitor.sources.messenger import parse_messaging
 from monitor.web.edge import Refusal, secret_bytes
 from monitor.web.edge import body as read_body
+from monitor.web.instagram_webhook import deliver_instagram
 from monitor.web.keys import CONFIG, COORDINATOR, METRICS
 from monitor.web.messenger_webhook import route_messaging
 
@@ -72,6 +74,8 @@ async def deliver(request: web.Request) -> web.Response:
     if not signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
         _count(request, "bad_signature")
         raise Refusal("bad or missing X-Hub-Signature-256", status=403)
+    if is_instagram(body):
+        return await deliver_instagram(request, body, _count)
     try:
         pages = parse_delivery(body)
     except MalformedDelivery as err:
