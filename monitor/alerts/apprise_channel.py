@@ -40,6 +40,7 @@ _NOTIFY_TYPE = {
     "resolved": apprise.NotifyType.SUCCESS,
     "handover": apprise.NotifyType.INFO,
     "taken": apprise.NotifyType.INFO,
+    "window": apprise.NotifyType.WARNING,
 }
 
 

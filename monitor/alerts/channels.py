@@ -42,6 +42,7 @@ _COLOR = {
     "resolved": "#2E8540",
     "handover": "#1F6FB2",
     "taken": "#1F6FB2",
+    "window": "#E8A317",
 }
 _CARD_STYLE = {
     "warning": "warning",
@@ -51,6 +52,7 @@ _CARD_STYLE = {
     "resolved": "good",
     "handover": "accent",
     "taken": "accent",
+    "window": "warning",
 }
 # Markdown that Mattermost renders: escaped with a backslash in consumer text.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]!#|<>~])")
@@ -278,7 +280,7 @@ def _go_quote(value: str) -> str:
 
 
 def _severity(n: Notification, item: AlertItem) -> str:
-    if n.kind == "warning":
+    if n.kind in ("warning", "window"):
         return "warning"
     if n.kind == "resolved":
         # The alert this resolves: critical if the item had come due before the resolution.
@@ -296,6 +298,7 @@ ALERTNAME = {
     "resolved": "WebcareItemWaiting",
     "handover": "WebcareShiftHandover",
     "taken": "WebcareItemWaiting",
+    "window": "WebcareReplyWindowClosing",
 }
 
 
@@ -325,13 +328,15 @@ def _alert(n: Notification, item: AlertItem, external_url: str) -> dict[str, Any
     annotations = {k: v for k, v in annotations.items() if v}
     resolved = n.kind == "resolved"
     # When the alert began: the warning instant, or the due time once it is critical.
-    if n.kind == "warning":
+    if n.kind in ("warning", "window"):
         started = n.created_at
     elif labels["severity"] == "critical" and n.kind != "handover":
         started = item.due_at
     else:
         started = item.created_at
     ended = (item.responded_at or n.created_at) if resolved else None
+    if n.kind == "window":
+        ended = item.window_closes_at  # nothing to do about it after the window closed
     return {
         "status": "resolved" if resolved else "firing",
         "labels": labels,

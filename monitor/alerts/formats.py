@@ -39,6 +39,7 @@ _KIND_TITLE = {
     "reminder": "Reminder",
     "handover": "Handover",
     "taken": "Taken",
+    "window": "Reply window closes",
 }
 # Bidi overrides and isolates let a consumer make text read differently than it is stored.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -157,6 +158,11 @@ def summary(n: Notification) -> str:
     elif n.kind == "warning":
         first_due = min(item.due_at for item in waiting)
         what = f"{count} waiting {where}, the first {_due_phrase(first_due, ref)}"
+    elif n.kind == "window":
+        closes = [item.window_closes_at for item in n.items if item.window_closes_at]
+        conversations = counted(len(n.items), "Messenger conversation")
+        when = f" closes at {local_time(min(closes), ref, zone_of(n))}" if closes else ""
+        what = f"{conversations} {where}{when}, unanswered"
     elif n.kind == "taken":
         when = local_time(n.created_at, ref, zone_of(n))
         what = f"{count} {where} taken by {_taker(n)} at {when}; reminders and escalation stop"
@@ -246,6 +252,9 @@ def _item_json(item: AlertItem) -> dict[str, Any]:
         "acked_by": clean_text(item.acked_by, NAME_LIMIT) or None,
         "ack_url": item.ack_url,
         "dismiss_url": item.dismiss_url,
+        "window_closes_at": (
+            iso_utc(item.window_closes_at) if item.window_closes_at is not None else None
+        ),
     }
 
 
@@ -348,6 +357,7 @@ def headline(n: Notification) -> str:
         "reminder": f"{count} still past target",
         "handover": f"{count} waiting" if n.items else "nothing waiting",
         "taken": f"{count} taken by {_taker(n)}",
+        "window": counted(len(n.items), "Messenger conversation") + " unanswered",
     }[n.kind]
     where = f" on {clean_text(n.source, NAME_LIMIT)} ({clean_text(n.brand, NAME_LIMIT)})"
     return f"{_title(n)}: {text}{where}"

@@ -40,6 +40,8 @@ class AlertItem:
     ack_url: str | None = None
     dismiss_url: str | None = None
     acked_by: str | None = None  # someone already acknowledged it (escalation stopped)
+    # Messenger: when the conversation's 24 h reply window closes (`window` alerts say it).
+    window_closes_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +100,9 @@ def notification_to_json(n: Notification) -> dict[str, Any]:
                 "created_at": i.created_at.isoformat(),
                 "due_at": i.due_at.isoformat(),
                 "responded_at": i.responded_at.isoformat() if i.responded_at else None,
+                "window_closes_at": (
+                    i.window_closes_at.isoformat() if i.window_closes_at else None
+                ),
             }
             for i in n.items
         ],
@@ -112,6 +117,7 @@ def notification_from_json(data: dict[str, Any]) -> Notification:
         values["created_at"] = datetime.fromisoformat(raw["created_at"])
         values["due_at"] = datetime.fromisoformat(raw["due_at"])
         values["responded_at"] = _time(raw.get("responded_at"))
+        values["window_closes_at"] = _time(raw.get("window_closes_at"))
         items.append(AlertItem(**values))
     return Notification(
         id=data["id"],

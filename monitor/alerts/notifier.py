@@ -32,6 +32,7 @@ from monitor.domain.events import (
     ItemWarned,
 )
 from monitor.logging import get_logger
+from monitor.metrics.messenger import DAY, read_said, window_closes
 from monitor.store import Store
 
 log = get_logger("monitor.alerts.notifier")
@@ -44,6 +45,9 @@ HANDOVER_MAX_ITEMS = 100
 # Kinds that report what became of alerted items: told once to everyone who was alerted,
 # addressed to nobody, without ack or dismiss links.
 NEWS: frozenset[Kind] = frozenset({"resolved", "taken"})
+# The on-duty student is warned this long before a Messenger reply window closes (the Page can
+# no longer answer with a standard message 24 h after the person's last message).
+WINDOW_LEAD = timedelta(hours=2)
 
 
 def _matches(patterns: Sequence[str], value: str) -> bool:
@@ -283,6 +287,52 @@ class Notifier:
                 sent += 1
         return sent
 
+    async def fire_windows(self, now: datetime, lead: timedelta = WINDOW_LEAD) -> int:
+        """Warn once per unanswered Messenger item whose reply window closes within `lead`.
+
+        The window closes 24 h after the person's last message in the conversation; an item
+        whose window already closed is not warned about (the report counts it as lost).
+        Returns how many notifications were queued (one per source).
+        """
+        messenger = {name for name, ref in self._sources.items() if ref.platform == "messenger"}
+        if not messenger:
+            return 0
+        per_source: dict[str, list[Item]] = {}
+        for item in await self._store.unanswered_items():
+            if item.source in messenger:
+                per_source.setdefault(item.source, []).append(item)
+        sent = 0
+        for source, waiting in sorted(per_source.items()):
+            closes = window_closes(await read_said(self._store, source, now - DAY))
+            cutoff = await self._historic_before(source)
+            due = {
+                i.message_id: closes[i.thread_id]
+                for i in waiting
+                if i.thread_id in closes
+                and closes[i.thread_id] - lead <= now < closes[i.thread_id]
+                and (cutoff is None or i.created_at >= cutoff)
+            }
+            alerted = await self._outbox.alerted(list(due))
+            items = [
+                i
+                for i in waiting
+                if i.message_id in due and "window" not in alerted.get(i.message_id, set())
+            ]
+            if not items:
+                continue
+            ref = self._sources[source]
+            at = max(due[i.message_id] for i in items) - lead
+            duty = self._duty(at, ref.brand, source)
+            to = self._recipient("student", duty.student) if duty is not None else None
+            notification = await self._build(
+                "window", ref, items, at, duty=duty, to=to, windows=due
+            )
+            receivers = receivers_for(self._receivers, "window", ref, role=to.role if to else None)
+            if await self._outbox.enqueue(notification, receivers, now):
+                self._queued(notification, receivers)
+                sent += 1
+        return sent
+
     async def _send_step(
         self,
         step: Step,
@@ -403,6 +453,7 @@ class Notifier:
         to: Recipient | None,
         step: int | None = None,
         judge: bool = False,
+        windows: Mapping[int, datetime] | None = None,
     ) -> Notification:
         """The notification for `items`, with excerpts, ack info and links."""
         messages = await self._store.messages_by_id([i.message_id for i in items])
@@ -447,6 +498,7 @@ class Notifier:
                         links.action_url("dismiss", item.message_id, at) if links else None
                     ),
                     acked_by=follow.acked_by if follow is not None else None,
+                    window_closes_at=(windows or {}).get(item.message_id),
                 )
             )
         mark = kind if step is None else f"{kind}:{step}"

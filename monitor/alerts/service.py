@@ -35,6 +35,8 @@ GAP_CHECK_SECONDS = 60.0
 # long, so .ics changes are picked up.
 HANDOVER_HORIZON = timedelta(days=2)
 HANDOVER_MAX_SLEEP = 900.0
+# How often Messenger reply windows are checked (a window alert comes at most this late).
+WINDOW_CHECK_SECONDS = 60.0
 # At start, a shift that began this recently while the service was down still gets its
 # handover (later than that it would be stale news).
 HANDOVER_GRACE = timedelta(minutes=15)
@@ -185,6 +187,8 @@ class AlertService:
         self._tasks.append(asyncio.create_task(self._followup_loop(), name="escalation"))
         if self._alerts.handover != "off":
             self._tasks.append(asyncio.create_task(self._handover_loop(), name="handover"))
+        if any(ref.platform == "messenger" for ref in self._sources.values()):
+            self._tasks.append(asyncio.create_task(self._window_loop(), name="reply-windows"))
         for name, worker in self.workers.items():
             self._deliveries.append(asyncio.create_task(worker.run(), name=f"deliver:{name}"))
 
@@ -244,6 +248,16 @@ class AlertService:
             if delay == 0.0:
                 continue
             await sleep_or_wake(self._clock, self._followup_wake, delay)
+
+    async def _window_loop(self) -> None:
+        """Messenger reply windows closing soon: checked every minute, on the leader."""
+        while True:
+            await self._leading.wait()
+            try:
+                await self.notifier.fire_windows(self._clock.now())
+            except Exception:
+                log.exception("reply window check failed; retrying in a minute")
+            await self._clock.sleep(WINDOW_CHECK_SECONDS)
 
     async def handovers(self, start: datetime, end: datetime) -> datetime | None:
         """Queue the handovers of shifts starting in (start, end]; return the next start."""

@@ -19,7 +19,10 @@ from monitor.config.types import (
 )
 
 # taken: somebody acknowledged an alerted item (announced where the alert was seen).
-AlertKind = Literal["warning", "breach", "resolved", "escalation", "reminder", "handover", "taken"]
+# window: a Messenger conversation's 24 h reply window closes soon and its item waits.
+AlertKind = Literal[
+    "warning", "breach", "resolved", "escalation", "reminder", "handover", "taken", "window"
+]
 Role = Literal["student", "backup", "lead"]
 ALL_KINDS: tuple[AlertKind, ...] = (
     "warning",
@@ -29,6 +32,7 @@ ALL_KINDS: tuple[AlertKind, ...] = (
     "reminder",
     "handover",
     "taken",
+    "window",
 )
 # Receiver types whose body has no place for an empty list of items (Alertmanager's never is).
 NEEDS_ITEMS = frozenset({"alertmanager"})

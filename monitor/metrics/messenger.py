@@ -95,6 +95,15 @@ def figures(said: Sequence[Said], now: datetime) -> Figures:
     )
 
 
+def window_closes(said: Iterable[Said]) -> dict[str, datetime]:
+    """Per conversation: when the reply window closes (24 h after the person's last message)."""
+    last_person: dict[str, datetime] = {}
+    for message in said:
+        if not message.by_page:
+            last_person[message.thread] = message.at
+    return {thread: at + DAY for thread, at in last_person.items()}
+
+
 async def read_said(store: Store, source: str, since: datetime) -> list[Said]:
     """A source's messages created since `since`, in platform order (deleted ones left out)."""
     query = (

@@ -117,6 +117,7 @@ def test_generic_payload_field_by_field() -> None:
                 "acked_by": None,
                 "ack_url": None,
                 "dismiss_url": None,
+                "window_closes_at": None,
             }
         ],
         "addressed_to": None,
