@@ -16,6 +16,7 @@ from .grafana import (
     thresholds,
     value_text,
 )
+from .messenger import messenger_row
 from .vocabulary import (
     ANY_IS_BAD,
     BRAND,
@@ -334,6 +335,7 @@ def brand_overview() -> Json:
     compliance_rows(b)
     traffic_row(b)
     waiting_row(b)
+    messenger_row(b)
     b.row("Per source and per moderator")
     b.add(per_source_table(), 24, 8)
     b.add(per_moderator_table(), 24, 8)

@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 SCRAPE_SECONDS = 1
 JOB = "webcare-monitor"
+# The demo's sources (monitor/demo.py): each must be live before the panels are judged.
+DEMO_SOURCES = ("acme-facebook", "acme-forum", "acme-messenger")
 # Grafana's default for a panel without maxDataPoints: about its width in pixels.
 PIXELS_PER_GRID_UNIT = 75
 Json = dict[str, Any]
@@ -406,13 +408,16 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     config = stack["workdir"] / "webcare-monitor.toml"
     began = time.monotonic()
 
-    # 1. The demo's traffic reaches Prometheus: both sources polled, live items detected on
-    #    both, and at least one reply counted while Prometheus watched (the panels' rates and
-    #    quantiles need an increase; the backfill is usually stored before the first scrape).
+    # 1. The demo's traffic reaches Prometheus: every source (page, forum, Messenger) polled,
+    #    live items detected on each, and at least one reply counted while Prometheus watched
+    #    (the panels' rates and quantiles need an increase; the backfill is usually stored
+    #    before the first scrape).
+    sources = len(DEMO_SOURCES)
     live = (
-        "count(sum by (source) (increase(webcare_detection_lag_seconds_count[5m])) > 0) == 2"
+        "count(sum by (source) (increase(webcare_detection_lag_seconds_count[5m])) > 0)"
+        f" == {sources}"
         " and sum(increase(webcare_first_response_seconds_count[5m])) > 0"
-        " and count(webcare_source_up == 1) == 2"
+        f" and count(webcare_source_up == 1) == {sources}"
     )
     wait_for("live demo traffic in Prometheus", lambda: prometheus.query(live), 50, all_logs)
 
