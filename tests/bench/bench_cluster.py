@@ -485,11 +485,7 @@ async def run_once(
         # the even split per platform: at most 2 apart overall.
         held = await holdings()
         counts = list(held.values())
-        return (
-            set(held) == set(names)
-            and sum(counts) == sources
-            and max(counts) - min(counts) <= 2
-        )
+        return set(held) == set(names) and sum(counts) == sources and max(counts) - min(counts) <= 2
 
     try:
         started = time.monotonic()
