@@ -209,6 +209,7 @@ async def test_webhook_delivers_the_generic_json_signed(
             "acked_by": None,
             "ack_url": None,
             "dismiss_url": None,
+            "window_closes_at": None,
         }
     ]
     assert (body["addressed_to"], body["step"], body["queue_url"]) == (None, None, None)
