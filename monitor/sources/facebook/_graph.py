@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from monitor.sources.base import AuthError, FatalError, RateLimited, SourceError, TransientError
-from monitor.sources.http import redact
+from monitor.sources.http import JsonResponse, redact
 from monitor.sources.wire import as_int
 
 FEED_FIELDS = "id,from{id,name},message,created_time,permalink_url,is_hidden"
@@ -62,10 +62,34 @@ class GraphUsage:
     regain_seconds: float | None  # estimated_time_to_regain_access, in seconds
 
 
+@dataclass(frozen=True, kw_only=True)
+class GraphProduct:
+    """How a Graph error is told for one product (the Page's wall, Messenger, Instagram)."""
+
+    name: str = "Facebook"
+    # What to do about a bad or expired token, and about a missing permission.
+    new_token: str = _NEW_TOKEN
+    permission: str = (
+        "give the app pages_read_engagement and pages_read_user_content and make sure the"
+        " token's user can moderate the Page, then " + _NEW_TOKEN
+    )
+    # The error a deleted (or unreadable) object raises, and whether a bare 404 means that.
+    missing: type[FatalError] = ObjectMissing
+    missing_on_404: bool = False
+
+
+PAGE = GraphProduct()
+
+
 def graph_error(
-    error: Mapping[str, Any], status: int, usage: GraphUsage, where: str, token: str
+    error: Mapping[str, Any],
+    status: int,
+    usage: GraphUsage,
+    where: str,
+    token: str,
+    product: GraphProduct = PAGE,
 ) -> SourceError:
-    """Translate a Graph `{"error": {...}}` into our error tree."""
+    """Translate a Graph `{"error": {...}}` into our error tree, in the product's words."""
     code = as_int(error.get("code"))
     subcode = as_int(error.get("error_subcode"))
     ident = f"code {code}" if subcode is None else f"code {code}/{subcode}"
@@ -74,18 +98,14 @@ def graph_error(
     detail = f"Graph API said {said!r} [{where}]"
     if code in THROTTLE_CODES:
         return RateLimited(
-            f"throttled by Facebook ({ident}): {detail}", retry_after=usage.regain_seconds
+            f"throttled by {product.name} ({ident}): {detail}", retry_after=usage.regain_seconds
         )
     if code in TOKEN_CODES:
         problem = "no access token was sent" if code == 104 else "access token invalid"
         problem = _TOKEN_PROBLEMS.get(subcode or 0, problem)
-        return AuthError(f"{problem} ({ident}): {_NEW_TOKEN}. {detail}")
+        return AuthError(f"{problem} ({ident}): {product.new_token}. {detail}")
     if code in PERMISSION_CODES:
-        return AuthError(
-            f"permission missing ({ident}): give the app pages_read_engagement and"
-            f" pages_read_user_content and make sure the token's user can moderate the Page,"
-            f" then {_NEW_TOKEN}. {detail}"
-        )
+        return AuthError(f"permission missing ({ident}): {product.permission}. {detail}")
     if code in TRANSIENT_CODES or error.get("is_transient") is True:
         return TransientError(f"temporary Graph API error ({ident}): {detail}")
     if code == 100 and "appsecret_proof" in said:
@@ -94,13 +114,30 @@ def graph_error(
             f" (or in [facebook_webhook]) to the app's secret from the Meta app dashboard."
             f" {detail}"
         )
-    if code == 100 and subcode == 33:
-        return ObjectMissing(
+    if code == 100 and (subcode == 33 or (product.missing_on_404 and status == 404)):
+        return product.missing(
             f"object does not exist or the token cannot read it ({ident}): {detail}"
         )
     if status >= 500:
         return TransientError(f"Graph API server error HTTP {status} ({ident}): {detail}")
     return FatalError(f"Graph API rejected the request ({ident}): {detail}")
+
+
+def graph_object(
+    response: JsonResponse, usage: GraphUsage, token: str, product: GraphProduct = PAGE
+) -> Raw:
+    """A Graph answer's JSON object, or the error it stands for in our tree."""
+    body = response.body
+    where = f"GET {response.url}"
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        raise graph_error(body["error"], response.status, usage, where, token, product)
+    if response.status >= 500:
+        raise TransientError(f"{where}: HTTP {response.status}")
+    if response.status >= 400:
+        raise FatalError(f"{where}: HTTP {response.status} without a Graph error body")
+    if not isinstance(body, dict):
+        raise TransientError(f"{where}: Graph response is not a JSON object")
+    return body
 
 
 def parse_graph_time(value: str) -> datetime:

@@ -35,6 +35,7 @@ from monitor.sources.facebook._graph import (
     comment_seq,
     created_time,
     graph_error,
+    graph_object,
     next_link,
     parse_graph_time,
     parse_usage,
@@ -502,17 +503,7 @@ class FacebookPageSource:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)
         if usage.regain_seconds is not None:
             state.regain_seconds = max(state.regain_seconds or 0.0, usage.regain_seconds)
-        body = response.body
-        where = f"GET {response.url}"
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise graph_error(body["error"], response.status, usage, where, self._token)
-        if response.status >= 500:
-            raise TransientError(f"{where}: HTTP {response.status}")
-        if response.status >= 400:
-            raise FatalError(f"{where}: HTTP {response.status} without a Graph error body")
-        if not isinstance(body, dict):
-            raise TransientError(f"{where}: Graph response is not a JSON object")
-        return body
+        return graph_object(response, usage, self._token)
 
     def _batch_refused(self, response: JsonResponse) -> None:
         """Raise what a refused batch means for every call in it, unless a plain GET may help."""

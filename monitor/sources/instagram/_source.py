@@ -25,17 +25,17 @@ from monitor.sources.base import (
     TransientError,
     most_severe,
 )
-from monitor.sources.facebook import parse_graph_time, parse_usage
+from monitor.sources.facebook import graph_object, parse_graph_time, parse_usage
 from monitor.sources.http import request_json, without_query
 from monitor.sources.instagram._wire import (
     COMMENT_FIELDS,
+    INSTAGRAM,
     MEDIA_FIELDS,
     REPLY_FIELDS,
     Gone,
     Malformed,
     Raw,
     comment_message,
-    ig_error,
     media_message,
     next_link,
 )
@@ -300,17 +300,7 @@ class InstagramSource:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)
         if usage.regain_seconds is not None:
             state.regain_seconds = max(state.regain_seconds or 0.0, usage.regain_seconds)
-        body = response.body
-        where = f"GET {response.url}"
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise ig_error(body["error"], response.status, usage, where, self._token)
-        if response.status >= 500:
-            raise TransientError(f"{where}: HTTP {response.status}")
-        if response.status >= 400:
-            raise FatalError(f"{where}: HTTP {response.status} without a Graph error body")
-        if not isinstance(body, dict):
-            raise TransientError(f"{where}: Graph response is not a JSON object")
-        return body
+        return graph_object(response, usage, self._token, INSTAGRAM)
 
 
 def _data(body: Mapping[str, Any], url: str) -> list[Any]:

@@ -7,17 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from monitor.domain import Message
-from monitor.sources.base import AuthError, FatalError, RateLimited, SourceError, TransientError
+from monitor.sources.base import FatalError, SourceError
 from monitor.sources.facebook import (
-    PERMISSION_CODES,
-    THROTTLE_CODES,
-    TOKEN_CODES,
-    TRANSIENT_CODES,
+    GraphProduct,
     GraphUsage,
+    graph_error,
     parse_graph_time,
 )
-from monitor.sources.http import redact
-from monitor.sources.wire import as_int
 
 # IG Media and IG Comment references (developers.facebook.com/docs/instagram-platform/
 # instagram-graph-api/reference/ig-media, .../ig-comment); `timestamp`, not `created_time`.
@@ -42,31 +38,15 @@ class Malformed(ValueError):
     """An object without a field we need (id, timestamp)."""
 
 
+# Graph's errors told in Instagram's words; a deleted object may also answer a bare 404.
+INSTAGRAM = GraphProduct(
+    name="Instagram", new_token=_NEW_TOKEN, permission=_NEW_TOKEN, missing=Gone, missing_on_404=True
+)
+
+
 def ig_error(error: Raw, status: int, usage: GraphUsage, where: str, token: str) -> SourceError:
     """Translate a Graph `{"error": {...}}` of an Instagram call into our error tree."""
-    code = as_int(error.get("code"))
-    subcode = as_int(error.get("error_subcode"))
-    ident = f"code {code}" if subcode is None else f"code {code}/{subcode}"
-    said = redact(str(error.get("message") or "no message"), token)[:300]
-    detail = f"Graph API said {said!r} [{where}]"
-    if code in THROTTLE_CODES:
-        return RateLimited(
-            f"throttled by Instagram ({ident}): {detail}", retry_after=usage.regain_seconds
-        )
-    if code in TOKEN_CODES:
-        return AuthError(f"access token invalid ({ident}): {_NEW_TOKEN}. {detail}")
-    if code in PERMISSION_CODES:
-        return AuthError(f"permission missing ({ident}): {_NEW_TOKEN}. {detail}")
-    if code in TRANSIENT_CODES or error.get("is_transient") is True:
-        return TransientError(f"temporary Graph API error ({ident}): {detail}")
-    if code == 100 and "appsecret_proof" in said:
-        return AuthError(f"Graph wants a valid appsecret_proof ({ident}): set app_secret. {detail}")
-    # Deleted objects: code 100 subcode 33 "Unsupported get request" (HTTP 400, or 404).
-    if code == 100 and (subcode == 33 or status == 404):
-        return Gone(f"object deleted or unreadable ({ident}): {detail}")
-    if status >= 500:
-        return TransientError(f"Graph API server error HTTP {status} ({ident}): {detail}")
-    return FatalError(f"Graph API rejected the request ({ident}): {detail}")
+    return graph_error(error, status, usage, where, token, INSTAGRAM)
 
 
 def next_link(body: Raw) -> str | None:

@@ -21,14 +21,14 @@ from monitor.sources.base import (
     TransientError,
     most_severe,
 )
-from monitor.sources.facebook import parse_usage
+from monitor.sources.facebook import graph_object, parse_usage
 from monitor.sources.facebook_token import proof_params
 from monitor.sources.http import request_json, without_query
 from monitor.sources.messenger._wire import (
     MESSAGE_FIELDS,
+    MESSENGER,
     ConversationGone,
     message_of,
-    messenger_error,
     person_of,
     updated_of,
 )
@@ -240,17 +240,7 @@ class MessengerSource:
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             read.usage = max(read.usage or 0.0, usage.ratio)
-        body = response.body
-        where = f"GET {response.url}"
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise messenger_error(body["error"], response.status, usage, where, self._token)
-        if response.status >= 500:
-            raise TransientError(f"{where}: HTTP {response.status}")
-        if response.status >= 400:
-            raise FatalError(f"{where}: HTTP {response.status} without a Graph error body")
-        if not isinstance(body, dict):
-            raise TransientError(f"{where}: Graph response is not a JSON object")
-        return body
+        return graph_object(response, usage, self._token, MESSENGER)
 
 
 def _data(body: Raw, url: str) -> list[Any]:

@@ -7,17 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from monitor.domain import Message
-from monitor.sources.base import AuthError, FatalError, RateLimited, SourceError, TransientError
+from monitor.sources.base import FatalError, SourceError
 from monitor.sources.facebook import (
-    PERMISSION_CODES,
-    THROTTLE_CODES,
-    TOKEN_CODES,
-    TRANSIENT_CODES,
+    GraphProduct,
     GraphUsage,
+    graph_error,
     parse_graph_time,
 )
-from monitor.sources.http import redact
-from monitor.sources.wire import as_int
 
 MESSAGE_FIELDS = "id,message,from,created_time"
 _NEW_TOKEN = (
@@ -30,39 +26,23 @@ class ConversationGone(FatalError):
     """Graph code 100/33: the conversation does not exist (or cannot be read)."""
 
 
+# Graph's errors told in Messenger's words (permission: pages_messaging).
+MESSENGER = GraphProduct(
+    name="Facebook",
+    new_token=_NEW_TOKEN,
+    permission=(
+        "Messenger needs the pages_messaging permission on the app and a token of someone who"
+        " can message as the Page; " + _NEW_TOKEN
+    ),
+    missing=ConversationGone,
+)
+
+
 def messenger_error(
     error: Mapping[str, Any], status: int, usage: GraphUsage, where: str, token: str
 ) -> SourceError:
     """A Graph `{"error": {...}}` of a Messenger read in our error tree, in Messenger's words."""
-    code = as_int(error.get("code"))
-    subcode = as_int(error.get("error_subcode"))
-    ident = f"code {code}" if subcode is None else f"code {code}/{subcode}"
-    ident += f", fbtrace_id {error.get('fbtrace_id') or '-'}"
-    said = redact(str(error.get("message") or "no message"), token)[:300]
-    detail = f"Graph API said {said!r} [{where}]"
-    if code in THROTTLE_CODES:
-        return RateLimited(
-            f"throttled by Facebook ({ident}): {detail}", retry_after=usage.regain_seconds
-        )
-    if code in TOKEN_CODES:
-        return AuthError(f"access token invalid ({ident}): {_NEW_TOKEN}. {detail}")
-    if code in PERMISSION_CODES:
-        return AuthError(
-            f"permission missing ({ident}): Messenger needs the pages_messaging permission on"
-            f" the app and a token of someone who can message as the Page; {_NEW_TOKEN}. {detail}"
-        )
-    if code in TRANSIENT_CODES or error.get("is_transient") is True:
-        return TransientError(f"temporary Graph API error ({ident}): {detail}")
-    if code == 100 and "appsecret_proof" in said:
-        return AuthError(
-            f"Graph wants a valid appsecret_proof ({ident}): set app_secret on the source"
-            f" (or in [facebook_webhook]). {detail}"
-        )
-    if code == 100 and subcode == 33:
-        return ConversationGone(f"object does not exist or cannot be read ({ident}): {detail}")
-    if status >= 500:
-        return TransientError(f"Graph API server error HTTP {status} ({ident}): {detail}")
-    return FatalError(f"Graph API rejected the request ({ident}): {detail}")
+    return graph_error(error, status, usage, where, token, MESSENGER)
 
 
 def person_of(conversation: Mapping[str, Any], page_id: str) -> str | None:
