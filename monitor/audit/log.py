@@ -114,35 +114,10 @@ class AuditLog:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def record(
-        self,
-        *,
-        at: datetime,
-        actor: str,
-        via: str,
-        action: str,
-        item_id: int | None = None,
-        source: str | None = None,
-        brand: str | None = None,
-        reason: str | None = None,
-        origin: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Append one entry in a transaction of its own."""
+    async def record(self, **entry: Any) -> None:
+        """Append one entry in a transaction of its own (the keywords of `record_in`)."""
         async with self._store.engine.begin() as conn:
-            await self.record_in(
-                conn,
-                at=at,
-                actor=actor,
-                via=via,
-                action=action,
-                item_id=item_id,
-                source=source,
-                brand=brand,
-                reason=reason,
-                origin=origin,
-                detail=detail,
-            )
+            await self.record_in(conn, **entry)
 
     async def record_in(
         self,
