@@ -18,6 +18,12 @@ from monitor.config import Config, load_config
 from monitor.simulator.discourse import FakeDiscourse
 from monitor.simulator.discourse_scenario import WEBCARE_GROUP, forum_live_traffic, seed_forum
 from monitor.simulator.graph_api import FakeGraphApi
+from monitor.simulator.instagram_scenario import (
+    IG_USER_ID,
+    IG_USERNAME,
+    instagram_live_traffic,
+    seed_instagram,
+)
 from monitor.simulator.messenger_scenario import messenger_live_traffic, seed_messenger
 from monitor.simulator.scenario import live_traffic, seed_history
 
@@ -119,6 +125,22 @@ poll_interval = "5s"
 backfill_days = 8
 """
 
+# The brand's Instagram professional account, from the same fake Graph API and token.
+INSTAGRAM_TEMPLATE = """
+[[sources]]
+type = "instagram"
+name = "acme-instagram"
+brand = "acme"
+ig_user_id = "{ig_user_id}"
+username = "{username}"
+access_token_file = "page-token.txt"
+api_base_url = "{api}"
+policy = "default"
+calendar = "office"
+poll_interval = "5s"
+backfill_days = 8
+"""
+
 
 def write_demo_config(
     workdir: Path, *, api_base_url: str, port: int, forum_url: str | None = None
@@ -138,6 +160,7 @@ def write_demo_config(
         (workdir / "forum-api-key.txt").write_text(FORUM_API_KEY + "\n", encoding="utf-8")
         text += FORUM_TEMPLATE.format(forum=forum_url, group=WEBCARE_GROUP)
     text += MESSENGER_TEMPLATE.format(page_id=PAGE_ID, api=api_base_url)
+    text += INSTAGRAM_TEMPLATE.format(ig_user_id=IG_USER_ID, username=IG_USERNAME, api=api_base_url)
     path = workdir / "webcare-monitor.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -180,6 +203,7 @@ async def _demo_app(
     api = FakeGraphApi(page_id=PAGE_ID, page_name=PAGE_NAME, access_token=TOKEN)
     stats = seed_history(api, now=clock.now())
     messenger_stats = seed_messenger(api, now=clock.now())
+    instagram_stats = seed_instagram(api, now=clock.now())
     # A public forum: visitors can read /latest.json in a browser, the service uses its key.
     forum = FakeDiscourse(
         api_key=FORUM_API_KEY, clock=clock, title="Acme Community", login_required=False
@@ -199,6 +223,7 @@ async def _demo_app(
             asyncio.create_task(live_traffic(api, clock)),
             asyncio.create_task(forum_live_traffic(forum, clock)),
             asyncio.create_task(messenger_live_traffic(api, clock)),
+            asyncio.create_task(instagram_live_traffic(api, clock, instagram_stats.media)),
         ]
         banner = _banner(port, config_path, api.base_url, forum.base_url, clock.now().date())
         print(banner, file=sys.stderr, flush=True)
@@ -208,7 +233,9 @@ async def _demo_app(
             f"  forum:   {forum_stats.topics} topics, {forum_stats.posts} consumer posts, "
             f"{forum_stats.replies} webcare replies over 7 days\n"
             f"  messenger: {messenger_stats.conversations} conversations,"
-            f" {messenger_stats.answered} answered over 6 days\n",
+            f" {messenger_stats.answered} answered over 6 days\n"
+            f"  instagram: {len(instagram_stats.media)} media, {instagram_stats.comments}"
+            f" consumer comments, {instagram_stats.answered} answered over 6 days\n",
             file=sys.stderr,
             flush=True,
         )

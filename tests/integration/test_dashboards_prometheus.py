@@ -50,7 +50,7 @@ RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 SCRAPE_SECONDS = 1
 JOB = "webcare-monitor"
 # The demo's sources (monitor/demo.py): each must be live before the panels are judged.
-DEMO_SOURCES = ("acme-facebook", "acme-forum", "acme-messenger")
+DEMO_SOURCES = ("acme-facebook", "acme-forum", "acme-messenger", "acme-instagram")
 # Grafana's default for a panel without maxDataPoints: about its width in pixels.
 PIXELS_PER_GRID_UNIT = 75
 Json = dict[str, Any]
@@ -408,10 +408,10 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     config = stack["workdir"] / "webcare-monitor.toml"
     began = time.monotonic()
 
-    # 1. The demo's traffic reaches Prometheus: every source (page, forum, Messenger) polled,
-    #    live items detected on each, and at least one reply counted while Prometheus watched
-    #    (the panels' rates and quantiles need an increase; the backfill is usually stored
-    #    before the first scrape).
+    # 1. The demo's traffic reaches Prometheus: every source (page, forum, Messenger, Instagram)
+    #    polled, live items detected on each, and at least one reply counted while Prometheus
+    #    watched (the panels' rates and quantiles need an increase; the backfill is usually
+    #    stored before the first scrape).
     sources = len(DEMO_SOURCES)
     live = (
         "count(sum by (source) (increase(webcare_detection_lag_seconds_count[5m])) > 0)"
