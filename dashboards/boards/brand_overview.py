@@ -17,6 +17,7 @@ from .grafana import (
     value_text,
 )
 from .messenger import messenger_row
+from .platforms import per_platform_table
 from .vocabulary import (
     ANY_IS_BAD,
     BRAND,
@@ -24,6 +25,7 @@ from .vocabulary import (
     BRAND_VARIABLE,
     COMPLIANCE_STEPS,
     NEUTRAL,
+    PLATFORM_VARIABLE,
     SOURCE_VARIABLE,
     UP_DOWN,
     WAIT_STEPS,
@@ -336,7 +338,8 @@ def brand_overview() -> Json:
     traffic_row(b)
     waiting_row(b)
     messenger_row(b)
-    b.row("Per source and per moderator")
+    b.row("Per platform, per source and per moderator")
+    b.add(per_platform_table(), 24, 6)
     b.add(per_source_table(), 24, 8)
     b.add(per_moderator_table(), 24, 8)
     return dashboard(
@@ -345,7 +348,7 @@ def brand_overview() -> Json:
         description="Is the promise kept? SLA compliance, response times office vs after"
         " hours, when consumers post, what waits, per source and per moderator.",
         board=b,
-        variables=[BRAND_VARIABLE, SOURCE_VARIABLE],
+        variables=[BRAND_VARIABLE, PLATFORM_VARIABLE, SOURCE_VARIABLE],
         time_from="now-7d",
         refresh="1m",
     )

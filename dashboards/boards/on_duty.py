@@ -21,6 +21,7 @@ from .vocabulary import (
     BRAND_VARIABLE,
     MINUTES_STEPS,
     NEUTRAL,
+    PLATFORM_VARIABLE,
     RECEIVER,
     RECEIVER_VARIABLE,
     SOURCE_VARIABLE,
@@ -293,7 +294,7 @@ def on_duty() -> Json:
         description="For the student on duty and the team lead: what waits now, what is due"
         " soon, whether the alerts reach the team, and how fast new posts are seen.",
         board=b,
-        variables=[BRAND_VARIABLE, SOURCE_VARIABLE, RECEIVER_VARIABLE],
+        variables=[BRAND_VARIABLE, PLATFORM_VARIABLE, SOURCE_VARIABLE, RECEIVER_VARIABLE],
         time_from="now-6h",
         refresh="30s",
     )

@@ -11,6 +11,7 @@ from .vocabulary import (
     JOB_VARIABLE,
     MINUTES_STEPS,
     NEUTRAL,
+    PLATFORM_VARIABLE,
     RECEIVER,
     RECEIVER_VARIABLE,
     SOURCE_VARIABLE,
@@ -314,7 +315,13 @@ def operations() -> Json:
         description="For the operator: sources and polling, API quota and tokens, the SLO"
         " burn rates behind the alerts, alert delivery, version.",
         board=b,
-        variables=[JOB_VARIABLE, BRAND_VARIABLE, SOURCE_VARIABLE, RECEIVER_VARIABLE],
+        variables=[
+            JOB_VARIABLE,
+            BRAND_VARIABLE,
+            PLATFORM_VARIABLE,
+            SOURCE_VARIABLE,
+            RECEIVER_VARIABLE,
+        ],
         time_from="now-24h",
         refresh="1m",
     )

@@ -37,8 +37,15 @@ MINUTES_STEPS = thresholds(("green", None), ("orange", 300), ("red", 900))
 UP_DOWN = {"1": ("up", "green"), "0": ("down", "red")}
 
 BRAND_VARIABLE = query_variable("brand", "Brand", "label_values(webcare_source_up, brand)")
+# The channel (Facebook wall, Messenger, Instagram, a forum): a source's type. Only
+# webcare_source_up carries it, so it narrows the Source variable; queries filter on source.
+PLATFORM_VARIABLE = query_variable(
+    "platform", "Platform", 'label_values(webcare_source_up{brand=~"$brand"}, platform)'
+)
 SOURCE_VARIABLE = query_variable(
-    "source", "Source", 'label_values(webcare_source_up{brand=~"$brand"}, source)'
+    "source",
+    "Source",
+    'label_values(webcare_source_up{brand=~"$brand", platform=~"$platform"}, source)',
 )
 RECEIVER_VARIABLE = query_variable(
     "receiver", "Alert receiver", "label_values(webcare_alert_outbox_pending, receiver)"

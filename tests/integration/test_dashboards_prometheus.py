@@ -525,6 +525,13 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     # The gauge is computed when /metrics is rendered, a few milliseconds after the scrape began.
     assert float(shown_age["value"][1]) == pytest.approx(scraped_at - oldest, abs=1.0)
 
+    # The channels side by side (issue 19): the per-platform table has a row for each of the
+    # demo's platforms, the wall, the forum, Messenger and Instagram.
+    panel = panel_named(overview, "Per platform")
+    _, result = run_panel_query(prometheus, panel, panel["targets"][0], everything, window)
+    shown_platforms = {s["metric"]["platform"] for s in result}
+    assert shown_platforms == {"facebook_page", "discourse", "messenger", "instagram"}, result
+
     # 4. Every query of every panel: valid, and data, with "All" and with explicit selections.
     window = TimeRange(start=prometheus.started, end=time.time())
     failures: list[str] = []

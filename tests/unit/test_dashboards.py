@@ -308,6 +308,7 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
                     .replace("$__range", "1h")
                     .replace("$brand", ".*")
                     .replace("$source", ".*")
+                    .replace("$platform", ".*")
                     .replace("$receiver", ".*")
                     .replace("$job", "webcare-monitor")
                 )
