@@ -327,8 +327,8 @@ def create_app(
             refetch=app[COORDINATOR].refetch,
             on_events=on_events,
         )
-        # The deadlines to fire are those of the sources the first lease round gives us.
-        open_items.load(await app[STORE].unanswered_items())
+        # The deadlines to fire (and the open items) are those of the sources the first lease
+        # round gives us: the cluster context loads both then.
         subscribers.append(scheduler.apply)
         app[SCHEDULER] = scheduler
         task = asyncio.create_task(scheduler.run(), name="deadlines")
