@@ -123,7 +123,7 @@ def serve(code: str, url: str, cwd: Path, log: Path) -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)  # a loaded CI machine; by hand it stops in ~2 s
             except subprocess.TimeoutExpired as err:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

@@ -103,9 +103,11 @@ async def test_slow_clients_are_cut_after_the_header_timeout_while_metrics_answe
     evicted = value(scrape, "webcare_http_rejected_total", endpoint="connection", reason="evicted")
     assert timed_out + evicted >= SLOW_CLIENTS
     assert evicted >= SLOW_CLIENTS - LIMITS.max_connections
-    # /metrics answered all along, promptly.
+    # /metrics answered all along, never waiting for a slow client's slot to free: a scrape
+    # that queued behind them would take the whole header timeout. (The first scrape can meet
+    # the first poll at start-up, so the bound is that timeout, not a tighter figure.)
     assert len(statuses) >= 5 and set(statuses) == {200}
-    assert max(latencies) < 0.5, max(latencies)
+    assert max(latencies) < LIMITS.header_timeout, sorted(latencies)[-3:]
 
 
 async def test_an_idle_connection_is_closed_after_the_keepalive_timeout_not_before(
