@@ -25,6 +25,7 @@ from monitor.config import (
     Config,
     DiscourseConfig,
     FacebookPageConfig,
+    FlarumConfig,
     InstagramConfig,
     MessengerConfig,
     PhpbbAtomConfig,
@@ -163,9 +164,11 @@ def build_source(
         from monitor.sources.atom import PhpbbAtomSource
 
         return PhpbbAtomSource(source, session, clock, feed_limit=source.feed_limit)
-    from monitor.sources.flarum import FlarumSource
+    if isinstance(source, FlarumConfig):
+        from monitor.sources.flarum import FlarumSource
 
-    return FlarumSource(source, session, clock)
+        return FlarumSource(source, session, clock)
+    raise NotImplementedError(f"no adapter for {source.type} sources yet")
 
 
 def create_app(

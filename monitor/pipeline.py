@@ -19,7 +19,7 @@ from monitor.store.repository import Store, Tx
 # Checks, inside a batch's transaction, that this instance may still write for the source.
 Guard = Callable[[AsyncConnection], Awaitable[None]]
 
-_MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id")
+_MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id", "kind", "tags")
 # What a purge or an erasure removed is not written back by a later poll of the thread.
 _REDACTED = frozenset({"text", "author_name"})
 
@@ -41,8 +41,8 @@ class SourceSettings:
         return max(self.policy.targets.values())
 
     def is_item(self, message: Message) -> bool:
-        """Consumer messages are items, except authors on the ignore list."""
-        if message.is_brand:
+        """Consumer messages are items (open networks: interactions), except ignored authors."""
+        if not message.opens_item:
             return False
         return not (
             (message.author_id and message.author_id in self.ignore_authors)
@@ -78,6 +78,8 @@ def _row(source: str, message: Message, now: datetime) -> dict[str, Any]:
         "hidden": message.hidden,
         "deleted": message.deleted,
         "edited": False,
+        "kind": message.kind,
+        "tags": message.tags,
     }
 
 

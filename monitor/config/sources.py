@@ -102,10 +102,67 @@ class FlarumConfig(_ForumCommon):
     tags: list[str] = Field(default_factory=list)
 
 
+# A hashtag as written after '#': letters, digits and underscores (Mastodon's and Bluesky's rule).
+Hashtag = Annotated[str, Field(pattern=r"^#?[^\s#]+$")]
+
+
+class InteractionConfig(StrictModel):
+    """Which consumer posts on an open network wait for the brand (docs/campaigns.md)."""
+
+    # A post that names the brand's account (@acme).
+    mentions: bool = True
+    # A reply to a post of the brand's account or of a listed moderator account.
+    replies: bool = True
+    # A post in a watched hashtag that asks something: it has a question mark, or one of
+    # `question_words` (whole words, any case).
+    questions: bool = True
+    question_words: list[str] = Field(default_factory=list)
+
+
+class _OpenNetworkCommon(_SourceCommon):
+    # The campaign hashtags to watch (with or without '#'; matched in any case).
+    hashtags: list[Hashtag] = Field(default_factory=list)
+    # Other accounts whose replies answer for the brand (a colleague's own account).
+    moderators: list[str] = Field(default_factory=list)
+    # Accounts whose posts in a hashtag are broadcasts (a partner's vacancies): counted, no item.
+    partners: list[str] = Field(default_factory=list)
+    interaction: InteractionConfig = Field(default_factory=InteractionConfig)
+    # How often the hashtag timelines are read; mentions and replies go by poll_interval.
+    poll_interval: Seconds = 120.0
+
+
+class MastodonConfig(_OpenNetworkCommon):
+    """The brand's account on a Mastodon server: its mentions, replies and watched hashtags."""
+
+    type: Literal["mastodon"]
+    base_url: HttpUrl  # the server, e.g. https://mastodon.social
+    # The brand's account as the server shows it: "acme" (local) or "acme@other.example".
+    account: str = Field(min_length=1, pattern=r"^@?[A-Za-z0-9_]+(@[A-Za-z0-9.-]+)?$")
+    # A token of the brand's account with read:notifications and read:statuses (mentions);
+    # hashtag timelines are public and read without it.
+    access_token: SecretStr | None = None
+
+
+class BlueskyConfig(_OpenNetworkCommon):
+    """The brand's Bluesky account: its mentions, replies and watched hashtags or terms."""
+
+    type: Literal["bluesky"]
+    # The brand's handle, e.g. acme.bsky.social.
+    handle: str = Field(min_length=3, pattern=r"^@?[A-Za-z0-9.-]+\.[A-Za-z]+$")
+    # An app password of that account: Bluesky's post search needs a signed-in session.
+    app_password: SecretStr
+    # Where the account lives (its PDS); bsky.social for most.
+    service_url: HttpUrl = "https://bsky.social"
+    # Search terms watched besides the hashtags (a campaign's name without '#').
+    terms: list[str] = Field(default_factory=list)
+
+
 SourceConfig = Annotated[
     FacebookPageConfig
     | MessengerConfig
     | InstagramConfig
+    | MastodonConfig
+    | BlueskyConfig
     | DiscourseConfig
     | PhpbbAtomConfig
     | FlarumConfig,

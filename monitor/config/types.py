@@ -27,6 +27,7 @@ SECRET_KEYS = frozenset(
         "link_secret",
         "ics",  # the roster's .ics URL: its path or query usually holds a private token
         "pseudonym_key",
+        "app_password",  # Bluesky
     }
 )
 

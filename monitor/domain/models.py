@@ -65,6 +65,18 @@ class Message:
     hidden: bool = False
     deleted: bool = False
     permalink: str | None = None
+    # Open networks only (Mastodon, Bluesky), where a source also sees posts nobody asked the
+    # brand: what the interaction rule made of a consumer post ("interaction" opens an item;
+    # "broadcast" and "chatter" are counted but are not items). None on owned channels, where
+    # every consumer message is an item.
+    kind: str | None = None
+    # The watched hashtags the post carries (lower case, without '#'): the campaign report's key.
+    tags: tuple[str, ...] = ()
+
+    @property
+    def opens_item(self) -> bool:
+        """A consumer message that waits for the brand (the ignore list aside)."""
+        return not self.is_brand and self.kind in (None, "interaction")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -74,6 +74,8 @@ def _message_row(row: Row[Any]) -> StoredMessage:
             hidden=m["hidden"],
             deleted=m["deleted"],
             permalink=m["permalink"],
+            kind=m["kind"],
+            tags=m["tags"],
         ),
     )
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from monitor.store.types import UTCDateTime
+from monitor.store.types import TagList, UTCDateTime
 
 metadata = MetaData()
 
@@ -56,6 +56,10 @@ messages = Table(
     Column("edited", Boolean, nullable=False, default=False),
     # Text and author purged or erased (migration 0007): later polls do not write them back.
     Column("redacted_at", UTCDateTime, nullable=True),
+    # Open networks (migration 0008): the interaction rule's verdict and the watched hashtags,
+    # stored as " tag1 tag2 " so that a campaign is `LIKE '% tag %'`.
+    Column("kind", String(20), nullable=True),
+    Column("tags", TagList, nullable=True),
     UniqueConstraint("source", "platform_id", name="uq_messages_source_platform_id"),
     Index("ix_messages_source_thread", "source", "thread_id"),
     Index("ix_messages_source_created", "source", "created_at"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
 
@@ -29,3 +29,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TagList(TypeDecorator[tuple[str, ...]]):
+    """Hashtags as " tag1 tag2 " (NULL when none), so one tag is `LIKE '% tag %'` anywhere."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: tuple[str, ...] | None, dialect: Dialect) -> Any:
+        """Space-separated between spaces; NULL for no tags."""
+        return f" {' '.join(value)} " if value else None
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> tuple[str, ...]:
+        """The tuple back, in the order stored."""
+        return tuple(value.split()) if value else ()
+
+
+def has_tag(column: Any, tag: str) -> Any:
+    """SQL: the TagList column holds `tag` (lower case, without '#')."""
+    return column.like(f"% {tag} %")
