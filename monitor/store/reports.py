@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, case, func, select, type_coerce
+from sqlalchemy import ColumnElement, RowMapping, Select, case, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from monitor.domain import ItemState, Period
@@ -56,7 +56,14 @@ async def report_items(
     conditions = _window(since, until, brands)
     if stored_states is not None:
         conditions.append(items.c.state.in_(sorted(s.value for s in stored_states)))
-    query = (
+    async with store.engine.connect() as conn:
+        result = await conn.execute(_items_query(*conditions))
+        return [_report_item(row) for row in result.mappings()]
+
+
+def _items_query(*conditions: ColumnElement[bool]) -> Select[Any]:
+    """The columns of ReportItem for the items meeting `conditions`, oldest first."""
+    return (
         select(
             items.c.message_id,
             items.c.source,
@@ -86,9 +93,6 @@ async def report_items(
         .where(*conditions)
         .order_by(items.c.created_at, items.c.message_id)
     )
-    async with store.engine.connect() as conn:
-        result = await conn.execute(query)
-        return [_report_item(row) for row in result.mappings()]
 
 
 def _window(
