@@ -10,6 +10,7 @@ from monitor.domain.models import (
     Skipped,
     SourceRef,
     StoredMessage,
+    tag_key,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "Skipped",
     "SourceRef",
     "StoredMessage",
+    "tag_key",
 ]

@@ -48,6 +48,11 @@ class SourceRef:
     platform: str
 
 
+def tag_key(tag: str) -> str:
+    """A hashtag as compared and stored: without '#', lower case."""
+    return tag.strip().lstrip("#").lower()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Message:
     """One post or comment, normalised from a platform's wire format."""

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.config import InteractionConfig
+from monitor.domain import tag_key as tag_key  # the sources import it from here
 
 BRAND = "brand"
 BROADCAST = "broadcast"
@@ -31,11 +32,6 @@ CHATTER = "chatter"
 def account_key(account: str) -> str:
     """An account as compared: without the leading "@", in lower case."""
     return account.strip().lstrip("@").lower()
-
-
-def tag_key(tag: str) -> str:
-    """A hashtag as compared and stored: without '#', lower case."""
-    return tag.strip().lstrip("#").lower()
 
 
 @dataclass(frozen=True, kw_only=True)
