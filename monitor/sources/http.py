@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -28,6 +28,9 @@ from monitor.sources.base import (
 _URL_QUERY = re.compile(r"(https?://[^\s'\"<>?#]+)[?#][^\s'\"<>]*")
 
 QueryParams = Mapping[str, str | int | float]
+# How long a 429 without Retry-After asks us to wait, from the platform's own headers (e.g.
+# Mastodon's X-RateLimit-Reset, an ISO 8601 time): (headers, now) -> seconds or None.
+WaitFromHeaders = Callable[[CIMultiDictProxy[str], datetime], float | None]
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 
@@ -104,12 +107,14 @@ async def request_json(
     data: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     accept_5xx_json: bool = False,
+    rate_limit_wait: WaitFromHeaders | None = None,
 ) -> JsonResponse:
     """Make one request and decode its JSON body; map transport failures to SourceError.
 
     2xx-4xx JSON bodies are returned so the adapter can decode the platform's error format.
     429 raises RateLimited (Retry-After honoured), 5xx TransientError unless `accept_5xx_json`
     and the body is JSON (some platforms, e.g. the Graph API, put error codes in 5xx bodies).
+    `rate_limit_wait` reads a 429's wait from other headers when Retry-After is absent.
     """
     where = f"{method} {safe_url(url)}"
     # encoded=True: follow server-built links (Graph `paging.next`) byte for byte.
@@ -156,10 +161,10 @@ async def request_json(
 
     now = clock.now() if clock is not None else datetime.now(UTC)
     if status == 429:
-        raise RateLimited(
-            f"{where}: HTTP 429 Too Many Requests",
-            retry_after=parse_retry_after(resp_headers.get("Retry-After"), now),
-        )
+        wait = parse_retry_after(resp_headers.get("Retry-After"), now)
+        if wait is None and rate_limit_wait is not None:
+            wait = rate_limit_wait(resp_headers, now)
+        raise RateLimited(f"{where}: HTTP 429 Too Many Requests", retry_after=wait)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
