@@ -241,22 +241,25 @@ async def handle_batch(
         # Items belong to stored messages: a thread first seen in this batch has none yet.
         items = await tx.thread_items(source, known) if known else {}
         created: list[Item] = []
-        for thread in thread_msgs.values():
+        # Only the brand's messages can answer: each item looks among those, not the thread.
+        replies = {
+            thread_id: [s for s in thread if s.message.is_brand]
+            for thread_id, thread in thread_msgs.items()
+        }
+        for thread_id, thread in thread_msgs.items():
             for stored in thread:
                 message = stored.message
                 # A redacted message without an item was never one (an ignored author's).
                 if stored.id in items or stored.redacted or not settings.is_item(message):
                     continue
-                item = replace(
-                    settings.policy.new_item(
-                        message_id=stored.id,
-                        source=source,
-                        message=message,
-                        brand=settings.ref.brand,
-                    ),
+                item = settings.policy.new_item(
+                    message_id=stored.id,
+                    source=source,
+                    message=message,
+                    brand=settings.ref.brand,
                     author_name=names.get(message.platform_id),
                 )
-                evaluated = settings.policy.evaluate(item, message, thread)
+                evaluated = settings.policy.evaluate(item, message, replies[thread_id])
                 created.append(evaluated)
                 historic = message.created_at < historic_before
                 events.append(
@@ -272,12 +275,12 @@ async def handle_batch(
                 events.extend(_events_for(settings, None, evaluated))
         await tx.insert_items(created)
         updated: list[Item] = []
-        for thread in thread_msgs.values():
+        for thread_id, thread in thread_msgs.items():
             for stored in thread:
                 before = items.get(stored.id)
                 if before is None:
                     continue
-                after = settings.policy.evaluate(before, stored.message, thread)
+                after = settings.policy.evaluate(before, stored.message, replies[thread_id])
                 if after != before:
                     updated.append(after)
                     events.extend(_events_for(settings, before, after))

@@ -62,7 +62,15 @@ class SlaPolicy:
         is_open = self.office.is_open(message.created_at)
         return Period.OFFICE_HOURS if is_open else Period.AFTER_HOURS
 
-    def new_item(self, *, message_id: int, source: str, message: Message, brand: str) -> Item:
+    def new_item(
+        self,
+        *,
+        message_id: int,
+        source: str,
+        message: Message,
+        brand: str,
+        author_name: str | None = None,
+    ) -> Item:
         """A fresh open item for a consumer message, with its deadlines."""
         created = message.created_at
         period = self.period(message)
@@ -80,6 +88,7 @@ class SlaPolicy:
             target_seconds=target,
             warning_at=self.coverage.add_covered(created, target * self.warn_at),
             due_at=self.coverage.add_covered(created, target),
+            author_name=author_name,
         )
 
     def answer(self, item: Item, response: StoredMessage) -> Item:
@@ -100,7 +109,7 @@ class SlaPolicy:
         )
 
     def evaluate(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
-        """The item's state given the current thread: dismissed, reopened, answered or as is."""
+        """The item's state given its thread (or the thread's brand messages, all that answer)."""
         if item.state is ItemState.DISMISSED and item.dismissed_reason not in ("hidden", "deleted"):
             # Dismissed by a moderator (no reply needed, spam): that decision stands, through
             # later polls, hiding and un-hiding, and late replies alike.
@@ -122,10 +131,11 @@ class SlaPolicy:
 
     def rederive(self, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
         """Recompute period, deadlines and outcome from the raw messages (after a config change)."""
-        fresh = replace(
-            self.new_item(
-                message_id=item.message_id, source=item.source, message=message, brand=item.brand
-            ),
+        fresh = self.new_item(
+            message_id=item.message_id,
+            source=item.source,
+            message=message,
+            brand=item.brand,
             author_name=item.author_name,
         )
         if item.state is ItemState.DISMISSED and item.dismissed_reason not in ("hidden", "deleted"):
