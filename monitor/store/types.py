@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy import DateTime, Dialect, Text, type_coerce
 from sqlalchemy.types import TypeDecorator
 
 
@@ -48,4 +48,6 @@ class TagList(TypeDecorator[tuple[str, ...]]):
 
 def has_tag(column: Any, tag: str) -> Any:
     """SQL: the TagList column holds `tag` (lower case, without '#')."""
-    return column.like(f"% {tag} %")
+    # Compared as text: bound against the column itself, the pattern would go through
+    # TagList.process_bind_param, which takes a tuple of tags, not a string.
+    return type_coerce(column, Text).like(f"% {tag} %")
