@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar
 
 from monitor.domain import ItemState, Outcome, Period
+from monitor.domain.reply_window import ReplyWindow
 
 ALL = "*"
 PERIOD_ALL = "all"
@@ -18,6 +19,9 @@ _ANSWERED = {
     ItemState.ANSWERED_IN_TIME: Outcome.IN_TIME,
     ItemState.ANSWERED_LATE: Outcome.LATE,
 }
+# Figures that apply to some sources only (None elsewhere): the JSON leaves them out of rows
+# where they do not apply, the CSV and the table show them only where some row has them.
+WHERE_APPLIES = frozenset({"lost_window"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +45,19 @@ class ReportItem:
     response_sla_seconds: float | None = None
     permalink: str | None = None
     author: str | None = None
+    window: ReplyWindow | None = None  # Messenger: the reply window of the item's message
+
+    @property
+    def judged_window(self) -> ReplyWindow | None:
+        """The reply window the item is judged on; none for a dismissed one (it needed none)."""
+        return None if self.state is ItemState.DISMISSED else self.window
+
+    def lost_window(self, as_of: datetime) -> bool | None:
+        """Whether the item lost its reply window by `as_of`; None where no window applies."""
+        if self.window is None:
+            return None
+        judged = self.judged_window
+        return judged is not None and judged.lost(as_of)
 
     @property
     def outcome(self) -> Outcome | None:
@@ -79,6 +96,7 @@ class ReportRow:
     median_response_sla_seconds: float | None
     p90_response_sla_seconds: float | None
     after_hours_share: float | None
+    lost_window: int | None = None  # Messenger sources and their totals: items that lost it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +136,7 @@ class ItemLine:
     response_sla_seconds: float | None
     responder: str | None
     dismissed_reason: str | None
+    lost_window: bool | None = None  # Messenger items only
 
 
 RowT = TypeVar("RowT", ReportRow, ModeratorRow, ItemLine)
@@ -148,11 +167,12 @@ def iso(moment: datetime) -> str:
 
 
 def row_values(row: ReportRow | ModeratorRow | ItemLine) -> dict[str, Any]:
-    """A row as plain JSON values, in field order."""
+    """A row as plain JSON values, in field order (WHERE_APPLIES ones only where they apply)."""
     return {
         f.name: iso(v) if isinstance(v, datetime) else v
         for f in fields(row)
         for v in [getattr(row, f.name)]
+        if v is not None or f.name not in WHERE_APPLIES
     }
 
 
@@ -242,10 +262,17 @@ class Tally:
     due: list[datetime] = field(default_factory=list)  # breached or pending: judged at as_of
     wall: list[float] = field(default_factory=list)  # of answered items, where known
     sla: list[float] = field(default_factory=list)
+    windowed: bool = False  # a Messenger source's (or a total over one): lost_window applies
+    windows: list[ReplyWindow] = field(default_factory=list)  # judged_window of each item
 
     def add(self, item: ReportItem) -> None:
         """Count one item."""
         self.items += 1
+        if item.window is not None:
+            self.windowed = True
+        judged = item.judged_window
+        if judged is not None:
+            self.windows.append(judged)
         if item.period is Period.AFTER_HOURS:
             self.after_hours += 1
         state = item.state
@@ -273,6 +300,8 @@ class Tally:
         self.due.extend(other.due)
         self.wall.extend(other.wall)
         self.sla.extend(other.sla)
+        self.windowed = self.windowed or other.windowed
+        self.windows.extend(other.windows)
 
     def row(self, *, source: str, brand: str, period: str, as_of: datetime) -> ReportRow:
         """The figures of one row over the counted items (sorts its response times in place:
@@ -301,6 +330,7 @@ class Tally:
             after_hours_share=(
                 _ratio(self.after_hours, self.items) if period == PERIOD_ALL else None
             ),
+            lost_window=(sum(1 for w in self.windows if w.lost(as_of)) if self.windowed else None),
         )
 
 
@@ -337,8 +367,13 @@ def report_of_tallies(
     as_of: datetime,
     brand: str | None = None,
     sources: Mapping[str, str] | None = None,
+    windowed: Collection[str] = (),
 ) -> Report[ReportRow]:
-    """The summary's rows from a tally per (source, brand, period) of the window's items."""
+    """The summary's rows from a tally per (source, brand, period) of the window's items.
+
+    `windowed` names the sources whose replies have a window (Messenger): their rows and
+    totals give lost_window, also with no item.
+    """
     pairs = _pairs(((s, b) for s, b, _p in tallies), sources or {}, brand)
     by_brand: dict[str, list[str]] = {}
     for source, brand_name in pairs:
@@ -348,9 +383,10 @@ def report_of_tallies(
     for brand_name, brand_sources in by_brand.items():
         brand_tally = Tally()
         for source in brand_sources:
-            source_tally = Tally()
+            source_tally = Tally(windowed=source in windowed)
             for period in Period:
-                tally = tallies.get((source, brand_name, period), Tally())
+                tally = tallies.get((source, brand_name, period)) or Tally()
+                tally.windowed = tally.windowed or source_tally.windowed
                 rows.append(
                     tally.row(source=source, brand=brand_name, period=period.value, as_of=as_of)
                 )
@@ -374,11 +410,12 @@ def build_report(
     as_of: datetime,
     brand: str | None = None,
     sources: Mapping[str, str] | None = None,
+    windowed: Collection[str] = (),
 ) -> Report[ReportRow]:
     """Rows per source × period, then per brand, then overall (left out when `brand` is given).
 
     `sources` maps every configured source name to its brand so that quiet sources still get
-    rows with zero items.
+    rows with zero items; `windowed` names the sources with a reply window (report_of_tallies).
     """
     # Tallied once: the cost grows with the items, not with items × sources.
     tallies: dict[tuple[str, str, Period], Tally] = {}
@@ -389,7 +426,13 @@ def build_report(
             tally = tallies[key] = Tally()
         tally.add(item)
     return report_of_tallies(
-        tallies, since=since, until=until, as_of=as_of, brand=brand, sources=sources
+        tallies,
+        since=since,
+        until=until,
+        as_of=as_of,
+        brand=brand,
+        sources=sources,
+        windowed=windowed,
     )
 
 
@@ -458,6 +501,7 @@ def item_line(item: ReportItem, as_of: datetime) -> ItemLine:
         response_sla_seconds=item.response_sla_seconds,
         responder=item.responder,
         dismissed_reason=item.dismissed_reason,
+        lost_window=item.lost_window(as_of),
     )
 
 
@@ -494,6 +538,7 @@ def build(
     as_of: datetime,
     brand: str | None = None,
     sources: Mapping[str, str] | None = None,
+    windowed: Collection[str] = (),
 ) -> AnyReport:
     """The summary, the per-moderator report or the item listing, as the CLI and API ask."""
     if kind == "moderator":
@@ -502,4 +547,12 @@ def build(
         )
     if kind == "items":
         return build_items_report(items, since=since, until=until, as_of=as_of, brand=brand)
-    return build_report(items, since=since, until=until, as_of=as_of, brand=brand, sources=sources)
+    return build_report(
+        items,
+        since=since,
+        until=until,
+        as_of=as_of,
+        brand=brand,
+        sources=sources,
+        windowed=windowed,
+    )

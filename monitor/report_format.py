@@ -6,13 +6,22 @@ import csv
 import io
 import json
 import textwrap
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.durations import human_duration
-from monitor.report import ALL, AnyReport, ItemLine, ModeratorRow, ReportKind, ReportRow
+from monitor.report import (
+    ALL,
+    WHERE_APPLIES,
+    AnyReport,
+    ItemLine,
+    ModeratorRow,
+    ReportKind,
+    ReportRow,
+)
 
 FORMATS = ("table", "csv", "json")
 # Fields holding a fraction (shown as a percentage) rather than a count or seconds.
@@ -31,7 +40,16 @@ _PRIORITY: dict[str, tuple[str, ...]] = {
         "p90_response_seconds",
         "source",
     ),
-    "items": ("id", "created_at", "state", "response_seconds", "source", "author", "responder"),
+    "items": (
+        "id",
+        "created_at",
+        "state",
+        "lost_window",
+        "response_seconds",
+        "source",
+        "author",
+        "responder",
+    ),
 }
 _TABLE_TITLES = {"summary": "SLA report", "moderator": "Replies per moderator", "items": "Items"}
 
@@ -85,6 +103,15 @@ def _title(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> list[str]:
     ]
 
 
+def _applying(columns: list[str], rows: Sequence[Any]) -> list[str]:
+    """The columns without the WHERE_APPLIES ones that apply to none of `rows`."""
+    return [
+        c
+        for c in columns
+        if c not in WHERE_APPLIES or any(getattr(row, c) is not None for row in rows)
+    ]
+
+
 def _numeric(kind: ReportKind) -> dict[str, bool]:
     """Per column: right-aligned (a number) or left-aligned (text)."""
     # Annotations are strings here (postponed evaluation): "int", "float | None", ...
@@ -93,7 +120,7 @@ def _numeric(kind: ReportKind) -> dict[str, bool]:
 
 def _fitting(columns: list[str], widths: dict[str, int], kind: ReportKind) -> list[str]:
     """The columns a TABLE_WIDTH-wide table shows: by priority while they fit, in CSV order."""
-    order = [*_PRIORITY.get(kind, ()), *columns]
+    order = [c for c in (*_PRIORITY.get(kind, ()), *columns) if c in columns]
     chosen: set[str] = set()
     used = -2
     for name in dict.fromkeys(order):
@@ -106,7 +133,7 @@ def _fitting(columns: list[str], widths: dict[str, int], kind: ReportKind) -> li
 def _row_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: bool) -> list[str]:
     """One line per row; without `wide`, only the columns that fit TABLE_WIDTH."""
     numeric = _numeric(kind)
-    columns = list(numeric)
+    columns = _applying(list(numeric), report.rows)
     cells = [{c: _cell(c, getattr(row, c), zone) for c in columns} for row in report.rows]
     widths = {c: max([len(c), *(len(r[c]) for r in cells)]) for c in columns}
     shown = columns if wide else _fitting(columns, widths, kind)
@@ -141,14 +168,13 @@ def _summary_blocks(report: AnyReport, zone: ZoneInfo) -> list[str]:
     label = max(len(f) for f in figures)
     out: list[str] = []
     for (source, brand), rows in blocks.items():
-        columns = [
-            [row.period, *(_cell(f, getattr(row, f), zone) for f in figures)] for row in rows
-        ]
+        shown = _applying(figures, rows)
+        columns = [[row.period, *(_cell(f, getattr(row, f), zone) for f in shown)] for row in rows]
         widths = [max(len(v) for v in column) for column in columns]
         # Total rows carry ALL as source (a brand's total) and as brand (the grand total).
         source_name = "all sources" if source == ALL else source
         brand_name = "all brands" if brand == ALL else brand
-        heads = [f"{source_name} ({brand_name})", *figures]
+        heads = [f"{source_name} ({brand_name})", *shown]
         width = max(label, len(heads[0]))
         for n, head in enumerate(heads):
             values = [column[n].rjust(w) for column, w in zip(columns, widths, strict=True)]
@@ -170,7 +196,7 @@ def format_table(report: AnyReport, kind: ReportKind, zone: ZoneInfo, *, wide: b
 
 def format_csv(report: AnyReport, kind: ReportKind, zone: ZoneInfo) -> str:
     """CSV with a header row and raw values."""
-    columns = [f.name for f in fields(_ROW_TYPES[kind])]
+    columns = _applying([f.name for f in fields(_ROW_TYPES[kind])], report.rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)

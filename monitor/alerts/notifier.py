@@ -31,9 +31,10 @@ from monitor.domain.events import (
     ItemDismissed,
     ItemWarned,
 )
+from monitor.domain.reply_window import REPLY_WINDOW, WINDOWED_PLATFORMS, reply_windows
 from monitor.logging import get_logger
-from monitor.metrics.messenger import DAY, read_said, window_closes
 from monitor.store import Store
+from monitor.store.windows import read_said
 
 log = get_logger("monitor.alerts.notifier")
 
@@ -294,7 +295,9 @@ class Notifier:
         whose window already closed is not warned about (the report counts it as lost).
         Returns how many notifications were queued (one per source).
         """
-        messenger = {name for name, ref in self._sources.items() if ref.platform == "messenger"}
+        messenger = {
+            name for name, ref in self._sources.items() if ref.platform in WINDOWED_PLATFORMS
+        }
         if not messenger:
             return 0
         per_source: dict[str, list[Item]] = {}
@@ -303,7 +306,8 @@ class Notifier:
                 per_source.setdefault(item.source, []).append(item)
         sent = 0
         for source, waiting in sorted(per_source.items()):
-            closes = window_closes(await read_said(self._store, source, now - DAY))
+            said = await read_said(self._store, source, now - REPLY_WINDOW)
+            closes = {w.thread: w.closes for w in reply_windows(said) if w.replied_at is None}
             cutoff = await self._historic_before(source)
             due = {
                 i.message_id: closes[i.thread_id]

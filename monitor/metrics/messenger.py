@@ -5,9 +5,7 @@ Meta's definitions (Meta Business Help Center, "About responsiveness on Facebook
 after neither side wrote for 24 hours; the response rate is the share of those the Page
 answered within 24 hours; the response time is the mean of the fastest 90% of those response
 times; the "Very responsive" badge needs a rate of at least 90% and a time under 15 minutes
-over the last 7 days. The standard reply window: a Page may answer within 24 hours of the
-person's last message (Messenger Platform "Messaging window" policy; the human-agent tag
-extends it to 7 days, which these figures do not assume).
+over the last 7 days. The reply windows are monitor.domain.reply_window's.
 """
 
 from __future__ import annotations
@@ -19,25 +17,16 @@ from datetime import datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import select
 
 from monitor.domain import SourceRef
+from monitor.domain.reply_window import REPLY_WINDOW, Said, reply_windows
 from monitor.store import Store
-from monitor.store.tables import messages
+from monitor.store.windows import read_said
 
 DAY = timedelta(hours=24)
 WEEK = timedelta(days=7)
 BADGE_RATE = 0.90
 BADGE_SECONDS = 15 * 60.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Said:
-    """One stored Messenger message: who, when, in which conversation."""
-
-    thread: str
-    at: datetime
-    by_page: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +36,8 @@ class Figures:
     counted: int  # conversations started in the last 7 days (Meta's "new messages")
     rate: float | None  # answered within 24 h / counted
     seconds: float | None  # mean of the fastest 90% of response times
-    windows: tuple[datetime, ...]  # when each unanswered conversation's window closes
-    lost: int  # conversations whose window closed unanswered in the last 7 days
+    windows: tuple[datetime, ...]  # when each open window of an unanswered conversation closes
+    lost: int  # windows lost (monitor.domain.reply_window) that closed in the last 7 days
 
     @property
     def very_responsive(self) -> bool:
@@ -66,58 +55,27 @@ def figures(said: Sequence[Said], now: datetime) -> Figures:
     since = now - WEEK
     last: dict[str, datetime] = {}
     waiting: dict[str, datetime] = {}  # thread -> a counted message not yet answered
-    last_person: dict[str, datetime] = {}
-    answered_after: dict[str, bool] = {}
     counted, times = 0, []
     for message in said:
         before = last.get(message.thread)
         last[message.thread] = message.at
         if message.by_page:
-            answered_after[message.thread] = True
             started = waiting.pop(message.thread, None)
             if started is not None and message.at - started <= DAY:
                 times.append((message.at - started).total_seconds())
             continue
-        last_person[message.thread] = message.at
-        answered_after[message.thread] = False
         if (before is None or message.at - before >= DAY) and message.at >= since:
             counted += 1
             waiting[message.thread] = message.at
-    windows = sorted(at + DAY for thread, at in last_person.items() if not answered_after[thread])
-    lost = sum(1 for close in windows if since <= close <= now)
+    windows = reply_windows(said)
     fastest = sorted(times)[: math.ceil(0.9 * len(times))]
     return Figures(
         counted=counted,
         rate=len(times) / counted if counted else None,
         seconds=sum(fastest) / len(fastest) if fastest else None,
-        windows=tuple(close for close in windows if close > now),
-        lost=lost,
+        windows=tuple(sorted(w.closes for w in windows if w.replied_at is None and w.closes > now)),
+        lost=sum(1 for w in windows if since <= w.closes <= now and w.lost(now)),
     )
-
-
-def window_closes(said: Iterable[Said]) -> dict[str, datetime]:
-    """Per conversation: when the reply window closes (24 h after the person's last message)."""
-    last_person: dict[str, datetime] = {}
-    for message in said:
-        if not message.by_page:
-            last_person[message.thread] = message.at
-    return {thread: at + DAY for thread, at in last_person.items()}
-
-
-async def read_said(store: Store, source: str, since: datetime) -> list[Said]:
-    """A source's messages created since `since`, in platform order (deleted ones left out)."""
-    query = (
-        select(messages.c.thread_id, messages.c.created_at, messages.c.is_brand)
-        .where(
-            messages.c.source == source,
-            messages.c.created_at >= since,
-            messages.c.deleted.is_(False),
-        )
-        .order_by(messages.c.created_at, messages.c.seq, messages.c.id)
-    )
-    async with store.engine.connect() as conn:
-        result = await conn.execute(query)
-        return [Said(thread=row[0], at=row[1], by_page=bool(row[2])) for row in result]
 
 
 class MessengerFigures(Collector):
@@ -132,7 +90,8 @@ class MessengerFigures(Collector):
         """Recompute from the store (a week and a day of messages per source)."""
         found = {}
         for ref in self._sources:
-            found[ref.name] = figures(await read_said(store, ref.name, now - WEEK - DAY), now)
+            said = await read_said(store, ref.name, now - WEEK - REPLY_WINDOW)
+            found[ref.name] = figures(said, now)
         self._figures = found
 
     def get(self, source: str) -> Figures | None:
@@ -169,7 +128,8 @@ class MessengerFigures(Collector):
         )
         lost = GaugeMetricFamily(
             "webcare_messaging_windows_lost",
-            "Conversations whose 24 h reply window closed unanswered in the last 7 days.",
+            "Reply windows that closed in the last 7 days before the Page replied (or with no"
+            " reply yet): one per person's turn of a conversation.",
             labels=labels,
         )
         for ref in self._sources:

@@ -10,15 +10,17 @@ from sqlalchemy import ColumnElement, RowMapping, Select, case, func, select, ty
 from sqlalchemy.types import NullType
 
 from monitor.domain import ItemState, Period
+from monitor.domain.reply_window import ReplyWindow
 from monitor.report import Report, ReportItem, ReportRow, Tally, check_window, report_of_tallies
 from monitor.store.repository import UNANSWERED, Store
 from monitor.store.tables import items, messages
+from monitor.store.windows import message_windows, windowed_sources
 
 _item_message = messages.alias("item_message")
 _response = messages.alias("response_message")
 
 
-def _report_item(m: RowMapping) -> ReportItem:
+def _report_item(m: RowMapping, window: ReplyWindow | None = None) -> ReportItem:
     return ReportItem(
         message_id=m["message_id"],
         source=m["source"],
@@ -37,6 +39,7 @@ def _report_item(m: RowMapping) -> ReportItem:
         response_sla_seconds=m["response_sla_seconds"],
         permalink=m["permalink"],
         author=m["author"],
+        window=window,
     )
 
 
@@ -48,7 +51,8 @@ async def report_items(
     brands: Collection[str] | None = None,
     stored_states: Collection[ItemState] | None = None,
 ) -> list[ReportItem]:
-    """Items created in [since, until) (either end open when None), oldest first.
+    """Items created in [since, until) (either end open when None), oldest first, each
+    Messenger item with its reply window.
 
     `brands` limits the result to those brands; `stored_states` filters on the state column as
     stored, which lags for unanswered items, so callers widen it to every unanswered state.
@@ -57,8 +61,14 @@ async def report_items(
     if stored_states is not None:
         conditions.append(items.c.state.in_(sorted(s.value for s in stored_states)))
     async with store.engine.connect() as conn:
-        result = await conn.execute(_items_query(*conditions))
-        return [_report_item(row) for row in result.mappings()]
+        rows = (await conn.execute(_items_query(*conditions))).mappings().all()
+    windowed = await windowed_sources(store, {row["source"] for row in rows})
+    earliest: dict[str, datetime] = {}
+    for row in rows:  # oldest first: the first of a source is its earliest
+        if row["source"] in windowed:
+            earliest.setdefault(row["source"], row["created_at"])
+    windows = await message_windows(store, earliest)
+    return [_report_item(row, windows.get(row["message_id"])) for row in rows]
 
 
 def _items_query(*conditions: ColumnElement[bool]) -> Select[Any]:
@@ -120,12 +130,14 @@ async def summary_report(
 ) -> Report[ReportRow]:
     """build_report over report_items(since, until, brands), without making an object per item:
     one query of the columns the figures need (no joins, a due time only where one is still
-    judged), tallied per source, brand and period. `as_of` is asked once the rows are read.
+    judged), tallied per source, brand and period; Messenger sources (as stored) add their
+    items' reply windows. `as_of` is asked once the rows are read.
     """
     check_window(since, until)
     if brand is not None:
         brands = [brand]
     query = select(
+        items.c.message_id,
         items.c.source,
         items.c.brand,
         items.c.period,
@@ -143,11 +155,20 @@ async def summary_report(
         dialect = conn.dialect
     convert = items.c.due_at.type.dialect_impl(dialect).result_processor(dialect, None)
     instant: Callable[[Any], Any] = convert or (lambda value: value)
-    for source, brand_name, period, state, due, wall, sla in rows:
+    windowed = await windowed_sources(store)
+    # Every item was created since `since`: no earlier message can move its window.
+    present = {row[1] for row in rows} & windowed
+    windows = await message_windows(store, dict.fromkeys(present, since))
+    for message_id, source, brand_name, period, state, due, wall, sla in rows:
         tally = tallies.get((source, brand_name, period))
         if tally is None:
             tally = tallies[(source, brand_name, period)] = Tally()
         tally.items += 1
+        window = windows.get(message_id)
+        if window is not None:
+            tally.windowed = True
+            if state != _DISMISSED:  # as ReportItem.judged_window
+                tally.windows.append(window)
         if state == _DISMISSED:
             tally.dismissed += 1
         elif due is not None:
@@ -170,7 +191,13 @@ async def summary_report(
             tally.after_hours = tally.items
         by_period[(source, brand_name, kind)] = tally
     return report_of_tallies(
-        by_period, since=since, until=until, as_of=as_of(), brand=brand, sources=sources
+        by_period,
+        since=since,
+        until=until,
+        as_of=as_of(),
+        brand=brand,
+        sources=sources,
+        windowed=windowed,
     )
 
 

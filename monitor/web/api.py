@@ -14,6 +14,7 @@ from monitor.alerts.actions import DISMISS_REASONS, ActionError, ActionResult
 from monitor.domain import ItemState
 from monitor.report import ReportKind, build, build_items_report, check_window, parse_instant
 from monitor.store.reports import report_items
+from monitor.store.windows import windowed_sources
 from monitor.web.access import Principal, authenticate
 from monitor.web.audit_api import add_audit_routes
 from monitor.web.edge import body as read_body
@@ -123,9 +124,19 @@ async def report(request: web.Request) -> web.Response:
         _bad_request("use either by=moderator or items=1, not both")
     kind: ReportKind = "items" if listing else "moderator" if by else "summary"
     brand, brands, sources = _scope(request, allowed)
-    items = await report_items(request.app[STORE], since=since, until=until, brands=brands)
+    store = request.app[STORE]
+    items = await report_items(store, since=since, until=until, brands=brands)
     as_of = request.app[CLOCK].now()
-    result = build(kind, items, since=since, until=until, as_of=as_of, brand=brand, sources=sources)
+    result = build(
+        kind,
+        items,
+        since=since,
+        until=until,
+        as_of=as_of,
+        brand=brand,
+        sources=sources,
+        windowed=await windowed_sources(store, sources),
+    )
     return _json(result.to_json())
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from itertools import count
 
-from monitor.metrics.messenger import Said, figures
+from monitor.domain.reply_window import Said, reply_windows
+from monitor.metrics.messenger import figures
 
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
 
@@ -14,12 +16,15 @@ def at(hours: float) -> datetime:
     return NOW + timedelta(hours=hours)
 
 
+IDS = count(1)
+
+
 def person(thread: str, hours: float) -> Said:
-    return Said(thread=thread, at=at(hours), by_page=False)
+    return Said(id=next(IDS), thread=thread, at=at(hours), by_page=False)
 
 
 def page(thread: str, hours: float) -> Said:
-    return Said(thread=thread, at=at(hours), by_page=True)
+    return Said(id=next(IDS), thread=thread, at=at(hours), by_page=True)
 
 
 def test_a_conversation_counts_after_24_hours_of_silence_and_is_answered_within_24() -> None:
@@ -53,3 +58,21 @@ def test_windows_of_unanswered_conversations_and_those_lost() -> None:
     found = figures(sorted(said, key=lambda s: s.at), NOW)
     assert found.windows == (at(22),)  # b's closes in 22 h; c was answered
     assert found.lost == 1  # a's closed 6 h ago unanswered
+
+
+def test_a_window_closes_after_the_persons_last_message_before_the_reply() -> None:
+    asked = [person("a", -40), person("a", -30)]
+    said = [*asked, page("a", -10), person("a", -5)]
+    first, second = reply_windows(said)
+    assert first.asked == tuple(s.id for s in asked)
+    assert (first.closes, first.replied_at) == (at(-6), at(-10))
+    assert not first.lost(NOW)  # answered 4 h before it closed
+    assert (second.closes, second.replied_at) == (at(19), None)
+    assert not second.lost(NOW) and second.lost(at(19))  # lost once it closes unanswered
+
+
+def test_a_reply_after_the_window_closed_is_a_lost_window_too() -> None:
+    said = [person("a", -60), page("a", -30), person("b", -50), page("b", -40)]
+    found = figures(said, NOW)
+    assert found.lost == 1  # a's closed at -36 h, six hours before the Page's reply
+    assert found.windows == ()
