@@ -27,6 +27,7 @@ from monitor.config import (
     FacebookPageConfig,
     FlarumConfig,
     InstagramConfig,
+    MastodonConfig,
     MessengerConfig,
     PhpbbAtomConfig,
     SourceConfig,
@@ -168,6 +169,10 @@ def build_source(
         from monitor.sources.flarum import FlarumSource
 
         return FlarumSource(source, session, clock)
+    if isinstance(source, MastodonConfig):
+        from monitor.sources.mastodon import MastodonSource
+
+        return MastodonSource(source, session, clock)
     raise NotImplementedError(f"no adapter for {source.type} sources yet")
 
 
