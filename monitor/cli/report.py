@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor import campaign_format
+from monitor.campaign import CampaignReport, campaign_tag
 from monitor.cli.common import brand_zone, load_or_exit
 from monitor.config import Config
 from monitor.report import (
@@ -20,6 +23,7 @@ from monitor.report import (
     ReportKind,
     ReportRow,
     build,
+    build_items_report,
     check_window,
     parse_instant,
 )
@@ -27,6 +31,9 @@ from monitor.report_format import FORMATS, TABLE_WIDTH, render
 
 if TYPE_CHECKING:
     from monitor.cli.common import SubParsers
+    from monitor.store import Store
+
+T = TypeVar("T")
 
 DEFAULT_DAYS = 7
 
@@ -63,20 +70,32 @@ def report_window(
     return start.astimezone(UTC), tomorrow.astimezone(UTC)
 
 
-async def _load_items(
-    config: Config, *, since: datetime, until: datetime, brand: str | None
-) -> list[ReportItem]:
+async def _read(config: Config, read: Callable[[Store], Awaitable[T]]) -> T:
+    """`read` on the config's store, migrated first; the engine closed after."""
     from monitor.store import Store, create_engine, upgrade
-    from monitor.store.reports import report_items
 
     engine = create_engine(config.database_url)
     try:
         await upgrade(engine)
-        return await report_items(
-            Store(engine), since=since, until=until, brands=None if brand is None else [brand]
-        )
+        return await read(Store(engine))
     finally:
         await engine.dispose()
+
+
+def _now() -> datetime:
+    # Asked after loading: every reply stored by then is at or before this instant.
+    return datetime.now(UTC)
+
+
+async def _load_items(
+    config: Config, *, since: datetime, until: datetime, brand: str | None
+) -> list[ReportItem]:
+    from monitor.store.reports import report_items
+
+    brands = None if brand is None else [brand]
+    return await _read(
+        config, lambda store: report_items(store, since=since, until=until, brands=brands)
+    )
 
 
 async def _summary(
@@ -88,23 +107,33 @@ async def _summary(
     sources: dict[str, str],
 ) -> Report[ReportRow]:
     """The summary tallied from SQL: no object per item (a year's report in seconds)."""
-    from monitor.store import Store, create_engine, upgrade
     from monitor.store.reports import summary_report
 
-    engine = create_engine(config.database_url)
-    try:
-        await upgrade(engine)
-        return await summary_report(
-            Store(engine),
-            since=since,
-            until=until,
-            # Judged after loading: every reply stored by then is at or before this instant.
-            as_of=lambda: datetime.now(UTC),
-            brand=brand,
-            sources=sources,
+    return await _read(
+        config,
+        lambda store: summary_report(
+            store, since=since, until=until, as_of=_now, brand=brand, sources=sources
+        ),
+    )
+
+
+async def _campaign(
+    config: Config, *, tag: str, since: datetime, until: datetime, brand: str | None, items: bool
+) -> CampaignReport | AnyReport:
+    """The campaign report of `tag`; with `items`, the listing of its interactions' items."""
+    from monitor.store.campaigns import campaign_report, read_campaign
+
+    if not items:
+        return await _read(
+            config,
+            lambda store: campaign_report(
+                store, tag=tag, since=since, until=until, as_of=_now, brand=brand
+            ),
         )
-    finally:
-        await engine.dispose()
+    _posts, found = await _read(
+        config, lambda store: read_campaign(store, tag=tag, since=since, until=until, brand=brand)
+    )
+    return build_items_report(found, since=since, until=until, as_of=_now(), brand=brand)
 
 
 def _kind(args: argparse.Namespace) -> ReportKind:
@@ -119,6 +148,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         args.since, args.until = report_window(args, config, datetime.now(UTC))
         check_window(args.since, args.until)
+        if args.campaign is not None:
+            args.campaign = campaign_tag(args.campaign)
+            if args.by is not None:
+                raise ValueError("--campaign lists its own figures: drop --by moderator")
     except ValueError as err:
         print(f"webcare-monitor report: error: {err}", file=sys.stderr)
         return 2
@@ -132,20 +165,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     kind = _kind(args)
     window = {"since": args.since, "until": args.until, "brand": args.brand}
-    report: AnyReport
+    zone = brand_zone(config, args.brand)
+    report: CampaignReport | AnyReport
     try:
-        if kind == "summary":
+        if args.campaign is not None:
+            report = asyncio.run(_campaign(config, **window, tag=args.campaign, items=args.items))
+        elif kind == "summary":
             report = asyncio.run(_summary(config, **window, sources=sources))
         else:
             items = asyncio.run(_load_items(config, **window))
-            # Judged after loading: every reply stored by then is at or before this instant.
-            as_of = datetime.now(UTC)
-            report = build(kind, items, **window, as_of=as_of, sources=sources)
+            report = build(kind, items, **window, as_of=_now(), sources=sources)
     except (OSError, SQLAlchemyError) as err:
         print(f"webcare-monitor report: cannot read the store: {err}", file=sys.stderr)
         return 1
-    zone = brand_zone(config, args.brand)
-    sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
+    if isinstance(report, CampaignReport):
+        sys.stdout.write(campaign_format.render(report, args.format, zone))
+    else:
+        sys.stdout.write(render(report, args.format, kind, zone, wide=args.wide))
     return 0
 
 
@@ -178,4 +214,13 @@ def add_parser(subparsers: SubParsers) -> None:
     detail = report.add_mutually_exclusive_group()
     detail.add_argument("--by", choices=["moderator"], default=None, help="rows per responder")
     detail.add_argument("--items", action="store_true", help="list the items themselves")
+    report.add_argument(
+        "--campaign",
+        default=None,
+        metavar="TAG",
+        help=(
+            "one hashtag's posts and interactions on Mastodon and Bluesky (docs/campaigns.md);"
+            " with --items, its interactions' items"
+        ),
+    )
     report.set_defaults(func=cmd_report)
