@@ -22,6 +22,7 @@ from monitor.cluster.leases import Leases, PostgresLeases, SoloLeases
 from monitor.cluster.member import ClusterMember, Holdings
 from monitor.cluster.nudges import Nudge, Nudges
 from monitor.config import (
+    BlueskyConfig,
     Config,
     DiscourseConfig,
     FacebookPageConfig,
@@ -173,6 +174,10 @@ def build_source(
         from monitor.sources.mastodon import MastodonSource
 
         return MastodonSource(source, session, clock)
+    if isinstance(source, BlueskyConfig):
+        from monitor.sources.bluesky import BlueskySource
+
+        return BlueskySource(source, session, clock)
     raise NotImplementedError(f"no adapter for {source.type} sources yet")
 
 

@@ -1,0 +1,327 @@
+"""BlueskySource: watched hashtags and terms, the account's notifications, active threads."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from monitor.clock import Clock
+from monitor.config import BlueskyConfig
+from monitor.domain import Batch, Message, Skipped
+from monitor.sources.base import FatalError, FetchRequest, RateLimited, TransientError
+from monitor.sources.bluesky._wire import (
+    BLOCKED_POST,
+    NOT_FOUND_POST,
+    THREAD_VIEW,
+    Malformed,
+    PostView,
+    Raw,
+    permalink,
+    post_view,
+    reply_count,
+    tid_value,
+    wire_time,
+)
+from monitor.sources.bluesky._xrpc import Calls, NotFound, Params, Xrpc
+from monitor.sources.interaction import InteractionRule, Post, account_key, tag_key
+from monitor.sources.wire import as_list, parse_time
+
+SEARCH = "app.bsky.feed.searchPosts"
+NOTIFICATIONS = "app.bsky.notification.listNotifications"
+THREAD = "app.bsky.feed.getPostThread"
+# Notifications that are posts addressed to the account. Likes, reposts and follows are not
+# posts: a repost is the same post again, never counted twice.
+POST_REASONS = ("mention", "reply", "quote")
+# Search and notifications are re-read this far back: a post reaches the search index a little
+# after its sortAt, and reading one twice costs nothing (its uri is its identity).
+OVERLAP = timedelta(minutes=10)
+
+
+@dataclass(kw_only=True)
+class _Run:
+    """What one fetch found: posts by uri (each once), and what it learned of threads."""
+
+    calls: Calls = field(default_factory=Calls)
+    posts: dict[str, PostView] = field(default_factory=dict)
+    mentioned: set[str] = field(default_factory=set)  # uris a "mention" notification named
+    complete: dict[str, frozenset[str]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    def add(self, view: PostView) -> None:
+        """Keep a post; read again (by search and a notification) it is still one post."""
+        # Bluesky posts cannot be edited (a record is deleted and re-created under a new uri),
+        # so a post read twice is the same post: the first reading is as good as the second.
+        self.posts.setdefault(view.uri, view)
+
+
+class BlueskySource:
+    """Polls one Bluesky account's notifications, its watched hashtags and its open threads."""
+
+    def __init__(
+        self,
+        config: BlueskyConfig,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        *,
+        page_size: int = 100,
+        thread_depth: int = 50,
+        concurrency: int = 4,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._page_size = page_size
+        self._concurrency = concurrency
+        # Replies deeper than this below a thread's root are not read; such a thread is never
+        # called complete, so nothing in it is taken for deleted.
+        self._thread_depth = thread_depth
+        handle = config.handle.lstrip("@")
+        self._xrpc = Xrpc(
+            session,
+            clock,
+            service_url=str(config.service_url),
+            identifier=handle,
+            password=config.app_password.get_secret_value(),
+            timeout=config.request_timeout,
+        )
+        self._rule = InteractionRule(
+            brand_accounts=[handle, *config.moderators],
+            partners=config.partners,
+            hashtags=config.hashtags,
+            config=config.interaction,
+        )
+        # Moderators are configured by handle (or DID); a reply names its parent by DID only,
+        # so the DIDs of moderators are learned from the posts they write.
+        self._moderator_dids = {m for m in map(account_key, config.moderators) if _is_did(m)}
+        self._queries = [f"#{tag_key(t)}" for t in config.hashtags] + [
+            t.strip() for t in config.terms if t.strip()
+        ]
+
+    async def fetch(self, request: FetchRequest) -> Batch:
+        """New posts in the watched searches and notifications, plus the active threads."""
+        run = _Run()
+        # Signing in first: a refusal here (a wrong app password) is the source's failure.
+        session = await self._xrpc.session(run.calls)
+        cursor: dict[str, Any] = dict(request.cursor)
+        if request.include_feed:
+            searched = dict(cursor.get("search") or {})
+            for query in self._queries:
+                if run.calls.stopped is not None:
+                    break
+                newest = await self._search(run, query, self._since(searched.get(query)), request)
+                if newest is not None:
+                    searched[query] = wire_time(newest)
+            cursor["search"] = searched
+            if run.calls.stopped is None:
+                seen = await self._notifications(run, self._since(cursor.get("notifications")))
+                if seen is not None:
+                    cursor["notifications"] = wire_time(seen)
+        limiter = asyncio.Semaphore(self._concurrency)
+        await asyncio.gather(
+            *(self._thread(run, thread, limiter) for thread in sorted(request.active_threads))
+        )
+        if run.calls.stopped is not None and not (run.posts or run.complete or run.deleted):
+            raise run.calls.stopped  # nothing gained: the cursor stays as it was
+        messages = [self._message(view, session.did, run) for view in run.posts.values()]
+        batch = run.calls.batch(cursor, messages, run.complete, run.deleted)
+        return replace(batch, api_usage_ratio=run.calls.usage_ratio)
+
+    def _since(self, saved: Any) -> datetime:
+        moment = parse_time(saved)
+        if moment is None:
+            return self._clock.now() - timedelta(days=self._config.backfill_days)
+        return moment - OVERLAP
+
+    async def _search(
+        self, run: _Run, query: str, since: datetime, request: FetchRequest
+    ) -> datetime | None:
+        """Every post of a search since `since`, newest first; None if not read to the end."""
+        # The search index pages with an opaque cursor that "may not necessarily allow scrolling
+        # through the entire result set" (the lexicon), so `since` bounds the backfill too.
+        params: list[tuple[str, str]] = [
+            ("q", query),
+            ("sort", "latest"),
+            ("limit", str(self._page_size)),
+            ("since", wire_time(since)),
+        ]
+        total = max((self._clock.now() - since).total_seconds(), 0.0) / 86400
+        newest = since
+        page: str | None = None
+        pages: set[str] = set()
+        while True:
+            body = await self._page(run, SEARCH, [*params, *_cursor(page)], f"search:{query}")
+            if body is None:
+                return None
+            posts = [raw for raw in as_list(body.get("posts")) if isinstance(raw, dict)]
+            for raw in posts:
+                view = self._view(run, raw)
+                if view is None or view.created_at < since:
+                    continue
+                run.add(view)
+                newest = max(newest, view.created_at)
+                left = (view.created_at - since).total_seconds() / 86400
+                request.progress(max(left, 0.0), total, "days")
+            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+            if not posts or not page:
+                return newest
+            if page in pages:
+                run.calls.stop(TransientError(f"GET {SEARCH}: the cursor repeats itself"))
+                return None
+            pages.add(page)
+
+    async def _notifications(self, run: _Run, since: datetime) -> datetime | None:
+        """Mentions, replies and quotes indexed since `since`; None if not read to the end."""
+        # `reasons` filters on the server (newer AppViews); older ones ignore it, so the
+        # reason is checked here as well.
+        params: list[tuple[str, str]] = [("limit", str(self._page_size))]
+        params += [("reasons", reason) for reason in POST_REASONS]
+        newest = since
+        page: str | None = None
+        pages: set[str] = set()
+        while True:
+            body = await self._page(run, NOTIFICATIONS, [*params, *_cursor(page)], "notifications")
+            if body is None:
+                return None
+            items = [raw for raw in as_list(body.get("notifications")) if isinstance(raw, dict)]
+            older = False
+            for raw in items:
+                indexed = parse_time(raw.get("indexedAt"))
+                if indexed is not None and indexed < since:
+                    older = True  # newest first: the rest was read by an earlier poll
+                    break
+                if indexed is not None:
+                    newest = max(newest, indexed)
+                if raw.get("reason") not in POST_REASONS:
+                    continue
+                view = self._view(run, raw)
+                if view is not None:
+                    run.add(view)
+                    if raw.get("reason") == "mention":
+                        run.mentioned.add(view.uri)
+            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+            if older or not items or not page:
+                return newest
+            if page in pages:
+                run.calls.stop(TransientError(f"GET {NOTIFICATIONS}: the cursor repeats itself"))
+                return None
+            pages.add(page)
+
+    async def _thread(self, run: _Run, thread: str, limiter: asyncio.Semaphore) -> None:
+        """Every post of an active thread, to see the brand's answers and deletions."""
+        params = [("uri", thread), ("depth", str(self._thread_depth)), ("parentHeight", "0")]
+        try:
+            async with limiter:
+                if run.calls.stopped is not None:
+                    return  # unread threads stay active: the next poll reads them
+                body = await self._xrpc.query(run.calls, THREAD, params)
+        except NotFound:
+            run.deleted.add(thread)  # 400 NotFound "Post not found: at://..."
+            return
+        except (RateLimited, TransientError) as err:
+            run.calls.stop(err)
+            return
+        except FatalError as err:
+            run.calls.skipped[thread] = Skipped(reason="bad_request", detail=str(err))
+            return
+        root = body.get("thread")
+        kind = root.get("$type") if isinstance(root, dict) else None
+        if kind == NOT_FOUND_POST:
+            run.deleted.add(thread)
+            return
+        if kind != THREAD_VIEW or not isinstance(root, dict):
+            why = "forbidden" if kind == BLOCKED_POST else "malformed"
+            run.calls.skipped[thread] = Skipped(reason=why, detail=f"{thread}: thread is {kind}")
+            return
+        seen: set[str] = set()
+        whole = True
+        stack: list[Raw] = [root]
+        while stack:
+            node = stack.pop()
+            post = node.get("post")
+            view = self._view(run, post) if isinstance(post, dict) else None
+            if view is None:
+                whole = False
+                continue
+            run.add(view)
+            seen.add(view.uri)
+            replies = node.get("replies")
+            if replies is None and reply_count(post or {}) > 0:
+                whole = False  # below the depth read: not seen, so not known to be deleted
+            # Deleted replies are left out; blocked and not-found nodes are not posts we read.
+            stack.extend(
+                r for r in as_list(replies) if isinstance(r, dict) and r.get("$type") == THREAD_VIEW
+            )
+        if whole:
+            run.complete[thread] = frozenset(seen)
+
+    async def _page(self, run: _Run, nsid: str, params: Params, what: str) -> Raw | None:
+        """One page; a throttle or a failure stops the fetch (None), a refusal skips `what`."""
+        try:
+            return await self._xrpc.query(run.calls, nsid, params)
+        except (RateLimited, TransientError) as err:
+            run.calls.stop(err)
+        except FatalError as err:  # e.g. 400 BadQueryString for one search
+            run.calls.skipped[what] = Skipped(reason="bad_request", detail=str(err))
+        return None
+
+    def _view(self, run: _Run, raw: Raw) -> PostView | None:
+        try:
+            view = post_view(raw)
+        except Malformed as err:
+            uri = raw.get("uri")
+            key = uri if isinstance(uri, str) else "post:unknown"
+            run.calls.skipped[key] = Skipped(reason="malformed", detail=str(err))
+            return None
+        if view.handle is not None and account_key(view.handle) in self._rule.brand_accounts:
+            self._moderator_dids.add(view.did)
+        return view
+
+    def _message(self, view: PostView, brand_did: str, run: _Run) -> Message:
+        """A post as a message, sorted by the interaction rule."""
+        answering = {brand_did, *self._moderator_dids}
+        verdict = self._rule.classify(
+            Post(
+                author=self._account(view, brand_did),
+                text=view.text,
+                tags=view.tags,
+                mentions_brand=brand_did in view.mentions or view.uri in run.mentioned,
+                replies_to_brand=view.parent is not None and _did_of(view.parent) in answering,
+            )
+        )
+        return Message(
+            platform_id=view.uri,
+            thread_id=view.thread_id,
+            parent_id=view.parent,
+            author_id=view.did,
+            author_name=view.handle,
+            text=view.text,
+            created_at=view.created_at,
+            seq=tid_value(view.rkey) or 0,
+            is_brand=verdict.is_brand,
+            permalink=permalink(view.handle, view.did, view.rkey),
+            kind=verdict.kind,
+            tags=verdict.tags,
+        )
+
+    def _account(self, view: PostView, brand_did: str) -> str:
+        """The author as the rule knows it: its handle, or its DID where config lists that."""
+        if view.did == brand_did:
+            return self._config.handle  # even after a change of handle
+        if account_key(view.did) in self._rule.brand_accounts | self._rule.partners:
+            return view.did
+        return view.handle or view.did
+
+
+def _cursor(page: str | None) -> list[tuple[str, str]]:
+    return [("cursor", page)] if page else []
+
+
+def _is_did(account: str) -> bool:
+    return account.startswith("did:")
+
+
+def _did_of(uri: str) -> str:
+    return uri.removeprefix("at://").split("/", 1)[0]
