@@ -172,6 +172,9 @@ async def test_live_poll_reads_from_the_newest_seen_post(
     # From the newest seen, less a 10-minute overlap for the search index's lag.
     assert calls(fake, "app.bsky.feed.searchPosts")[-1]["since"] == "2026-03-09T11:20:00.000Z"
     assert second.cursor["search"]["#jobsweek"] == "2026-03-09T12:05:00.000Z"
+    # A poll that finds nothing new leaves the cursor where it was (no drift backwards).
+    third = await source.fetch(FetchRequest(cursor=second.cursor, active_threads=frozenset()))
+    assert third.cursor == second.cursor and not [m for m in third.messages if m.platform_id != new]
 
 
 async def test_rule_sorts_mentions_questions_partners_and_chatter(

@@ -111,13 +111,17 @@ class BlueskySource:
             for query in self._queries:
                 if run.calls.stopped is not None:
                     break
-                newest = await self._search(run, query, self._since(searched.get(query)), request)
-                if newest is not None:
+                whole, newest = await self._search(
+                    run, query, self._since(searched.get(query)), request
+                )
+                if whole and newest is not None:
                     searched[query] = wire_time(newest)
             cursor["search"] = searched
             if run.calls.stopped is None:
-                seen = await self._notifications(run, self._since(cursor.get("notifications")))
-                if seen is not None:
+                whole, seen = await self._notifications(
+                    run, self._since(cursor.get("notifications"))
+                )
+                if whole and seen is not None:
                     cursor["notifications"] = wire_time(seen)
         limiter = asyncio.Semaphore(self._concurrency)
         await asyncio.gather(
@@ -137,8 +141,8 @@ class BlueskySource:
 
     async def _search(
         self, run: _Run, query: str, since: datetime, request: FetchRequest
-    ) -> datetime | None:
-        """Every post of a search since `since`, newest first; None if not read to the end."""
+    ) -> tuple[bool, datetime | None]:
+        """Every post of a search since `since`: (read to the end, the newest post's time)."""
         # The search index pages with an opaque cursor that "may not necessarily allow scrolling
         # through the entire result set" (the lexicon), so `since` bounds the backfill too.
         params: list[tuple[str, str]] = [
@@ -148,43 +152,44 @@ class BlueskySource:
             ("since", wire_time(since)),
         ]
         total = max((self._clock.now() - since).total_seconds(), 0.0) / 86400
-        newest = since
+        # Only a post seen moves the cursor: `since` itself is the saved one less the overlap.
+        newest: datetime | None = None
         page: str | None = None
         pages: set[str] = set()
         while True:
             body = await self._page(run, SEARCH, [*params, *_cursor(page)], f"search:{query}")
             if body is None:
-                return None
+                return False, newest
             posts = [raw for raw in as_list(body.get("posts")) if isinstance(raw, dict)]
             for raw in posts:
                 view = self._view(run, raw)
                 if view is None or view.created_at < since:
                     continue
                 run.add(view)
-                newest = max(newest, view.created_at)
+                newest = max(newest or view.created_at, view.created_at)
                 left = (view.created_at - since).total_seconds() / 86400
                 request.progress(max(left, 0.0), total, "days")
             page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
             if not posts or not page:
-                return newest
+                return True, newest
             if page in pages:
                 run.calls.stop(TransientError(f"GET {SEARCH}: the cursor repeats itself"))
-                return None
+                return False, newest
             pages.add(page)
 
-    async def _notifications(self, run: _Run, since: datetime) -> datetime | None:
-        """Mentions, replies and quotes indexed since `since`; None if not read to the end."""
+    async def _notifications(self, run: _Run, since: datetime) -> tuple[bool, datetime | None]:
+        """Mentions, replies and quotes since `since`: (read to the end, the newest one's time)."""
         # `reasons` filters on the server (newer AppViews); older ones ignore it, so the
         # reason is checked here as well.
         params: list[tuple[str, str]] = [("limit", str(self._page_size))]
         params += [("reasons", reason) for reason in POST_REASONS]
-        newest = since
+        newest: datetime | None = None
         page: str | None = None
         pages: set[str] = set()
         while True:
             body = await self._page(run, NOTIFICATIONS, [*params, *_cursor(page)], "notifications")
             if body is None:
-                return None
+                return False, newest
             items = [raw for raw in as_list(body.get("notifications")) if isinstance(raw, dict)]
             older = False
             for raw in items:
@@ -193,7 +198,7 @@ class BlueskySource:
                     older = True  # newest first: the rest was read by an earlier poll
                     break
                 if indexed is not None:
-                    newest = max(newest, indexed)
+                    newest = max(newest or indexed, indexed)
                 if raw.get("reason") not in POST_REASONS:
                     continue
                 view = self._view(run, raw)
@@ -203,10 +208,10 @@ class BlueskySource:
                         run.mentioned.add(view.uri)
             page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
             if older or not items or not page:
-                return newest
+                return True, newest
             if page in pages:
                 run.calls.stop(TransientError(f"GET {NOTIFICATIONS}: the cursor repeats itself"))
-                return None
+                return False, newest
             pages.add(page)
 
     async def _thread(self, run: _Run, thread: str, limiter: asyncio.Semaphore) -> None:
