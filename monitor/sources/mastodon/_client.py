@@ -25,6 +25,8 @@ from monitor.sources.mastodon._wire import links
 from monitor.sources.wire import parse_time
 
 SCOPES = "read:statuses read:notifications"
+# Share of the rate-limit window kept for the streams: re-reading open threads stops below it.
+_RESERVE = 0.25
 _NEW_TOKEN = (
     f"create an access token of the brand's account with the scopes {SCOPES} (Preferences >"
     " Development > New application) and set access_token"
@@ -72,6 +74,14 @@ class MastodonClient:
         if not self.limit or self.remaining is None:
             return None
         return min(1.0, max(0.0, (self.limit - self.remaining) / self.limit))
+
+    def budget_low(self) -> bool:
+        """Less than a quarter of the window's requests left (kept for the new statuses)."""
+        if not self.limit or self.remaining is None:
+            return False
+        if self.reset is not None and self.reset <= self._clock.now():
+            return False  # a new window has begun
+        return self.remaining < self.limit * _RESERVE
 
     async def get(
         self,

@@ -63,6 +63,7 @@ class _Run(FetchRecord):
     complete: dict[str, frozenset[str]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     pending: list[str] = field(default_factory=list)
+    threads_from: str | None = None  # the first active thread left unread for lack of budget
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +121,12 @@ class MastodonSource:
                 await self._read_pending(run, pending)
                 for stream in self._streams(brand_ids):
                     await self._read_stream(run, streams, stream, request)
-            for thread in sorted(request.active_threads, key=id_order):
+            for thread in self._thread_order(request):
+                if self._client.budget_low():
+                    # Threads stay active for active_days, hashtag chatter too: when they
+                    # would eat the window, the rest waits for the next poll, read first then.
+                    run.threads_from = thread
+                    break
                 await self._read_thread(run, thread)
         except (RateLimited, TransientError) as err:
             run.stop(err)
@@ -130,7 +136,11 @@ class MastodonSource:
         cursor: Mapping[str, Any] = request.cursor
         if request.include_feed:
             unread = [p for p in pending if p not in run.statuses and p not in run.deleted]
-            cursor = {"streams": streams, "pending": (unread + run.pending)[-_PENDING_KEPT:]}
+            cursor = {
+                "streams": streams,
+                "pending": (unread + run.pending)[-_PENDING_KEPT:],
+                "threads_from": run.threads_from,
+            }
         batch = run.batch(cursor, self._messages(run, brand_ids), run.complete, run.deleted)
         return Batch(
             messages=batch.messages,
@@ -304,6 +314,15 @@ class MastodonSource:
         return status
 
     # --- threads ------------------------------------------------------------------------------
+
+    def _thread_order(self, request: FetchRequest) -> list[str]:
+        """Newest threads first, starting where the last poll ran out of budget."""
+        threads = sorted(request.active_threads, key=id_order, reverse=True)
+        start = request.cursor.get("threads_from")
+        if isinstance(start, str) and start in threads:
+            at = threads.index(start)
+            threads = threads[at:] + threads[:at]
+        return threads
 
     async def _read_thread(self, run: _Run, thread: str) -> None:
         """An open thread re-read whole: the root and its context; 404 means deleted."""
