@@ -39,7 +39,8 @@ def test_links_point_inside_the_repo_and_exist(doc: Path) -> None:
 def test_every_source_block_in_docs_sources_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("FB_PAGE_TOKEN", "DISCOURSE_API_KEY", "FLARUM_API_KEY", "BLUESKY_APP_PASSWORD"):
+    secrets = ("FB_PAGE_TOKEN", "DISCOURSE_API_KEY", "FLARUM_API_KEY", "BLUESKY_APP_PASSWORD")
+    for name in (*secrets, "MASTODON_ACCESS_TOKEN"):
         monkeypatch.setenv(name, "secret-value")
     blocks = TOML_BLOCK.findall((ROOT / "docs" / "sources.md").read_text(encoding="utf-8"))
     # One block per type: the set of types below says which.
