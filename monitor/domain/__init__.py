@@ -1,6 +1,10 @@
 """Frozen domain objects shared by every layer."""
 
 from monitor.domain.models import (
+    KIND_BRAND,
+    KIND_BROADCAST,
+    KIND_CHATTER,
+    KIND_INTERACTION,
     Batch,
     Item,
     ItemState,
@@ -14,6 +18,10 @@ from monitor.domain.models import (
 )
 
 __all__ = [
+    "KIND_BRAND",
+    "KIND_BROADCAST",
+    "KIND_CHATTER",
+    "KIND_INTERACTION",
     "Batch",
     "Item",
     "ItemState",

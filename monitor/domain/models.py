@@ -48,6 +48,14 @@ class SourceRef:
     platform: str
 
 
+# What the interaction rule of open networks (monitor/sources/interaction.py) makes of a post:
+# the brand's own, a partner's broadcast, an interaction (an item), or chatter (counted only).
+KIND_BRAND = "brand"
+KIND_BROADCAST = "broadcast"
+KIND_INTERACTION = "interaction"
+KIND_CHATTER = "chatter"
+
+
 def tag_key(tag: str) -> str:
     """A hashtag as compared and stored: without '#', lower case."""
     return tag.strip().lstrip("#").lower()
@@ -81,7 +89,7 @@ class Message:
     @property
     def opens_item(self) -> bool:
         """A consumer message that waits for the brand (the ignore list aside)."""
-        return not self.is_brand and self.kind in (None, "interaction")
+        return not self.is_brand and self.kind in (None, KIND_INTERACTION)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,12 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.config import InteractionConfig
+from monitor.domain import KIND_BRAND as BRAND
+from monitor.domain import KIND_BROADCAST as BROADCAST
+from monitor.domain import KIND_CHATTER as CHATTER
+from monitor.domain import KIND_INTERACTION as INTERACTION
 from monitor.domain import tag_key as tag_key  # the sources import it from here
-
-BRAND = "brand"
-BROADCAST = "broadcast"
-INTERACTION = "interaction"
-CHATTER = "chatter"
 
 
 def account_key(account: str) -> str:

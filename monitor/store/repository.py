@@ -23,7 +23,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.domain import Item, ItemState, Message, Period, SourceRef, StoredMessage
+from monitor.domain import (
+    KIND_BRAND,
+    KIND_BROADCAST,
+    KIND_CHATTER,
+    Item,
+    ItemState,
+    Message,
+    Period,
+    SourceRef,
+    StoredMessage,
+)
 from monitor.store.bulk import insert_many, insert_returning
 from monitor.store.tables import items, messages, sources
 
@@ -360,10 +370,15 @@ class Store:
             return before, after
 
     async def active_threads(self, source: str, *, active_since: datetime) -> frozenset[str]:
-        """Threads to keep re-polling: an unanswered item, or any message since `active_since`."""
+        """Threads to keep re-polling: an unanswered item, or any message since `active_since`
+        (on open networks: any interaction, not the posts that are only counted)."""
         async with self.engine.connect() as conn:
+            # A busy hashtag's chatter would otherwise be re-read, thread by thread, every poll.
+            counted_only = messages.c.kind.in_((KIND_BRAND, KIND_BROADCAST, KIND_CHATTER))
             recent = select(messages.c.thread_id).where(
-                messages.c.source == source, messages.c.created_at >= active_since
+                messages.c.source == source,
+                messages.c.created_at >= active_since,
+                or_(messages.c.kind.is_(None), ~counted_only),
             )
             waiting = select(items.c.thread_id).where(
                 items.c.source == source, items.c.state.in_(UNANSWERED)

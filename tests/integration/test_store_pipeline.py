@@ -155,6 +155,23 @@ async def test_active_threads_and_unanswered_items(store: Store) -> None:
     assert await store.active_threads("acme-fb", active_since=NOW - timedelta(days=1)) == {"p_1"}
 
 
+async def test_open_networks_re_read_only_the_threads_of_interactions(store: Store) -> None:
+    """A hashtag's chatter, vacancies and the brand's own posts are counted, never re-read."""
+    counted = [
+        replace(message(f"t{n}", NOW - timedelta(minutes=n)), thread_id=f"t{n}", kind=kind)
+        for n, kind in enumerate(("chatter", "broadcast"), start=1)
+    ]
+    own = replace(message("t3", NOW, brand=True), thread_id="t3", kind="brand")
+    asked = replace(message("t4", NOW, tags=("jobs",)), thread_id="t4", kind="interaction")
+    await handle_batch(store, SETTINGS, batch(*counted, own, asked), NOW)
+    assert await store.active_threads("acme-fb", active_since=NOW - timedelta(days=1)) == {"t4"}
+    stored = {m.message.platform_id: m.message for m in await store.all_messages("acme-fb")}
+    assert stored["t4"].tags == ("jobs",) and stored["t1"].tags == ()
+    assert [i.message_id for i in await store.unanswered_items()] == [
+        next(m.id for m in await store.all_messages("acme-fb") if m.message.platform_id == "t4")
+    ]
+
+
 async def test_failed_batch_rolls_back_everything(store: Store) -> None:
     broken = batch(POST, C1, replace(C2, text=None))  # NOT NULL violation on the 3rd row
     with pytest.raises(Exception):  # noqa: B017 - any database error is fine here
