@@ -278,8 +278,11 @@ def datasource_variable() -> Json:
     }
 
 
-def query_variable(name: str, label: str, query: str, *, include_all: bool = True) -> Json:
-    """A label_values() variable; multi-select with an "All" that matches everything."""
+def query_variable(
+    name: str, label: str, query: str, *, include_all: bool = True, all_value: str | None = ".*"
+) -> Json:
+    """A label_values() variable; multi-select with an "All" that matches everything
+    (`all_value`), or, with all_value None, every value the variable's query lists."""
     variable: Json = {
         "current": {"text": ["All"], "value": ["$__all"]}
         if include_all
@@ -298,8 +301,8 @@ def query_variable(name: str, label: str, query: str, *, include_all: bool = Tru
         "sort": 1,
         "type": "query",
     }
-    if include_all:
-        variable["allValue"] = ".*"
+    if include_all and all_value is not None:
+        variable["allValue"] = all_value
     return variable
 
 

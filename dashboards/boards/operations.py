@@ -24,6 +24,14 @@ from .vocabulary import (
     timeseries,
 )
 
+# The selected sources (Brand, Platform, Source) that /webhooks/facebook serves: monitor/web/
+# facebook_webhook.py routes a Page's feed, messaging and Instagram entries to their sources.
+# One series without labels, so that `and on ()` keeps the webhook counter only while one is.
+FACEBOOK_WEBHOOK_SOURCES = (
+    f'group(webcare_source_up{{{BRAND_SOURCE}, platform=~"$platform",'
+    ' platform=~"facebook_page|messenger|instagram"})'
+)
+
 # A 0/1 "is up" value: red when down.
 UP_STEPS = thresholds(("red", None), ("green", 1))
 
@@ -164,10 +172,14 @@ def polling_row(b: Board) -> None:
         timeseries(
             "Facebook webhook deliveries (per minute)",
             "Deliveries to /webhooks/facebook by outcome; anything but accepted was refused"
-            " (403) and stored nothing.",
-            # The webhook counter has neither a brand nor a source label: it is per platform.
+            " (403) and stored nothing. The endpoint serves the Facebook Page, Messenger and"
+            " Instagram sources: shown while the Brand, Platform and Source selections hold"
+            " one of them (the counter is per endpoint, not per source).",
+            # The webhook counter has neither a brand nor a source label: it is per endpoint,
+            # so it follows the variables through the sources it serves.
             (
-                "sum by (outcome) (rate(webcare_webhook_deliveries_total[$__rate_interval])) * 60",
+                "sum by (outcome) (rate(webcare_webhook_deliveries_total[$__rate_interval])) * 60"
+                f" and on () {FACEBOOK_WEBHOOK_SOURCES}",
                 "{{outcome}}",
             ),
             unit="short",

@@ -42,10 +42,13 @@ BRAND_VARIABLE = query_variable("brand", "Brand", "label_values(webcare_source_u
 PLATFORM_VARIABLE = query_variable(
     "platform", "Platform", 'label_values(webcare_source_up{brand=~"$brand"}, platform)'
 )
+# Its "All" is the sources the query lists, not ".*": so that with every source selected the
+# per-source panels still show only the chosen brands' and platforms' sources.
 SOURCE_VARIABLE = query_variable(
     "source",
     "Source",
     'label_values(webcare_source_up{brand=~"$brand", platform=~"$platform"}, source)',
+    all_value=None,
 )
 RECEIVER_VARIABLE = query_variable(
     "receiver", "Alert receiver", "label_values(webcare_alert_outbox_pending, receiver)"

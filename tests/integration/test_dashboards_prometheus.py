@@ -236,7 +236,9 @@ def resolve_variables(
             **{"match[]": selector, "start": str(window.start), "end": str(window.end)},
         )
         assert options, f"variable {variable['name']} has no values ({selector})"
-        selected = None if all_values and variable.get("includeAll") else sorted(options)
+        # An "All" without allValue is every listed value, as Grafana sends it.
+        everything = all_values and variable.get("includeAll") and "allValue" in variable
+        selected = None if everything else sorted(options)
         values[variable["name"]] = format_value(variable, selected)
     return values
 
@@ -531,6 +533,16 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     _, result = run_panel_query(prometheus, panel, panel["targets"][0], everything, window)
     shown_platforms = {s["metric"]["platform"] for s in result}
     assert shown_platforms == {"facebook_page", "discourse", "messenger", "instagram"}, result
+
+    # The webhook panel follows the Platform variable: /webhooks/facebook serves the Meta
+    # sources, not the forum's.
+    operations = boards["webcare-operations.json"]
+    panel = panel_named(operations, "Facebook webhook deliveries (per minute)")
+    selection = resolve_variables(prometheus, operations, window, all_values=True)
+    for platform, shown in (("messenger", True), ("discourse", False)):
+        variables = {**selection, "platform": platform}
+        _, result = run_panel_query(prometheus, panel, panel["targets"][0], variables, window)
+        assert bool(result) is shown, (platform, result)
 
     # 4. Every query of every panel: valid, and data, with "All" and with explicit selections.
     window = TimeRange(start=prometheus.started, end=time.time())

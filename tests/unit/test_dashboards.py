@@ -278,9 +278,12 @@ def test_every_query_honours_the_brand_and_source_variables() -> None:
                     for matchers in re.findall(re.escape(metric) + r"\{([^}]*)\}", expr):
                         assert 'brand=~"$brand"' in matchers, (panel["title"], metric)
                 for bare in re.finditer(r"\b(webcare_\w+)(\{)?", expr):
-                    # The webhook counter has neither label: it is per platform.
+                    # The webhook counter has neither label: it is per endpoint.
                     if bare.group(1) != "webcare_webhook_deliveries_total":
                         assert bare.group(2), f"{panel['title']!r}: {bare.group(1)} unfiltered"
+                if "webcare_webhook_deliveries_total" in expr:
+                    # ... so it follows the variables through the sources the endpoint serves.
+                    assert 'platform=~"$platform"' in expr, panel["title"]
 
 
 def require_binary(name: str, package: str) -> str:
