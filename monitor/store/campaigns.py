@@ -15,16 +15,13 @@ from monitor.campaign import (
     build_campaign,
     campaign_tag,
 )
+from monitor.domain import KIND_BROADCAST, KIND_CHATTER, KIND_INTERACTION
 from monitor.report import ReportItem, check_window
 from monitor.store.reports import _items_query, _report_item
 from monitor.store.repository import Store
 from monitor.store.tables import items, messages, sources
 from monitor.store.types import has_tag
 
-# The interaction rule's kinds (monitor/sources/interaction.py, a layer above the store).
-_BROADCAST = "broadcast"
-_CHATTER = "chatter"
-_INTERACTION = "interaction"
 _FIGURES = ("posts", "brand_posts", "broadcasts", "chatter", "interactions")
 
 
@@ -47,7 +44,7 @@ def _tagged(
 def _is_interaction() -> ColumnElement[bool]:
     """As Message.opens_item: a consumer post the rule called an interaction (or left unsorted)."""
     kind = messages.c.kind
-    return not_(messages.c.is_brand) & or_(kind.is_(None), kind == _INTERACTION)
+    return not_(messages.c.is_brand) & or_(kind.is_(None), kind == KIND_INTERACTION)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -66,8 +63,8 @@ async def read_campaign(
             sources.c.platform,
             func.count().label("posts"),
             _count(messages.c.is_brand).label("brand_posts"),
-            _count(consumer & (messages.c.kind == _BROADCAST)).label("broadcasts"),
-            _count(consumer & (messages.c.kind == _CHATTER)).label("chatter"),
+            _count(consumer & (messages.c.kind == KIND_BROADCAST)).label("broadcasts"),
+            _count(consumer & (messages.c.kind == KIND_CHATTER)).label("chatter"),
             _count(_is_interaction()).label("interactions"),
         )
         .select_from(messages.join(sources, sources.c.name == messages.c.source))
