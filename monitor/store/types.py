@@ -50,4 +50,6 @@ def has_tag(column: Any, tag: str) -> Any:
     """SQL: the TagList column holds `tag` (lower case, without '#')."""
     # Compared as text: bound against the column itself, the pattern would go through
     # TagList.process_bind_param, which takes a tuple of tags, not a string.
-    return type_coerce(column, Text).like(f"% {tag} %")
+    # '_' is common in hashtags and a LIKE wildcard: escaped, job_market does not match jobxmarket.
+    escaped = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return type_coerce(column, Text).like(f"% {escaped} %", escape="\\")

@@ -65,7 +65,7 @@ name = "beta-mastodon"
 brand = "beta"
 base_url = "{server}"
 account = "beta"
-hashtags = ["jobmarket"]
+hashtags = ["jobmarket", "job_market", "jobxmarket"]
 """
 
 
@@ -421,3 +421,17 @@ def test_a_tag_that_is_not_one_hashtag_is_refused(config_file: tuple[Path, Confi
     result = run_report(config_file[0], "--campaign", "#", "--last", "7d")
     assert result.returncode == 2
     assert "invalid campaign tag '#'" in result.stderr
+
+
+async def test_an_underscore_in_the_tag_is_no_wildcard(
+    store: Store, config_file: tuple[Path, Config]
+) -> None:
+    config = config_file[1]
+    beta = timeline(config, "beta-mastodon")
+    beta.post("visitor1", "Off to the #job_market", SINCE + timedelta(days=1))
+    beta.post("visitor2", "Off to the #jobxmarket", SINCE + timedelta(days=1))
+    await store_all(store, config, beta)
+    report = await campaign_report(
+        store, tag="#Job_Market", since=SINCE, until=UNTIL, as_of=lambda: AS_OF
+    )
+    assert (report.tag, figures(report)["posts"]) == ("job_market", 1)
