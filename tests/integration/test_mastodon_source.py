@@ -357,3 +357,31 @@ async def test_open_threads_leave_a_quarter_of_the_window_and_resume_next_poll(
     first_thread = next(r.path for r in fake.requests if r.path.startswith("/api/v1/statuses/"))
     assert first_thread == f"/api/v1/statuses/{left}"
     assert third.complete_threads.keys() >= {left}
+
+
+async def test_a_poll_re_reads_an_open_thread_at_most_every_five_minutes(
+    fake: FakeMastodon, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    asked = fake.post(ANN, "@acme is the fair free?", at=at(-10))
+    source = make_source(fake, http, clock)
+    open_threads = frozenset({asked})
+    cursor = (await source.fetch(EMPTY)).cursor
+
+    async def poll(*, include_feed: bool = True) -> list[str]:
+        nonlocal cursor
+        fake.requests.clear()
+        request = FetchRequest(
+            cursor=cursor, active_threads=open_threads, include_feed=include_feed
+        )
+        batch = await source.fetch(request)
+        if include_feed:
+            cursor = batch.cursor
+        return [r.path for r in fake.requests if r.path.startswith("/api/v1/statuses/")]
+
+    assert await poll() == [f"/api/v1/statuses/{asked}", f"/api/v1/statuses/{asked}/context"]
+    await clock.advance(60)
+    assert await poll() == []  # read a minute ago: the brand's replies come by its statuses
+    # A re-read asked for (before a breach, a push delivery) reads at once.
+    assert len(await poll(include_feed=False)) == 2
+    await clock.advance(300)
+    assert len(await poll()) == 2
