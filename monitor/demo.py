@@ -8,13 +8,21 @@ import shlex
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from monitor.clock import SystemClock
 from monitor.config import Config, load_config
+from monitor.simulator.campaign_scenario import (
+    BRAND_ACCOUNT,
+    HASHTAG,
+    PARTNERS,
+    CampaignStats,
+    campaign_live_traffic,
+    seed_campaign,
+)
 from monitor.simulator.discourse import FakeDiscourse
 from monitor.simulator.discourse_scenario import WEBCARE_GROUP, forum_live_traffic, seed_forum
 from monitor.simulator.graph_api import FakeGraphApi
@@ -24,6 +32,7 @@ from monitor.simulator.instagram_scenario import (
     instagram_live_traffic,
     seed_instagram,
 )
+from monitor.simulator.mastodon import FakeMastodon
 from monitor.simulator.messenger_scenario import messenger_live_traffic, seed_messenger
 from monitor.simulator.scenario import live_traffic, seed_history
 
@@ -31,6 +40,7 @@ PAGE_ID = "104729384756123"
 PAGE_NAME = "Acme Webshop"
 TOKEN = "demo-page-token-not-secret"
 FORUM_API_KEY = "demo-forum-api-key-not-secret"
+MASTODON_TOKEN = "demo-mastodon-token-not-secret"
 # The demo's API token: opens the queue page and /api/v1/* (printed in the banner's links).
 API_TOKEN = "demo-queue-token"
 
@@ -142,8 +152,32 @@ backfill_days = 8
 """
 
 
+# The brand's Mastodon account and the campaign hashtag it watches, on a fake Mastodon server.
+MASTODON_TEMPLATE = """
+[[sources]]
+type = "mastodon"
+name = "acme-mastodon"
+brand = "acme"
+base_url = "{mastodon}"
+account = "{account}"
+access_token_file = "mastodon-token.txt"
+hashtags = ["{hashtag}"]
+# Temp agencies whose vacancies in the hashtag are broadcasts, not questions for the brand.
+partners = [{partners}]
+policy = "default"
+calendar = "office"
+poll_interval = "10s"
+backfill_days = 8
+"""
+
+
 def write_demo_config(
-    workdir: Path, *, api_base_url: str, port: int, forum_url: str | None = None
+    workdir: Path,
+    *,
+    api_base_url: str,
+    port: int,
+    forum_url: str | None = None,
+    mastodon_url: str | None = None,
 ) -> Path:
     """Write the demo's config (and its secret files) into `workdir`; the page is source 1."""
     # The forum follows the page as a second source when `forum_url` is given.
@@ -161,6 +195,14 @@ def write_demo_config(
         text += FORUM_TEMPLATE.format(forum=forum_url, group=WEBCARE_GROUP)
     text += MESSENGER_TEMPLATE.format(page_id=PAGE_ID, api=api_base_url)
     text += INSTAGRAM_TEMPLATE.format(ig_user_id=IG_USER_ID, username=IG_USERNAME, api=api_base_url)
+    if mastodon_url is not None:
+        (workdir / "mastodon-token.txt").write_text(MASTODON_TOKEN + "\n", encoding="utf-8")
+        text += MASTODON_TEMPLATE.format(
+            mastodon=mastodon_url,
+            account=BRAND_ACCOUNT,
+            hashtag=HASHTAG,
+            partners=", ".join(f'"{p}"' for p in PARTNERS),
+        )
     path = workdir / "webcare-monitor.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -175,8 +217,20 @@ def _command_name() -> str:
     return f"{shlex.quote(sys.executable)} -m monitor"
 
 
-def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
+def campaign_command(config: Path, campaign: CampaignStats) -> str:
+    """The campaign report over the seeded week, as the banner prints it."""
+    return (
+        f"{_command_name()} report -c {config} --campaign {HASHTAG}"
+        # --until is exclusive: the day after the week's last.
+        f" --since {campaign.first_day} --until {campaign.last_day + timedelta(days=1)}"
+    )
+
+
+def _banner(
+    port: int, config: Path, api: str, forum: str, mastodon: str, campaign: CampaignStats
+) -> str:
     base = f"http://127.0.0.1:{port}"
+    today = campaign.last_day + timedelta(days=1)
     query = f"since={today - timedelta(days=8)}&until={today + timedelta(days=1)}"
     return (
         "\nwebcare-monitor demo is running (Ctrl-C to stop)\n"
@@ -187,9 +241,11 @@ def _banner(port: int, config: Path, api: str, forum: str, today: date) -> str:
         f"  health       {base}/healthz   {base}/readyz\n"
         f"  fake Facebook Graph API  {api}\n"
         f"  fake Discourse forum     {forum}   (try {forum}/latest.json)\n"
+        f"  fake Mastodon server     {mastodon}   (try {mastodon}/api/v1/timelines/tag/{HASHTAG})\n"
         f"  config       {config}\n"
         # Today and the seeded week before it, in the brand's local days.
         f"  report       {_command_name()} report -c {config} --last 8d\n"
+        f"  campaign     {campaign_command(config, campaign)}\n"
     )
 
 
@@ -209,10 +265,17 @@ async def _demo_app(
         api_key=FORUM_API_KEY, clock=clock, title="Acme Community", login_required=False
     )
     forum_stats = seed_forum(forum, now=clock.now())
+    mastodon = FakeMastodon(owner=BRAND_ACCOUNT, access_token=MASTODON_TOKEN, clock=clock)
+    campaign = seed_campaign(mastodon, now=clock.now())
     await api.start()
     await forum.start()
+    await mastodon.start()
     config_path = write_demo_config(
-        workdir, api_base_url=api.base_url, port=port, forum_url=forum.base_url
+        workdir,
+        api_base_url=api.base_url,
+        port=port,
+        forum_url=forum.base_url,
+        mastodon_url=mastodon.base_url,
     )
     config = load_config(config_path)
     configure(config)
@@ -224,8 +287,11 @@ async def _demo_app(
             asyncio.create_task(forum_live_traffic(forum, clock)),
             asyncio.create_task(messenger_live_traffic(api, clock)),
             asyncio.create_task(instagram_live_traffic(api, clock, instagram_stats.media)),
+            asyncio.create_task(campaign_live_traffic(mastodon, clock)),
         ]
-        banner = _banner(port, config_path, api.base_url, forum.base_url, clock.now().date())
+        banner = _banner(
+            port, config_path, api.base_url, forum.base_url, mastodon.base_url, campaign
+        )
         print(banner, file=sys.stderr, flush=True)
         print(
             f"  history: {stats.posts} page posts, {stats.comments} consumer messages, "
@@ -235,7 +301,11 @@ async def _demo_app(
             f"  messenger: {messenger_stats.conversations} conversations,"
             f" {messenger_stats.answered} answered over 6 days\n"
             f"  instagram: {len(instagram_stats.media)} media, {instagram_stats.comments}"
-            f" consumer comments, {instagram_stats.answered} answered over 6 days\n",
+            f" consumer comments, {instagram_stats.answered} answered over 6 days\n"
+            f"  mastodon: #{HASHTAG} {campaign.first_day} to {campaign.last_day}:"
+            f" {campaign.posts} posts, {campaign.broadcasts} partner vacancies,"
+            f" {campaign.interactions} questions for the brand, {campaign.answered} answered;"
+            f" {campaign.mentions} @-mentions, all answered\n",
             file=sys.stderr,
             flush=True,
         )
@@ -245,6 +315,7 @@ async def _demo_app(
         for task in traffic:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await mastodon.stop()
         await forum.stop()
         await api.stop()
 
