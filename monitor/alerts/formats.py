@@ -445,6 +445,8 @@ _PLATFORM_NAME = {
     "phpbb": "phpBB",
     "atom": "phpBB",
     "flarum": "Flarum",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
 }
 
 

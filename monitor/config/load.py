@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from monitor.config.model import Config
-from monitor.config.sources import SourceConfig
+from monitor.config.sources import SOURCE_TYPES, SourceConfig
 from monitor.config.types import SECRET_KEYS
 from monitor.words import counted
 
@@ -140,7 +140,7 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-_TAGS = frozenset({"facebook_page", "messenger", "instagram", "discourse", "phpbb_atom", "flarum"})
+_TAGS = SOURCE_TYPES
 
 
 def _reference_problems(data: dict[str, Any]) -> Iterator[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr
 
@@ -168,3 +168,9 @@ SourceConfig = Annotated[
     | FlarumConfig,
     Field(discriminator="type"),
 ]
+
+# Every source type, as `type` names it (the union's members, one per platform adapter).
+SOURCE_TYPES = frozenset(
+    get_args(member.model_fields["type"].annotation)[0]
+    for member in get_args(get_args(SourceConfig)[0])
+)
