@@ -20,6 +20,7 @@ from monitor.config import (
     load_config,
     parse_config,
 )
+from monitor.config.sources import SOURCE_TYPES
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
 
@@ -400,10 +401,12 @@ def test_example_config_shows_every_source_type(
     monkeypatch.setenv("FB_PAGE_TOKEN", "EAAexampletoken")
     monkeypatch.setenv("DISCOURSE_API_KEY", "dk")
     monkeypatch.setenv("FLARUM_API_KEY", "fk")
+    monkeypatch.setenv("MASTODON_ACCESS_TOKEN", "mt")
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", "bp")
     text = _with_forum_sources()
     config = load_config(_write(tmp_path, text))
     by_type = {source.type: source for source in config.sources}
-    assert {"facebook_page", "messenger", "discourse", "phpbb_atom", "flarum"} <= set(by_type)
+    assert set(by_type) == SOURCE_TYPES
     data = tomllib.loads(text)
     common = set(FacebookPageConfig.model_fields) - {
         "type",
