@@ -166,7 +166,7 @@ hashtags = ["{hashtag}"]
 partners = [{partners}]
 policy = "default"
 calendar = "office"
-poll_interval = "10s"
+poll_interval = "5s"
 backfill_days = 8
 """
 

@@ -140,21 +140,32 @@ def seed_campaign(api: FakeMastodon, *, now: datetime, seed: int = 47) -> Campai
 
 
 async def campaign_live_traffic(api: FakeMastodon, clock: Clock, seed: int = 48) -> None:
-    """Today's #acmejobs: cheers every half minute or so, now and then a question the brand
-    answers within minutes (most of the time)."""
+    """Today's #acmejobs: cheers every 10-30 s and, in between, a question for the brand every
+    15-30 s (the first after 3 s: a new user sees one at once, and a Prometheus that scrapes
+    from the start sees the detection counter rise with the second) that the brand mostly
+    answers within minutes."""
     rng = random.Random(seed)
+    asking = asyncio.create_task(_questions(api, clock, random.Random(seed + 1)))
+    try:
+        while True:
+            await asyncio.sleep(rng.uniform(10, 30))
+            api.post(f"person{rng.randrange(PEOPLE)}", rng.choice(CHEERS), at=clock.now())
+    finally:
+        asking.cancel()
+
+
+async def _questions(api: FakeMastodon, clock: Clock, rng: random.Random) -> None:
+    """Live questions (in the hashtag, or @-mentions); 70% answered after 1-6 minutes."""
+    await asyncio.sleep(3)
     while True:
-        await asyncio.sleep(rng.uniform(15, 45))
         person = f"person{rng.randrange(PEOPLE)}"
-        if rng.random() < 0.15:
-            asked = api.post(person, rng.choice(QUESTIONS + ASKS), at=clock.now())
-            if rng.random() < 0.7:
-                answer = rng.choice(ANSWERS)
-                asyncio.get_running_loop().call_later(
-                    rng.uniform(60, 360), _answer, api, clock, answer, asked
-                )
-        else:
-            api.post(person, rng.choice(CHEERS), at=clock.now())
+        asked = api.post(person, rng.choice(QUESTIONS + ASKS), at=clock.now())
+        if rng.random() < 0.7:
+            answer = rng.choice(ANSWERS)
+            asyncio.get_running_loop().call_later(
+                rng.uniform(60, 360), _answer, api, clock, answer, asked
+            )
+        await asyncio.sleep(rng.uniform(15, 30))
 
 
 def _answer(api: FakeMastodon, clock: Clock, text: str, asked: str) -> None:

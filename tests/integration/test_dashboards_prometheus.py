@@ -50,7 +50,13 @@ RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 SCRAPE_SECONDS = 1
 JOB = "webcare-monitor"
 # The demo's sources (monitor/demo.py): each must be live before the panels are judged.
-DEMO_SOURCES = ("acme-facebook", "acme-forum", "acme-messenger", "acme-instagram")
+DEMO_SOURCES = (
+    "acme-facebook",
+    "acme-forum",
+    "acme-messenger",
+    "acme-instagram",
+    "acme-mastodon",
+)
 # Grafana's default for a panel without maxDataPoints: about its width in pixels.
 PIXELS_PER_GRID_UNIT = 75
 Json = dict[str, Any]
@@ -410,10 +416,10 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     config = stack["workdir"] / "webcare-monitor.toml"
     began = time.monotonic()
 
-    # 1. The demo's traffic reaches Prometheus: every source (page, forum, Messenger, Instagram)
-    #    polled, live items detected on each, and at least one reply counted while Prometheus
-    #    watched (the panels' rates and quantiles need an increase; the backfill is usually
-    #    stored before the first scrape).
+    # 1. The demo's traffic reaches Prometheus: every source (page, forum, Messenger, Instagram,
+    #    Mastodon) polled, live items detected on each, and at least one reply counted while
+    #    Prometheus watched (the panels' rates and quantiles need an increase; the backfill is
+    #    usually stored before the first scrape).
     sources = len(DEMO_SOURCES)
     live = (
         "count(sum by (source) (increase(webcare_detection_lag_seconds_count[5m])) > 0)"
@@ -473,6 +479,15 @@ def test_every_panel_query_returns_data_and_matches_the_report(
         10,
         all_logs,
     )
+    # The restarted service polls platforms that stopped with the demo: the poll-error panel
+    # needs its counter to rise once after Prometheus first saw it (a series is created by its
+    # first error, so that needs the second failure after the backoff).
+    wait_for(
+        "poll errors rising in Prometheus",
+        lambda: prometheus.query("sum(increase(webcare_poll_errors_total[1m])) > 0"),
+        40,
+        all_logs,
+    )
 
     boards = load_dashboards()
     overview = boards["webcare-brand-overview.json"]
@@ -528,18 +543,19 @@ def test_every_panel_query_returns_data_and_matches_the_report(
     assert float(shown_age["value"][1]) == pytest.approx(scraped_at - oldest, abs=1.0)
 
     # The channels side by side (issue 19): the per-platform table has a row for each of the
-    # demo's platforms, the wall, the forum, Messenger and Instagram.
+    # demo's platforms, the wall, the forum, Messenger, Instagram and Mastodon.
     panel = panel_named(overview, "Per platform")
     _, result = run_panel_query(prometheus, panel, panel["targets"][0], everything, window)
     shown_platforms = {s["metric"]["platform"] for s in result}
-    assert shown_platforms == {"facebook_page", "discourse", "messenger", "instagram"}, result
+    demo_platforms = {"facebook_page", "discourse", "messenger", "instagram", "mastodon"}
+    assert shown_platforms == demo_platforms, result
 
     # The webhook panel follows the Platform variable: /webhooks/facebook serves the Meta
     # sources, not the forum's.
     operations = boards["webcare-operations.json"]
     panel = panel_named(operations, "Facebook webhook deliveries (per minute)")
     selection = resolve_variables(prometheus, operations, window, all_values=True)
-    for platform, shown in (("messenger", True), ("discourse", False)):
+    for platform, shown in (("messenger", True), ("discourse", False), ("mastodon", False)):
         variables = {**selection, "platform": platform}
         _, result = run_panel_query(prometheus, panel, panel["targets"][0], variables, window)
         assert bool(result) is shown, (platform, result)
