@@ -1,4 +1,5 @@
-"""/api/v1/report, /api/v1/items and the item actions, behind named, scoped bearer tokens."""
+"""/api/v1/report, /api/v1/campaign, /api/v1/items and the item actions, behind named, scoped
+bearer tokens."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from monitor.alerts.actions import DISMISS_REASONS, ActionError, ActionResult
+from monitor.campaign import campaign_tag
 from monitor.domain import ItemState
 from monitor.report import ReportKind, build, build_items_report, check_window, parse_instant
+from monitor.store.campaigns import campaign_report
 from monitor.store.reports import report_items
 from monitor.store.windows import windowed_sources
 from monitor.web.access import Principal, authenticate
@@ -136,6 +139,32 @@ async def report(request: web.Request) -> web.Response:
         brand=brand,
         sources=sources,
         windowed=await windowed_sources(store, sources),
+    )
+    return _json(result.to_json())
+
+
+async def campaign(request: web.Request) -> web.Response:
+    """GET /api/v1/campaign?tag=&since=&until=[&brand=]: `report --campaign`'s JSON."""
+    allowed = await authorized_brands(request)
+    query = request.query
+    since, until = _required_window(query)
+    try:
+        tag = campaign_tag(query.get("tag", ""))
+    except ValueError as err:
+        _bad_request(str(err))
+    brand, brands, _ = _scope(request, allowed)
+    if brand is None and brands is not None:
+        # The campaign query reads one brand or all: a token of several names the one it means.
+        if len(brands) != 1:
+            _bad_request("this token reads several brands: name one with brand=")
+        (brand,) = brands
+    result = await campaign_report(
+        request.app[STORE],
+        tag=tag,
+        since=since,
+        until=until,
+        as_of=request.app[CLOCK].now,
+        brand=brand,
     )
     return _json(result.to_json())
 
@@ -267,6 +296,7 @@ async def dismiss_item(request: web.Request) -> web.Response:
 def add_api_routes(app: web.Application) -> None:
     """Register /api/v1/report, /api/v1/items, the item actions and /api/v1/audit."""
     app.router.add_get("/api/v1/report", report)
+    app.router.add_get("/api/v1/campaign", campaign)
     app.router.add_get("/api/v1/items", items)
     app.router.add_post("/api/v1/items/{item_id}/ack", ack_item)
     app.router.add_post("/api/v1/items/{item_id}/dismiss", dismiss_item)

@@ -18,8 +18,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
 
-from monitor.demo import MASTODON_TOKEN
+from monitor.demo import API_TOKEN, MASTODON_TOKEN
 from monitor.simulator.campaign_scenario import BRAND_ACCOUNT, seed_campaign
 from monitor.simulator.mastodon import FakeMastodon
 from tests.e2e.test_restart import free_port
@@ -64,6 +66,14 @@ def test_the_campaign_report_on_the_demo_shows_the_seeded_week_exactly(tmp_path:
             report = campaign(command)
             if report is not None and report["figures"]["posts"] >= week.posts:
                 break
+        # The API gives the same JSON (the demo's token reads every brand).
+        query = urlencode({"tag": "#AcmeJobs", "since": command[-3], "until": command[-1]})
+        request = Request(
+            f"http://127.0.0.1:{port}/api/v1/campaign?{query}",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+        with urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
@@ -84,3 +94,8 @@ def test_the_campaign_report_on_the_demo_shows_the_seeded_week_exactly(tmp_path:
     assert all(w["permalink"].startswith("http://127.0.0.1:") for w in report["waiting"])
     # The boosts of vacancies and the brand's answers to @-mentions are not campaign posts.
     assert [s["source"] for s in report["sources"]] == ["acme-mastodon"]
+    assert answer["figures"] == {**figures, "compliance": answer["figures"]["compliance"]}
+    assert answer["sources"] == report["sources"]
+    assert [w["permalink"] for w in answer["waiting"]] == [
+        w["permalink"] for w in report["waiting"]
+    ]

@@ -251,8 +251,8 @@ async def test_signed_delivery_with_an_out_of_range_created_time_is_read_from_th
 async def test_a_window_beyond_years_1_and_9999_in_utc_is_400(
     edge: Edge, since: str, until: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    query = urlencode({"since": since, "until": until})
-    for path in ("/api/v1/report", "/api/v1/items"):
+    query = urlencode({"since": since, "until": until, "tag": "jobs"})
+    for path in ("/api/v1/report", "/api/v1/campaign", "/api/v1/items"):
         response = await edge.request("GET", f"{path}?{query}", headers=auth())
         assert response.status == 400
         assert "is out of range (years 1-9999 in UTC)" in response.json()["error"]
@@ -509,6 +509,7 @@ ENDPOINTS: dict[str, list[tuple[str, str, list[str]]]] = {
     ],
     "api_reads": [
         ("GET", "/api/v1/report", ["since", "until", "brand", "by", "items"]),
+        ("GET", "/api/v1/campaign", ["tag", "since", "until", "brand"]),
         ("GET", "/api/v1/items", ["since", "until", "brand", "state"]),
     ],
     "api_actions": [("POST", "/api/v1/items/{id}/{action}", ["by", "reason"])],
