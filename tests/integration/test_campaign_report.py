@@ -20,10 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 
-from monitor.app import source_settings
+from monitor.app import create_app, source_settings
 from monitor.campaign import CampaignReport
-from monitor.config import Config, MastodonConfig, load_config
+from monitor.config import ApiToken, Config, MastodonConfig, load_config
 from monitor.domain import Batch, Message
 from monitor.pipeline import handle_batch
 from monitor.sources.interaction import InteractionRule, Post, account_key
@@ -435,3 +436,43 @@ async def test_an_underscore_in_the_tag_is_no_wildcard(
         store, tag="#Job_Market", since=SINCE, until=UNTIL, as_of=lambda: AS_OF
     )
     assert (report.tag, figures(report)["posts"]) == ("job_market", 1)
+
+
+async def test_the_api_answers_each_token_for_its_brands(
+    store: Store, config_file: tuple[Path, Config], aiohttp_client: Any
+) -> None:
+    """GET /api/v1/campaign: the CLI's JSON; a token of one brand reads that brand only, one
+    of several names the brand, and a brand not its own is refused."""
+    config = config_file[1]
+    await store_all(store, config, *known_case(config))
+    tokens = [
+        ApiToken(token=SecretStr("t-all")),
+        ApiToken(token=SecretStr("t-acme"), brands=["acme"]),
+        ApiToken(token=SecretStr("t-both"), brands=["acme", "beta"]),
+    ]
+    config = config.model_copy(
+        update={"http": config.http.model_copy(update={"api_tokens": tokens})}
+    )
+    client = await aiohttp_client(create_app(config, start_polling=False))
+    window = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+
+    async def get(token: str, **query: str) -> tuple[int, dict[str, Any]]:
+        response = await client.get(
+            "/api/v1/campaign",
+            params={"tag": "#JobMarket", **window, **query},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return response.status, await response.json()
+
+    status, everything = await get("t-all")
+    assert status == 200
+    assert [s["source"] for s in everything["sources"]] == ["acme-mastodon", "beta-mastodon"]
+    status, acme = await get("t-acme")
+    assert status == 200 and acme["brand"] == "acme"
+    assert [s["source"] for s in acme["sources"]] == ["acme-mastodon"]
+    assert acme["figures"]["posts"] == 639 and acme["figures"]["followed_up"] == 0
+    status, refused = await get("t-both")
+    assert status == 400 and "brand=" in refused["error"]
+    assert (await get("t-both", brand="beta"))[1]["sources"][0]["source"] == "beta-mastodon"
+    assert (await get("t-acme", brand="beta"))[0] == 403
+    assert (await get("t-all", tag="two words"))[0] == 400
