@@ -51,7 +51,10 @@ class MessagePrivacy:
     def apply(self, message: Message) -> Message:
         """The message as it may be stored. Brand messages keep their author: staff acting in
         their role, named in the report's per-moderator view."""
-        text = message.text if self.store_text else ""
+        # A hashtag post that is only counted (chatter, a partner's broadcast) needs no text:
+        # the campaign report counts it, nobody reads or answers it.
+        counted_only = message.kind is not None and not (message.is_brand or message.opens_item)
+        text = message.text if self.store_text and not counted_only else ""
         if message.is_brand:
             return message if text == message.text else replace(message, text=text)
         return replace(
