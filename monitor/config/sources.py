@@ -141,6 +141,9 @@ class MastodonConfig(_OpenNetworkCommon):
     # A token of the brand's account with read:notifications and read:statuses (mentions);
     # hashtag timelines are public and read without it.
     access_token: SecretStr | None = None
+    # Follow the server's streaming API, so a new post is polled at once instead of at the
+    # next poll_interval (false: polling only).
+    streaming: bool = True
 
 
 class BlueskyConfig(_OpenNetworkCommon):

@@ -22,7 +22,7 @@ from monitor.pipeline import BatchResult, Guard, SourceSettings, handle_batch
 from monitor.poller.backoff import backoff_delay, jittered, usage_slowdown
 from monitor.poller.skips import SkipList
 from monitor.progress import Progress
-from monitor.sources.base import FetchRequest, RateLimited, Source, SourceError
+from monitor.sources.base import FetchRequest, Listens, RateLimited, Source, SourceError
 from monitor.store import FencedOut, Store
 
 log = get_logger("monitor.poller")
@@ -38,6 +38,9 @@ GuardFor = Callable[[str], Guard | None]
 # with the API, the scheduler and the lease rounds, and a thousand sources polled in one
 # group must not all wait on it (the HTTP side stays concurrent, so batches still meet).
 STORE_CONCURRENCY = 8
+# A stream's news polls the source this many seconds later (or this long after the poll under
+# way ends): a burst of statuses makes one poll, and a busy hashtag not a poll per status.
+NEWS_GAP_SECONDS = 2.0
 
 
 @dataclass(kw_only=True)
@@ -57,6 +60,10 @@ class PolledSource:
     # one HTTP batch (e.g. Facebook pages on one token); None: a group of its own.
     group: str | None = None
     next_at: datetime | None = None
+    # A stream said something is new since the current poll began: poll again soon after it.
+    news: bool = False
+    # The last poll ended well, without the platform asking to wait: news may hurry the next.
+    may_hurry: bool = False
     # Polls in a row that stopped early (throttled mid-poll) and were resumed.
     interruptions: int = 0
     skips: SkipList = field(default_factory=SkipList)
@@ -101,6 +108,9 @@ class Coordinator:
         self._clock = clock
         self._rng = rng or random.Random()
         self._tasks: list[asyncio.Task[None]] = []
+        self._wake_of: dict[str, asyncio.Event] = {}
+        # The push channels (streams) of the held sources that have one.
+        self._listeners: dict[str, asyncio.Task[None]] = {}
         self.paused = False
 
     async def load_state(self, names: Collection[str] | None = None) -> None:
@@ -142,6 +152,40 @@ class Coordinator:
                 entry.next_at = max(due, now)
         for wake in self._wakes:
             wake.set()
+        self._listen()
+
+    def news(self, name: str) -> None:
+        """A stream saw something new on the source: poll it within NEWS_GAP_SECONDS; a source
+        in backoff, asked to wait or not yet backfilled keeps its own schedule."""
+        entry = self.sources.get(name)
+        if entry is None or name not in self._held or not entry.may_hurry:
+            return
+        # During a poll, the loop re-arms it from the poll's end (NEWS_GAP_SECONDS).
+        entry.news = True
+        soon = self._clock.now() + timedelta(seconds=NEWS_GAP_SECONDS)
+        if entry.next_at is None or soon < entry.next_at:
+            entry.next_at = soon
+            wake = self._wake_of.get(name)
+            if wake is not None:
+                wake.set()
+
+    def _listen(self) -> None:
+        """Run the push channels of the held sources that have one; stop the others'."""
+        for name in [n for n in self._listeners if n not in self._held]:
+            self._listeners.pop(name).cancel()
+        if not self._tasks:
+            return  # not polling (yet): streams start with the loops
+        for name in sorted(self._held - set(self._listeners)):
+            source = self.sources[name].source
+            if isinstance(source, Listens):
+                task = asyncio.create_task(self._run_listener(name, source), name=f"stream:{name}")
+                self._listeners[name] = task
+
+    async def _run_listener(self, name: str, source: Listens) -> None:
+        try:
+            await source.listen(lambda: self.news(name))
+        except Exception:  # a bug in a stream must not go unnoticed, nor stop the polls
+            log.exception("stream crashed; polling goes on", source=name)
 
     def start(self) -> None:
         """Start one polling task per group (a lone source is a group of one)."""
@@ -151,15 +195,20 @@ class Coordinator:
         for key, members in groups.items():
             wake = asyncio.Event()
             self._wakes.append(wake)
+            self._wake_of.update((m.name, wake) for m in members)
             self._tasks.append(asyncio.create_task(self._loop(members, wake), name=f"poll:{key}"))
+        self._listen()
 
     async def stop(self) -> None:
-        """Cancel the loops and wait for them to end."""
-        for task in self._tasks:
+        """Cancel the loops and streams and wait for them to end."""
+        tasks = [*self._tasks, *self._listeners.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._listeners.clear()
         self._wakes.clear()
+        self._wake_of.clear()
 
     async def _loop(self, group: list[PolledSource], wake: asyncio.Event) -> None:
         # When a healthy member is due, every healthy member due within a fifth of the
@@ -186,6 +235,8 @@ class Coordinator:
                 delays = await asyncio.gather(*(self.poll_once(m.name) for m in due))
                 after = self._clock.now()
                 for member, delay in zip(due, delays, strict=True):
+                    if member.news and member.may_hurry:
+                        delay = min(delay, NEWS_GAP_SECONDS)  # news came during the poll
                     member.next_at = after + timedelta(seconds=delay)
             wake_at = min(m.next_at or now for m in members)
             await sleep_or_wake(self._clock, wake, (wake_at - self._clock.now()).total_seconds())
@@ -252,6 +303,8 @@ class Coordinator:
         started = time.perf_counter()
         now = self._clock.now()
         retry_after: float | None = None
+        entry.news = False  # this poll reads what the news was about
+        entry.may_hurry = False
         try:
             async with self._store_slots:
                 active = await self._store.active_threads(
@@ -313,6 +366,7 @@ class Coordinator:
             self._mark_up(entry)
             m.last_success.labels(ref.brand, ref.name).set(entry.last_success.timestamp())
             log.info("poll", **fields)
+            entry.may_hurry = not batch.wait_seconds
             delay = jittered(entry.interval * usage_slowdown(batch.api_usage_ratio), self._rng)
             # The platform's own "come back in N seconds" beats our pace.
             return max(delay, batch.wait_seconds or 0.0)

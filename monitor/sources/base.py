@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.domain import Batch, Message, Skipped
 
@@ -111,6 +111,15 @@ class Source(Protocol):
 
     async def fetch(self, request: FetchRequest) -> Batch:
         """Fetch what is new since the cursor plus the active threads' messages."""
+        ...
+
+
+@runtime_checkable
+class Listens(Protocol):
+    """A source with a push channel of its own (Mastodon's streaming API)."""
+
+    async def listen(self, on_news: Callable[[], None]) -> None:
+        """Run until cancelled; call `on_news` when the platform shows something new."""
         ...
 
 

@@ -17,10 +17,12 @@ from monitor.simulator.mastodon.model import (
     NOTIFICATIONS_LIMIT,
     STATUSES_LIMIT,
     Account,
+    Notification,
     RecordedRequest,
     Status,
 )
 from monitor.simulator.mastodon.store import MastodonStore
+from monitor.simulator.mastodon.streaming import StreamingApi
 
 T = TypeVar("T")
 
@@ -52,6 +54,18 @@ class _Answer(Exception):
 class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
     """A scriptable fake of one Mastodon server, served over real HTTP (`start()`, `base_url`)."""
 
+    def __init__(self, **store: Any) -> None:
+        super().__init__(**store)
+        # [STREAM] `streaming.enabled = False` answers 404, as a server without streaming.
+        self.streaming = StreamingApi(lambda: self.base_url)
+
+    def _published(self, event: str, subject: Status | Notification) -> None:
+        self.streaming.publish(event, subject)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self.streaming.drop_all()  # open streams end now, not after the shutdown timeout
+        await super()._on_shutdown(app)
+
     # Times come from `clock` (a FakeClock in tests): the rate-limit window and its reset follow
     # the fake clock, as the source's own clock does.
 
@@ -65,6 +79,10 @@ class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
         router.add_get("/api/v1/notifications", self._get_notifications)
         router.add_get("/api/v1/statuses/{id}/context", self._get_context)
         router.add_get("/api/v1/statuses/{id}", self._get_status)
+        router.add_get("/api/v1/instance", self._get_instance)
+        router.add_get("/api/v1/streaming/health", self.streaming.health)
+        router.add_get("/api/v1/streaming/hashtag", self._get_hashtag_stream)
+        router.add_get("/api/v1/streaming/user/notification", self._get_notification_stream)
         router.add_route("*", "/{tail:.*}", self._unknown)
 
     # --- request pipeline ---------------------------------------------------------------------
@@ -74,6 +92,13 @@ class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
         at = self.clock.now()
         status = 0
         token = _bearer(request)
+        if request.path.startswith("/api/v1/streaming"):
+            # [STREAM] The streaming server: no request limit, no faults; recorded all the same.
+            self.requests.append(RecordedRequest(request.path, (), at, 200, token))
+            try:
+                return await handler(request)
+            except _Answer as answer:
+                return _error(answer.status, answer.message, {})
         try:
             with self._counted():
                 response = await self._answer(request, handler, token)
@@ -208,6 +233,35 @@ class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
                 "descendants": [s.to_json(base_url) for s in descendants],
             }
         )
+
+    async def _get_instance(self, request: web.Request) -> web.StreamResponse:
+        """[INSTANCE] GET /api/v1/instance: the server, and where its streaming API is."""
+        origin = request.url.origin()
+        return _json(
+            {
+                "uri": origin.host,
+                "title": "Fake Mastodon",
+                "version": "4.3.0",
+                "urls": {"streaming_api": str(origin.with_scheme("ws"))},
+            }
+        )
+
+    async def _get_hashtag_stream(self, request: web.Request) -> web.StreamResponse:
+        """[STREAM] GET /api/v1/streaming/hashtag?tag=: public statuses with the tag."""
+        if not self.streaming.enabled:
+            raise _Answer(404, NO_ROUTE)
+        self._viewer(request, "read:statuses", required=False)
+        tag = request.query.get("tag", "").strip()
+        if not tag:
+            raise _Answer(400, "No tag for stream provided")
+        return await self.streaming.serve(request, "hashtag", tag)
+
+    async def _get_notification_stream(self, request: web.Request) -> web.StreamResponse:
+        """[STREAM] GET /api/v1/streaming/user/notification: the token owner's notifications."""
+        if not self.streaming.enabled:
+            raise _Answer(404, NO_ROUTE)
+        self._viewer(request, "read:notifications", required=True)
+        return await self.streaming.serve(request, "user/notification", None)
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         raise _Answer(404, NO_ROUTE)

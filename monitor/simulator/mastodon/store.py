@@ -112,6 +112,7 @@ class MastodonStore:
             tags=written_tags(text),
         )
         self._statuses[status.id] = status
+        self._published("update", status)
         for mentioned in mentions:
             # [NOTE] NotifyService: local accounts are notified of mentions, not of their own.
             if mentioned.domain is None and mentioned is not account:
@@ -140,6 +141,7 @@ class MastodonStore:
         status.text = text
         status.tags = written_tags(text)
         status.edited_at = at or self.clock.now()
+        self._published("status.update", status)
 
     def delete(self, status_id: str) -> None:
         """[DELETE] Gone: 404 on reads, out of timelines, its notifications and boosts too."""
@@ -149,6 +151,7 @@ class MastodonStore:
             if other.reblog_of is status:
                 other.deleted = True
         self._notifications = [n for n in self._notifications if n.status is not status]
+        self._published("delete", status)
 
     # --- reads (the server's handlers use these) ----------------------------------------------
 
@@ -239,17 +242,20 @@ class MastodonStore:
         return str(snowflake(at or self.clock.now(), self._sequence))
 
     def _notify(self, kind: str, to: Account, by: Account, status: Status, at: datetime) -> None:
-        self._notifications.append(
-            Notification(
-                id=str(self._next_notification),
-                type=kind,
-                created_at=at,
-                to=to,
-                account=by,
-                status=status,
-            )
+        notification = Notification(
+            id=str(self._next_notification),
+            type=kind,
+            created_at=at,
+            to=to,
+            account=by,
+            status=status,
         )
+        self._notifications.append(notification)
         self._next_notification += 1
+        self._published("notification", notification)
+
+    def _published(self, event: str, subject: Status | Notification) -> None:
+        """A change the streaming API would announce (the server streams it; here: nothing)."""
 
 
 def _visible(status: Status, viewer: Account | None) -> bool:

@@ -15,7 +15,7 @@ newest page only and leave a gap when more than a page arrived between polls.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,8 +34,9 @@ from monitor.sources.base import (
     RateLimited,
     TransientError,
 )
-from monitor.sources.interaction import InteractionRule, Post, account_key
+from monitor.sources.interaction import InteractionRule, Post, account_key, tag_key
 from monitor.sources.mastodon._client import Answer, Gone, MastodonClient
+from monitor.sources.mastodon._stream import StreamListener
 from monitor.sources.mastodon._wire import (
     Malformed,
     Raw,
@@ -98,6 +99,13 @@ class MastodonSource:
         self._config = config
         self._clock = clock
         self._client = MastodonClient(config, session, clock)
+        self._listener = StreamListener(
+            source=config.name,
+            base_url=self._client.base,
+            token=self._client.token,
+            hashtags=[tag_key(t) for t in config.hashtags],
+            session=session,
+        )
         # The limits of methods/timelines (40) and methods/notifications (80).
         self._page_size = page_size
         self._notification_page_size = notification_page_size
@@ -115,6 +123,12 @@ class MastodonSource:
             hashtags=config.hashtags,
             config=config.interaction,
         )
+
+    async def listen(self, on_news: Callable[[], None]) -> None:
+        """Follow the streaming API and call `on_news` when it shows something new (the
+        coordinator then polls at once); returns at once when streaming is off."""
+        if self._config.streaming:
+            await self._listener.listen(on_news)
 
     async def fetch(self, request: FetchRequest) -> Batch:
         """New statuses of every stream since the cursor, plus the active threads re-read."""

@@ -1,0 +1,151 @@
+"""Mastodon's streaming API wakes the poll: a new post is stored in seconds, not at the next
+poll_interval (60 s here). The service is create_app on a real clock, the fake Mastodon speaks
+SSE over real HTTP (monitor/simulator/mastodon/streaming.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.app import create_app
+from monitor.config import load_config
+from monitor.simulator.mastodon import FakeMastodon
+from monitor.web.keys import COORDINATOR, STORE
+
+TOKEN = "stream-test-token"
+CONFIG = """
+database_url = "sqlite+aiosqlite:///{db}"
+[policies.default]
+office_hours = "60m"
+after_hours = "30m"
+[[sources]]
+type = "mastodon"
+name = "acme-masto"
+brand = "acme"
+base_url = "{server}"
+account = "acme"
+access_token = "{token}"
+hashtags = ["JobFair"]
+poll_interval = "60s"
+request_timeout = "5s"
+streaming = {streaming}
+"""
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeMastodon]:
+    server = FakeMastodon(owner="acme", access_token=TOKEN)
+    server.streaming.heartbeat_seconds = 0.5
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def service(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any, *, streaming: bool = True
+) -> Any:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        CONFIG.format(
+            db=tmp_path / "m.db",
+            server=fake.base_url,
+            token=TOKEN,
+            streaming=str(streaming).lower(),
+        )
+    )
+    app = create_app(load_config(path))
+    await aiohttp_client(app)
+    # The first poll (the backfill) has run: news may hurry the next one from now on.
+    await until(lambda: app[COORDINATOR].sources["acme-masto"].polls >= 1, "the first poll")
+    return app
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], what: str, within: float = 8) -> float:
+    """Seconds until `check()` holds; fails after `within`."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        result = check()
+        if await result if isinstance(result, Awaitable) else result:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{what}: not within {within} s")
+
+
+async def item_count(app: Any) -> int:
+    now = datetime.now(UTC)
+    return len(await app[STORE].items_between(now - timedelta(days=1), now + timedelta(days=1)))
+
+
+def streams(fake: FakeMastodon) -> list[str]:
+    return [r.path for r in fake.requests if r.path.startswith("/api/v1/streaming/")]
+
+
+async def test_a_hashtag_question_and_a_mention_are_stored_in_seconds(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    assert sorted(streams(fake)) == [
+        "/api/v1/streaming/hashtag",
+        "/api/v1/streaming/user/notification",
+    ]
+    fake.post("ann@other.example", "Is the fair free this year? #JobFair")
+    took = await until(lambda: count_is(app, 1), "the question")
+    fake.post("bob", "@acme where do I park?")  # no hashtag: through the notification stream
+    took = max(took, await until(lambda: count_is(app, 2), "the mention"))
+    # The 60 s interval was never waited for; a poll per burst, not per status.
+    assert took < 6
+    assert app[COORDINATOR].sources["acme-masto"].polls <= 4
+
+
+async def test_a_dropped_stream_reconnects_and_the_next_post_still_arrives(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    fake.streaming.drop_all()  # the server restarts, or a proxy cuts idle connections
+    await until(lambda: fake.streaming.connections == 4, "both streams open again")
+    fake.post("carl", "@acme are the doors open at nine?")
+    assert await until(lambda: count_is(app, 1), "the mention after the reconnect") < 6
+
+
+async def test_a_server_without_streaming_is_polled_and_asked_once(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.streaming.enabled = False
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: len(streams(fake)) == 2, "each stream tried")
+    await asyncio.sleep(2.5)  # longer than the first retries would take
+    assert len(streams(fake)) == 2 and fake.streaming.connections == 0
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count("Mastodon streaming refused") == 2  # once a stream
+    assert app[COORDINATOR].sources["acme-masto"].failures == 0
+
+
+async def test_streaming_false_opens_no_stream(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    await service(fake, tmp_path, aiohttp_client, streaming=False)
+    await asyncio.sleep(1)
+    assert streams(fake) == [] and fake.streaming.connections == 0
+
+
+async def test_stopping_the_service_closes_its_streams(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    await app[COORDINATOR].stop()
+    await until(lambda: fake.streaming.open_streams == 0, "the streams closed", within=3)
+    tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("stream:")]
+    assert tasks == []
+
+
+async def count_is(app: Any, wanted: int) -> bool:
+    return await item_count(app) == wanted
