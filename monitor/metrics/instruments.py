@@ -135,6 +135,13 @@ class Metrics:
             ["brand", "source", "reason"],
             registry=r,
         )
+        self.stream_connected = Gauge(
+            "webcare_stream_connected",
+            "Push streams of the source connected now (Mastodon's streaming API); 0 while"
+            " they reconnect or the server refuses them: new posts wait for the next poll.",
+            ["brand", "source"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "webcare_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll.",

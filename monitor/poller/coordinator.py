@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -173,13 +174,23 @@ class Coordinator:
         """Run the push channels of the held sources that have one; stop the others'."""
         for name in [n for n in self._listeners if n not in self._held]:
             self._listeners.pop(name).cancel()
+            self._unlisted(name)  # the holder's series is the one to read
         if not self._tasks:
             return  # not polling (yet): streams start with the loops
         for name in sorted(self._held - set(self._listeners)):
             source = self.sources[name].source
-            if isinstance(source, Listens):
+            if isinstance(source, Listens) and source.streaming:
+                ref = self.sources[name].settings.ref
+                gauge = self._metrics.stream_connected.labels(ref.brand, ref.name)
+                gauge.set_function(_streams_of(source))
                 task = asyncio.create_task(self._run_listener(name, source), name=f"stream:{name}")
                 self._listeners[name] = task
+
+    def _unlisted(self, name: str) -> None:
+        """Drop the source's stream gauge: this instance no longer follows its streams."""
+        ref = self.sources[name].settings.ref
+        with contextlib.suppress(KeyError):
+            self._metrics.stream_connected.remove(ref.brand, ref.name)
 
     async def _run_listener(self, name: str, source: Listens) -> None:
         try:
@@ -205,6 +216,8 @@ class Coordinator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for name in self._listeners:
+            self._unlisted(name)
         self._tasks.clear()
         self._listeners.clear()
         self._wakes.clear()
@@ -454,3 +467,8 @@ class Coordinator:
         if entry.up is False:
             log.info("source recovered", source=entry.name)
         entry.up = True
+
+
+def _streams_of(source: Listens) -> Callable[[], float]:
+    """The gauge's reading of the source's open streams."""
+    return lambda: source.streams_open

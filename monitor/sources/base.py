@@ -118,6 +118,16 @@ class Source(Protocol):
 class Listens(Protocol):
     """A source with a push channel of its own (Mastodon's streaming API)."""
 
+    @property
+    def streaming(self) -> bool:
+        """The operator wants the push channel followed (else: polling only)."""
+        ...
+
+    @property
+    def streams_open(self) -> int:
+        """Push connections open now."""
+        ...
+
     async def listen(self, on_news: Callable[[], None]) -> None:
         """Run until cancelled; call `on_news` when the platform shows something new."""
         ...

@@ -16,7 +16,7 @@ import pytest
 from monitor.app import create_app
 from monitor.config import load_config
 from monitor.simulator.mastodon import FakeMastodon
-from monitor.web.keys import COORDINATOR, STORE
+from monitor.web.keys import COORDINATOR, METRICS, STORE
 
 TOKEN = "stream-test-token"
 CONFIG = """
@@ -95,6 +95,7 @@ async def test_a_hashtag_question_and_a_mention_are_stored_in_seconds(
         "/api/v1/streaming/hashtag",
         "/api/v1/streaming/user/notification",
     ]
+    assert connected(app) == 2
     fake.post("ann@other.example", "Is the fair free this year? #JobFair")
     took = await until(lambda: count_is(app, 1), "the question")
     fake.post("bob", "@acme where do I park?")  # no hashtag: through the notification stream
@@ -115,6 +116,44 @@ async def test_a_dropped_stream_reconnects_and_the_next_post_still_arrives(
     assert await until(lambda: count_is(app, 1), "the mention after the reconnect") < 6
 
 
+async def test_a_post_made_while_the_streams_were_down_is_fetched_after_the_reconnect(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    fake.streaming.drop_all()
+    # Announced to nobody: the streams are closing and the next ones are not open yet.
+    fake.post("dora", "@acme is there a cloakroom?")
+    await until(lambda: fake.streaming.connections == 4, "both streams open again")
+    assert await until(lambda: count_is(app, 1), "the mention made in the gap") < 6
+
+
+async def test_a_server_before_4_0_names_its_streaming_server_in_v1(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    fake.streaming.instance_v2 = False
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    asked = [r.path for r in fake.requests if r.path.endswith("/instance")]
+    assert asked == ["/api/v2/instance", "/api/v1/instance"]
+    fake.post("ann@other.example", "Can I bring my CV on paper? #JobFair")
+    assert await until(lambda: count_is(app, 1), "the question") < 6
+
+
+async def test_streams_follow_the_lease(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    app = await service(fake, tmp_path, aiohttp_client)
+    coordinator = app[COORDINATOR]
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    await coordinator.hold(set())  # another instance took the source over
+    await until(lambda: fake.streaming.open_streams == 0, "the streams closed", within=3)
+    assert connected(app) is None
+    await coordinator.hold({"acme-masto"})  # and gave it back
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open again")
+    assert connected(app) == 2
+
+
 async def test_a_server_without_streaming_is_polled_and_asked_once(
     fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,14 +165,16 @@ async def test_a_server_without_streaming_is_polled_and_asked_once(
     logged = capsys.readouterr()
     assert (logged.out + logged.err).count("Mastodon streaming refused") == 2  # once a stream
     assert app[COORDINATOR].sources["acme-masto"].failures == 0
+    assert connected(app) == 0  # what the operator sees: no stream, polling only
 
 
 async def test_streaming_false_opens_no_stream(
     fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    await service(fake, tmp_path, aiohttp_client, streaming=False)
+    app = await service(fake, tmp_path, aiohttp_client, streaming=False)
     await asyncio.sleep(1)
     assert streams(fake) == [] and fake.streaming.connections == 0
+    assert connected(app) is None
 
 
 async def test_stopping_the_service_closes_its_streams(
@@ -149,3 +190,10 @@ async def test_stopping_the_service_closes_its_streams(
 
 async def count_is(app: Any, wanted: int) -> bool:
     return await item_count(app) == wanted
+
+
+def connected(app: Any) -> float | None:
+    """webcare_stream_connected of the source (None: no such series)."""
+    labels = {"brand": "acme", "source": "acme-masto"}
+    value: float | None = app[METRICS].registry.get_sample_value("webcare_stream_connected", labels)
+    return value

@@ -80,6 +80,7 @@ class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
         router.add_get("/api/v1/statuses/{id}/context", self._get_context)
         router.add_get("/api/v1/statuses/{id}", self._get_status)
         router.add_get("/api/v1/instance", self._get_instance)
+        router.add_get("/api/v2/instance", self._get_instance_v2)
         router.add_get("/api/v1/streaming/health", self.streaming.health)
         router.add_get("/api/v1/streaming/hashtag", self._get_hashtag_stream)
         router.add_get("/api/v1/streaming/user/notification", self._get_notification_stream)
@@ -243,6 +244,20 @@ class FakeMastodon(MastodonStore, base.FakeServer[Fault]):
                 "title": "Fake Mastodon",
                 "version": "4.3.0",
                 "urls": {"streaming_api": str(origin.with_scheme("ws"))},
+            }
+        )
+
+    async def _get_instance_v2(self, request: web.Request) -> web.StreamResponse:
+        """[INSTANCE] GET /api/v2/instance (4.0+): the streaming server under configuration."""
+        if not self.streaming.instance_v2:
+            raise _Answer(404, NO_ROUTE)
+        origin = request.url.origin()
+        return _json(
+            {
+                "domain": origin.host,
+                "title": "Fake Mastodon",
+                "version": "4.3.0",
+                "configuration": {"urls": {"streaming": str(origin.with_scheme("ws"))}},
             }
         )
 

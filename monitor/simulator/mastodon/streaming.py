@@ -8,8 +8,9 @@
           `event: notification` with the Notification JSON; a `:thump` comment line every 15 s
           keeps the connection alive. The streaming server is its own process: Rack::Attack's
           request limit does not count these.
-[INSTANCE] methods/instance#v1: `GET /api/v1/instance` names the streaming server in
-          `urls.streaming_api` (a ws:// or wss:// URL; a client speaking SSE uses its HTTP form).
+[INSTANCE] methods/instance: `GET /api/v2/instance` (Mastodon 4.0+) names the streaming
+          server in `configuration.urls.streaming`, the older `GET /api/v1/instance` in
+          `urls.streaming_api` (ws:// or wss:// URLs; a client speaking SSE uses their HTTP form).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class StreamingApi:
     def __init__(self, base_url: Callable[[], str]) -> None:
         self._base_url = base_url
         self.enabled = True  # False: the server answers 404, as one with streaming turned off
+        self.instance_v2 = True  # False: a server older than 4.0, without /api/v2/instance
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.connections = 0  # streams opened so far
         self._listeners: list[_Listener] = []

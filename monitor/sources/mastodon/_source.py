@@ -124,6 +124,16 @@ class MastodonSource:
             config=config.interaction,
         )
 
+    @property
+    def streaming(self) -> bool:
+        """`streaming = true` in the config: follow the streaming API."""
+        return self._config.streaming
+
+    @property
+    def streams_open(self) -> int:
+        """Streams connected now."""
+        return self._listener.open
+
     async def listen(self, on_news: Callable[[], None]) -> None:
         """Follow the streaming API and call `on_news` when it shows something new (the
         coordinator then polls at once); returns at once when streaming is off."""

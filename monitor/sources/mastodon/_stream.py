@@ -6,9 +6,10 @@ keeps the cursor; so an event only asks for the next poll to come at once, and n
 parsed twice or lost when a stream drops. Wire format (docs.joinmastodon.org
 methods/streaming, Mastodon's streaming/index.js): Server-Sent Events, `event: update` /
 `status.update` / `delete` / `notification` lines with a `data:` line each, and a `:thump`
-comment every 15 s. Where the streaming server is comes from `GET /api/v1/instance`
-(`urls.streaming_api`, a ws:// or wss:// URL; SSE uses its http(s) form), as Mastodon.py's
-`stream_*` methods do.
+comment every 15 s. Where the streaming server is comes from `GET /api/v2/instance`
+(`configuration.urls.streaming`, Mastodon 4.0+) or, on older servers, `GET /api/v1/instance`
+(`urls.streaming_api`); both are ws:// or wss:// URLs and SSE uses their http(s) form, as
+Mastodon.py's `stream_*` methods do.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class StreamListener:
         self._session = session
         self._first_retry = first_retry
         self._rng = rng or random.Random()
+        self.open = 0  # streams connected now (the coordinator's gauge reads it)
 
     async def listen(self, on_news: Callable[[], None]) -> None:
         """Follow every stream (one per hashtag, and the mentions with a token) for ever."""
@@ -76,19 +78,34 @@ class StreamListener:
                 group.create_task(self._follow(url, token, on_news))
 
     async def _streaming_server(self) -> URL:
-        """Where the streaming API is: `urls.streaming_api`, else the server itself."""
+        """Where the streaming API is: the instance's v2 or v1 answer, else the server itself."""
+        for path, keys in (
+            ("/api/v2/instance", ("configuration", "urls", "streaming")),
+            ("/api/v1/instance", ("urls", "streaming_api")),
+        ):
+            found = await self._instance_field(path, keys)
+            try:
+                url = URL(found) if isinstance(found, str) else None
+            except ValueError:
+                url = None
+            if url is not None and url.scheme in _SCHEMES and url.host:
+                return url.with_scheme(_SCHEMES[url.scheme]).with_path("/")
+        return self._base.with_path("/")
+
+    async def _instance_field(self, path: str, keys: tuple[str, ...]) -> object:
+        """One field of an instance answer; None when the server does not say."""
         try:
             async with self._session.get(
-                self._base.with_path("/api/v1/instance"),
-                timeout=aiohttp.ClientTimeout(total=20),
+                self._base.with_path(path), timeout=aiohttp.ClientTimeout(total=20)
             ) as response:
-                found = (await response.json()).get("urls", {}).get("streaming_api")
-        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
-            found = None
-        url = URL(found) if isinstance(found, str) else None
-        if url is None or url.scheme not in _SCHEMES or not url.host:
-            return self._base.with_path("/")
-        return url.with_scheme(_SCHEMES[url.scheme]).with_path("/")
+                if response.status != 200:
+                    return None
+                found: object = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        return found
 
     async def _follow(self, url: URL, token: str | None, on_news: Callable[[], None]) -> None:
         """One stream: reconnect with backoff when it drops, give up when it is refused."""
@@ -97,6 +114,7 @@ class StreamListener:
             headers["Authorization"] = f"Bearer {token}"  # a header: URLs reach logs
         stream = url.path.removeprefix("/api/v1/streaming/")
         retry = self._first_retry
+        dropped = False
         while True:
             try:
                 async with self._session.get(
@@ -117,7 +135,13 @@ class StreamListener:
                     if response.status == 200:
                         log.info("Mastodon stream open", source=self._source, stream=stream)
                         retry = self._first_retry
-                        await self._read(response, on_news)
+                        if dropped:
+                            on_news()  # what came while it was down was announced to nobody
+                        self.open += 1
+                        try:
+                            await self._read(response, on_news)
+                        finally:
+                            self.open -= 1
                     why = f"HTTP {response.status}" if response.status != 200 else "closed"
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 why = type(err).__name__
@@ -132,6 +156,7 @@ class StreamListener:
             )
             await asyncio.sleep(wait)
             retry = min(retry * 2, MAX_RETRY_SECONDS)
+            dropped = True
 
     @staticmethod
     async def _read(response: aiohttp.ClientResponse, on_news: Callable[[], None]) -> None:
