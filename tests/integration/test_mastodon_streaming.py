@@ -5,16 +5,19 @@ SSE over real HTTP (monitor/simulator/mastodon/streaming.py)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from monitor.app import create_app
 from monitor.config import load_config
+from monitor.logging import configure_logging
 from monitor.simulator.mastodon import FakeMastodon
 from monitor.web.keys import COORDINATOR, METRICS, STORE
 
@@ -155,15 +158,22 @@ async def test_streams_follow_the_lease(
 
 
 async def test_a_server_without_streaming_is_polled_and_asked_once(
-    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any, capsys: pytest.CaptureFixture[str]
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
 ) -> None:
+    logs = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=logs)
     fake.streaming.enabled = False
-    app = await service(fake, tmp_path, aiohttp_client)
-    await until(lambda: len(streams(fake)) == 2, "each stream tried")
-    await asyncio.sleep(2.5)  # longer than the first retries would take
+    try:
+        app = await service(fake, tmp_path, aiohttp_client)
+        await until(lambda: len(streams(fake)) == 2, "each stream tried")
+        await asyncio.sleep(2.5)  # longer than the first retries would take
+    finally:
+        configure_logging()
     assert len(streams(fake)) == 2 and fake.streaming.connections == 0
-    logged = capsys.readouterr()
-    assert (logged.out + logged.err).count("Mastodon streaming refused") == 2  # once a stream
+    lines = [orjson.loads(line) for line in logs.getvalue().splitlines() if line]
+    refused = [line for line in lines if line["event"].startswith("Mastodon streaming refused")]
+    assert sorted(line["stream"] for line in refused) == ["hashtag", "user/notification"]
+    assert all(line["level"] == "warning" and line["status"] == 404 for line in refused)
     assert app[COORDINATOR].sources["acme-masto"].failures == 0
     assert connected(app) == 0  # what the operator sees: no stream, polling only
 
