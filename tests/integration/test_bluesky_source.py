@@ -6,42 +6,25 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from monitor.clock import FakeClock
 from monitor.config import BlueskyConfig
-from monitor.domain import Batch, ItemState, Message, Period, SourceRef
-from monitor.pipeline import SourceSettings, handle_batch
+from monitor.domain import Batch, ItemState, Message
+from monitor.pipeline import handle_batch
 from monitor.simulator.bluesky import FakeBluesky, HttpStatus, RateLimit
-from monitor.sla.calendar import ALWAYS, WeeklyCalendar, parse_hours
-from monitor.sla.evaluate import SlaPolicy
 from monitor.sources.base import AuthError, FetchRequest, RateLimited, TransientError
 from monitor.sources.bluesky import BlueskySource
 from monitor.store import Store, create_engine, upgrade
+from tests.integration.open_network_settings import hour_target
 
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)  # a Monday
 BRAND = "acme.bsky.social"
 PASSWORD = "abcd-efgh-ijkl-mnop"
 EMPTY = FetchRequest(cursor={}, active_threads=frozenset())
-SETTINGS = SourceSettings(
-    ref=SourceRef(name="acme-bsky", brand="acme", platform="bluesky"),
-    policy=SlaPolicy(
-        office=WeeklyCalendar(
-            name="office",
-            timezone=ZoneInfo("Europe/Amsterdam"),
-            intervals=tuple(parse_hours("mon-fri 09:00-17:00")),
-        ),
-        coverage=ALWAYS,
-        targets={Period.OFFICE_HOURS: 3600.0, Period.AFTER_HOURS: 3600.0},
-        warn_at=0.75,
-        reply_match="thread",
-    ),
-    ignore_authors=frozenset(),
-    active_days=14,
-)
+SETTINGS = hour_target("acme-bsky", "bluesky")
 
 
 @pytest.fixture

@@ -6,43 +6,26 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from monitor.clock import FakeClock
 from monitor.config import MastodonConfig
-from monitor.domain import Batch, ItemState, Message, Period, SourceRef
+from monitor.domain import Batch, ItemState, Message
 from monitor.domain.events import ItemCreated
-from monitor.pipeline import SourceSettings, handle_batch
+from monitor.pipeline import handle_batch
 from monitor.simulator.mastodon import FakeMastodon, Throttled
-from monitor.sla.calendar import ALWAYS, WeeklyCalendar, parse_hours
-from monitor.sla.evaluate import SlaPolicy
 from monitor.sources.base import AuthError, FetchRequest, RateLimited
 from monitor.sources.mastodon import MastodonSource
 from monitor.store import Store, create_engine, upgrade
+from tests.integration.open_network_settings import hour_target
 
 NOW = datetime(2024, 1, 8, 12, 0, tzinfo=UTC)  # a Monday; the rate window ends 12:05
 TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
 ANN = "ann@other.example"
 EMPTY = FetchRequest(cursor={}, active_threads=frozenset())
-SETTINGS = SourceSettings(
-    ref=SourceRef(name="acme-masto", brand="acme", platform="mastodon"),
-    policy=SlaPolicy(
-        office=WeeklyCalendar(
-            name="office",
-            timezone=ZoneInfo("Europe/Amsterdam"),
-            intervals=tuple(parse_hours("mon-fri 09:00-17:00")),
-        ),
-        coverage=ALWAYS,
-        targets={Period.OFFICE_HOURS: 3600.0, Period.AFTER_HOURS: 3600.0},
-        warn_at=0.75,
-        reply_match="thread",
-    ),
-    ignore_authors=frozenset(),
-    active_days=14,
-)
+SETTINGS = hour_target("acme-masto", "mastodon")
 
 
 @pytest.fixture
