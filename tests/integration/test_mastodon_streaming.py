@@ -5,6 +5,7 @@ SSE over real HTTP (monitor/simulator/mastodon/streaming.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -19,6 +21,7 @@ from monitor.app import create_app
 from monitor.config import load_config
 from monitor.logging import configure_logging
 from monitor.simulator.mastodon import FakeMastodon
+from monitor.sources.mastodon._stream import StreamListener
 from monitor.web.keys import COORDINATOR, METRICS, STORE
 
 TOKEN = "stream-test-token"
@@ -207,3 +210,39 @@ def connected(app: Any) -> float | None:
     labels = {"brand": "acme", "source": "acme-masto"}
     value: float | None = app[METRICS].registry.get_sample_value("webcare_stream_connected", labels)
     return value
+
+
+async def test_a_refused_stream_is_asked_again_later_and_logged_once(
+    fake: FakeMastodon, aiohttp_client: Any
+) -> None:
+    """The server switches streaming on after refusing it: the hourly retry (here 0.3 s) opens
+    the stream, and the refusal was logged once, not once per retry."""
+    fake.streaming.enabled = False
+    logs = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=logs)
+    news: list[int] = []
+    async with aiohttp.ClientSession() as session:
+        listener = StreamListener(
+            source="acme-masto",
+            base_url=fake.base_url,
+            token=None,
+            hashtags=["jobfair"],
+            session=session,
+            refused_retry=0.3,
+        )
+        task = asyncio.create_task(listener.listen(lambda: news.append(1)))
+        try:
+            await until(lambda: len(streams(fake)) >= 3, "three refused tries")
+            fake.streaming.enabled = True
+            await until(lambda: fake.streaming.open_streams == 1, "the stream open at last")
+            fake.post("ann", "Is it free? #JobFair")
+            await until(lambda: bool(news), "the news")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            configure_logging()
+    lines = [orjson.loads(line) for line in logs.getvalue().splitlines() if line]
+    assert [line["event"] for line in lines].count(
+        "Mastodon streaming refused: new posts are seen at the next poll"
+    ) == 1

@@ -30,8 +30,11 @@ NEWS = frozenset({b"update", b"status.update", b"delete", b"notification"})
 READ_TIMEOUT_SECONDS = 60.0
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 60.0
-# Answers that will not change by retrying: streaming is off or not allowed for us.
+# Answers that will not change by retrying soon: streaming is off or not allowed for us.
 _REFUSED = frozenset({400, 401, 403, 404, 405, 410, 501})
+# A refused stream is asked again this much later (an operator may switch streaming on, or
+# renew a token), quietly: the refusal was logged once.
+REFUSED_RETRY_SECONDS = 3600.0
 _SCHEMES = {"wss": "https", "ws": "http", "https": "https", "http": "http"}
 
 
@@ -47,6 +50,7 @@ class StreamListener:
         hashtags: list[str],
         session: aiohttp.ClientSession,
         first_retry: float = FIRST_RETRY_SECONDS,
+        refused_retry: float = REFUSED_RETRY_SECONDS,
         rng: random.Random | None = None,
     ) -> None:
         self._source = source
@@ -55,6 +59,7 @@ class StreamListener:
         self._hashtags = hashtags
         self._session = session
         self._first_retry = first_retry
+        self._refused_retry = refused_retry
         self._rng = rng or random.Random()
         self.open = 0  # streams connected now (the coordinator's gauge reads it)
 
@@ -108,13 +113,14 @@ class StreamListener:
         return found
 
     async def _follow(self, url: URL, token: str | None, on_news: Callable[[], None]) -> None:
-        """One stream: reconnect with backoff when it drops, give up when it is refused."""
+        """One stream: reconnect with backoff when it drops; when refused, ask again hourly."""
         headers = {"Accept": "text/event-stream"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"  # a header: URLs reach logs
         stream = url.path.removeprefix("/api/v1/streaming/")
         retry = self._first_retry
         dropped = False
+        refused = False
         while True:
             try:
                 async with self._session.get(
@@ -125,13 +131,17 @@ class StreamListener:
                     ),
                 ) as response:
                     if response.status in _REFUSED:
-                        log.warning(
-                            "Mastodon streaming refused: new posts are seen at the next poll",
-                            source=self._source,
-                            stream=stream,
-                            status=response.status,
-                        )
-                        return
+                        if not refused:
+                            log.warning(
+                                "Mastodon streaming refused: new posts are seen at the next poll",
+                                source=self._source,
+                                stream=stream,
+                                status=response.status,
+                            )
+                        refused = True
+                        await asyncio.sleep(self._refused_retry)
+                        continue
+                    refused = False
                     if response.status == 200:
                         log.info("Mastodon stream open", source=self._source, stream=stream)
                         retry = self._first_retry
