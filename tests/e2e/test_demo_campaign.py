@@ -14,15 +14,15 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
-from datetime import UTC, datetime
+import time as clock
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 from monitor.demo import API_TOKEN, MASTODON_TOKEN
-from monitor.simulator.campaign_scenario import BRAND_ACCOUNT, seed_campaign
+from monitor.simulator.campaign_scenario import BRAND_ACCOUNT, POSTS, ZONE, seed_campaign
 from monitor.simulator.mastodon import FakeMastodon
 from tests.e2e.test_restart import free_port
 
@@ -40,10 +40,6 @@ def campaign(command: list[str]) -> dict[str, Any] | None:
 
 
 def test_the_campaign_report_on_the_demo_shows_the_seeded_week_exactly(tmp_path: Path) -> None:
-    # The scenario, seeded on a fake of its own: what the demo's week holds.
-    week = seed_campaign(
-        FakeMastodon(owner=BRAND_ACCOUNT, access_token=MASTODON_TOKEN), now=datetime.now(UTC)
-    )
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as stderr:
@@ -54,18 +50,19 @@ def test_the_campaign_report_on_the_demo_shows_the_seeded_week_exactly(tmp_path:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        deadline = time.monotonic() + BACKFILL_SECONDS
+        deadline = clock.monotonic() + BACKFILL_SECONDS
         command: list[str] | None = None
         report = None
-        while time.monotonic() < deadline:
-            time.sleep(1)
+        while clock.monotonic() < deadline:
+            clock.sleep(1)
             if command is None:
                 found = re.search(r"^  campaign +(.+)$", log.read_text(), re.MULTILINE)
                 command = shlex.split(found.group(1)) if found else None
                 continue
             report = campaign(command)
-            if report is not None and report["figures"]["posts"] >= week.posts:
+            if report is not None and report["figures"]["posts"] >= POSTS:
                 break
+        assert command is not None, f"no campaign command printed:\n{log.read_text()[-3000:]}"
         # The API gives the same JSON (the demo's token reads every brand).
         query = urlencode({"tag": "#AcmeJobs", "since": command[-3], "until": command[-1]})
         request = Request(
@@ -78,6 +75,16 @@ def test_the_campaign_report_on_the_demo_shows_the_seeded_week_exactly(tmp_path:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
     assert report is not None, f"no campaign figures in time:\n{log.read_text()[-3000:]}"
+    # The scenario, seeded on a fake of its own on the demo's day (its --until, in the brand's
+    # zone), so a run across midnight compares the same week: what the demo's week holds.
+    demo_day = datetime.combine(date.fromisoformat(command[-1]), time(12), ZONE)
+    week = seed_campaign(
+        FakeMastodon(owner=BRAND_ACCOUNT, access_token=MASTODON_TOKEN), now=demo_day
+    )
+    assert (str(week.first_day), str(week.last_day + timedelta(days=1))) == (
+        command[-3],
+        command[-1],
+    )
     figures = report["figures"]
     assert {k: figures[k] for k in ("posts", "authors", "brand_posts", "broadcasts")} == {
         "posts": week.posts,
