@@ -15,7 +15,7 @@ from urllib.request import urlopen
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.demo import FORUM_API_KEY, TOKEN
+from monitor.demo import FORUM_API_KEY, MASTODON_TOKEN, TOKEN
 from tests.e2e.test_restart import free_port
 
 
@@ -142,6 +142,7 @@ def test_demo_serves_populated_metrics_within_30_seconds(tmp_path: Path) -> None
     # The demo's token and forum key come from *_file secrets: redacted like any other.
     assert TOKEN not in output
     assert FORUM_API_KEY not in output
+    assert MASTODON_TOKEN not in output
     assert demo.returncode == 0, output[-3000:]
     if promtool is None:
         pytest.skip(
