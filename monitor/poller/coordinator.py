@@ -317,7 +317,6 @@ class Coordinator:
         now = self._clock.now()
         retry_after: float | None = None
         entry.news = False  # this poll reads what the news was about
-        entry.may_hurry = False
         try:
             async with self._store_slots:
                 active = await self._store.active_threads(
@@ -409,6 +408,7 @@ class Coordinator:
         The source answers (it only asked us to slow down), so it is up; the last successful
         poll moves only when a poll completes.
         """
+        entry.may_hurry = False  # throttled mid-poll: the platform's pace now
         reason = batch.interrupted or "transient"
         entry.last_error = f"{reason}: the platform stopped a poll part-way; resuming"
         entry.failures = 0
@@ -447,6 +447,7 @@ class Coordinator:
 
     def _failed(self, entry: PolledSource, reason: str, err: BaseException, started: float) -> None:
         entry.failures += 1
+        entry.may_hurry = False  # in backoff: news waits for the backoff's poll
         entry.last_error = f"{reason}: {err}"
         ref = entry.settings.ref
         self._metrics.poll_errors.labels(ref.brand, ref.name, reason).inc()

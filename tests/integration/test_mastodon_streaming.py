@@ -246,3 +246,24 @@ async def test_a_refused_stream_is_asked_again_later_and_logged_once(
     assert [line["event"] for line in lines].count(
         "Mastodon streaming refused: new posts are seen at the next poll"
     ) == 1
+
+
+async def test_news_during_a_poll_brings_the_next_poll_right_after_it(
+    fake: FakeMastodon, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """A status announced while a poll runs, after that poll read its timeline, is fetched by
+    a poll right after it ends, not at the next 60 s interval."""
+    app = await service(fake, tmp_path, aiohttp_client)
+    await until(lambda: fake.streaming.open_streams == 2, "both streams open")
+    # The next poll stops at the brand's own statuses, after the hashtag timeline and mentions.
+    release = fake.hold("/api/v1/accounts/")
+    read = sum(1 for r in fake.requests if "/timelines/tag/" in r.path)
+    fake.post("ann", "Is the fair free? #JobFair")
+    # Requests are recorded as answered: the timeline is read, the poll goes on to the hold.
+    await until(
+        lambda: sum(1 for r in fake.requests if "/timelines/tag/" in r.path) > read,
+        "the poll past the hashtag timeline",
+    )
+    fake.post("bob", "Is there parking? #JobFair")  # announced while the poll is under way
+    release.set()
+    assert await until(lambda: count_is(app, 2), "both questions") < 8
