@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from monitor.config import FacebookPageConfig, MessengerConfig
+from monitor.config import FacebookPageConfig, InstagramConfig, MessengerConfig
 from monitor.sources.base import AuthError, TransientError
 from monitor.sources.http import request_json
 
 
-def proof_params(config: FacebookPageConfig | MessengerConfig) -> dict[str, str]:
+def proof_params(
+    config: FacebookPageConfig | MessengerConfig | InstagramConfig,
+) -> dict[str, str]:
     """`appsecret_proof` for every Graph call of this page, when the app secret is known.
 
     Hex HMAC-SHA256 of the access token keyed with the app secret ("Securing Requests",

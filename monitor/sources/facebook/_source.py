@@ -57,9 +57,9 @@ from monitor.sources.facebook._state import (
     wait_seconds,
     without_proof,
 )
-from monitor.sources.facebook_token import proof_params
+from monitor.sources.graph_access import GraphAccess
 from monitor.sources.graph_batch import BatchRefused, GraphBatcher
-from monitor.sources.http import JsonResponse, request_json, without_query
+from monitor.sources.http import JsonResponse, without_query
 
 log = get_logger("monitor.sources.facebook")
 
@@ -83,14 +83,11 @@ class FacebookPageSource:
         self._page_size = page_size
         self._concurrency = concurrency
         self._batcher = batcher
-        self._base = config.api_base_url.rstrip("/")
+        self._graph = GraphAccess(config)
+        self._base = self._graph.base
         self._base_path = URL(self._base).raw_path.rstrip("/")
-        self._origin = URL(self._base).origin()
-        self._token = config.access_token.get_secret_value()
-        # Header, never a query parameter: URLs end up in logs and exception messages.
-        self._headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        # appsecret_proof on every call when the app secret is known (Meta's recommendation).
-        self._proof = proof_params(config)
+        self._token = self._graph.token
+        self._proof = self._graph.proof
         # Several threads are read in Graph batch POSTs: pages sharing a token use the shared
         # batcher for everything; a lone page batches only its thread reads.
         self._thread_batcher = batcher or GraphBatcher(
@@ -456,12 +453,7 @@ class FacebookPageSource:
             url, next_params = next_url, None
 
     def _check_link(self, link: str, where: str) -> None:
-        if URL(link, encoded=True).origin() != self._origin:
-            # Never hand the token to a host the operator did not configure.
-            raise FatalError(
-                f"{where}: paging.next points at {URL(link).origin()},"
-                f" not at the configured api_base_url {self._origin}"
-            )
+        self._graph.check_link(link, where)
 
     async def _get(
         self,
@@ -488,15 +480,12 @@ class FacebookPageSource:
             # Plain GET, also when Graph refused a batch: read the object on its own.
             state.plain_requests += 1
             async with state.limiter:
-                response = await request_json(
+                response = await self._graph.get(
                     self._session,
                     url,
-                    params={**(params or {}), **self._proof},
-                    headers=self._headers,
-                    timeout=self._config.request_timeout,
+                    params,
+                    request_timeout=self._config.request_timeout,
                     clock=self._clock,
-                    # Graph 500s carry error codes too (e.g. code 2, is_transient).
-                    accept_5xx_json=True,
                 )
         usage = parse_usage(response.headers)
         if usage.ratio is not None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,7 +24,8 @@ from monitor.sources.base import (
     most_severe,
 )
 from monitor.sources.facebook import graph_object, parse_graph_time, parse_usage
-from monitor.sources.http import request_json, without_query
+from monitor.sources.graph_access import GraphAccess
+from monitor.sources.http import without_query
 from monitor.sources.instagram._wire import (
     COMMENT_FIELDS,
     INSTAGRAM,
@@ -70,17 +69,8 @@ class InstagramSource:
         self._clock = clock
         self._page_size = page_size
         self._concurrency = concurrency
-        self._base = config.api_base_url.rstrip("/")
-        self._origin = URL(self._base).origin()
-        self._token = config.access_token.get_secret_value()
-        # Header, never a query parameter: URLs end up in logs and exception messages.
-        self._headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        self._proof: dict[str, str] = {}
-        if config.app_secret is not None:
-            # appsecret_proof: hex HMAC-SHA256 of the token keyed with the app secret.
-            secret = config.app_secret.get_secret_value().encode()
-            digest = hmac.new(secret, self._token.encode(), hashlib.sha256).hexdigest()
-            self._proof = {"appsecret_proof": digest}
+        self._graph = GraphAccess(config)
+        self._base = self._graph.base
 
     @property
     def ig_user_id(self) -> str:
@@ -272,13 +262,7 @@ class InstagramSource:
             url, params = self._checked(link), None
 
     def _checked(self, link: str) -> str:
-        if URL(link, encoded=True).origin() != self._origin:
-            # Never hand the token to a host the operator did not configure.
-            raise FatalError(
-                f"paging.next points at {URL(link).origin()}, not at the configured"
-                f" api_base_url {self._origin}"
-            )
-        return link
+        return self._graph.check_link(link)
 
     async def _get(
         self, state: _Fetch, url: str, params: Mapping[str, str] | None
@@ -286,21 +270,19 @@ class InstagramSource:
         """One Graph call; a Graph error body becomes our error tree."""
         state.requests += 1
         async with state.limiter:
-            response = await request_json(
+            response = await self._graph.get(
                 self._session,
                 url,
-                params={**(params or {}), **self._proof},
-                headers=self._headers,
-                timeout=self._config.request_timeout,
+                params,
+                request_timeout=self._config.request_timeout,
                 clock=self._clock,
-                accept_5xx_json=True,  # Graph 500s carry error codes too
             )
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)
         if usage.regain_seconds is not None:
             state.regain_seconds = max(state.regain_seconds or 0.0, usage.regain_seconds)
-        return graph_object(response, usage, self._token, INSTAGRAM)
+        return graph_object(response, usage, self._graph.token, INSTAGRAM)
 
 
 def _data(body: Mapping[str, Any], url: str) -> list[Any]:

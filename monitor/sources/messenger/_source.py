@@ -22,8 +22,8 @@ from monitor.sources.base import (
     most_severe,
 )
 from monitor.sources.facebook import graph_object, parse_usage
-from monitor.sources.facebook_token import proof_params
-from monitor.sources.http import request_json, without_query
+from monitor.sources.graph_access import GraphAccess
+from monitor.sources.http import without_query
 from monitor.sources.messenger._wire import (
     MESSAGE_FIELDS,
     MESSENGER,
@@ -68,12 +68,8 @@ class MessengerSource:
         self._clock = clock
         self._page_size = page_size
         self._limiter = asyncio.Semaphore(concurrency)
-        self._base = config.api_base_url.rstrip("/")
-        self._origin = URL(self._base).origin()
-        self._token = config.access_token.get_secret_value()
-        # Header, never a query parameter: URLs end up in logs and exception messages.
-        self._headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        self._proof = proof_params(config)
+        self._graph = GraphAccess(config)
+        self._base = self._graph.base
         self._fields = f"participants,updated_time,messages.limit({page_size}){{{MESSAGE_FIELDS}}}"
 
     @property
@@ -216,31 +212,23 @@ class MessengerSource:
         link = paging.get("next") if isinstance(paging, dict) else None
         if not isinstance(link, str) or not link:
             return None
-        if URL(link, encoded=True).origin() != self._origin:
-            # Never hand the token to a host the operator did not configure.
-            raise FatalError(
-                f"{without_query(where)}: paging.next points at {URL(link).origin()},"
-                f" not at the configured api_base_url {self._origin}"
-            )
-        return link
+        return self._graph.check_link(link, without_query(where))
 
     async def _get(self, read: _Read, url: str, params: Mapping[str, str] | None) -> Raw:
         """One Graph GET; Graph's errors mapped into our tree, usage headers noted."""
         read.requests += 1
         async with self._limiter:
-            response = await request_json(
+            response = await self._graph.get(
                 self._session,
                 url,
-                params={**(params or {}), **self._proof},
-                headers=self._headers,
-                timeout=self._config.request_timeout,
+                params,
+                request_timeout=self._config.request_timeout,
                 clock=self._clock,
-                accept_5xx_json=True,
             )
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             read.usage = max(read.usage or 0.0, usage.ratio)
-        return graph_object(response, usage, self._token, MESSENGER)
+        return graph_object(response, usage, self._graph.token, MESSENGER)
 
 
 def _data(body: Raw, url: str) -> list[Any]:
