@@ -17,7 +17,15 @@ from monitor.sources.http import JsonResponse, request_json
 class GraphAccess:
     """The configured API base, the token (as a header) and its appsecret_proof."""
 
-    def __init__(self, config: FacebookPageConfig | MessengerConfig | InstagramConfig) -> None:
+    def __init__(
+        self,
+        config: FacebookPageConfig | MessengerConfig | InstagramConfig,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+    ) -> None:
+        self._session = session
+        self._clock = clock
+        self._timeout = config.request_timeout
         self.base = config.api_base_url.rstrip("/")
         self.origin = URL(self.base).origin()
         self.token = config.access_token.get_secret_value()
@@ -37,23 +45,15 @@ class GraphAccess:
             )
         return link
 
-    async def get(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        params: Mapping[str, str] | None,
-        *,
-        request_timeout: float,
-        clock: Clock,
-    ) -> JsonResponse:
+    async def get(self, url: str, params: Mapping[str, str] | None) -> JsonResponse:
         """One Graph GET with the token and the proof; 5xx JSON is kept (it carries codes)."""
         return await request_json(
-            session,
+            self._session,
             url,
             params={**(params or {}), **self.proof},
             headers=self.headers,
-            timeout=request_timeout,
-            clock=clock,
+            timeout=self._timeout,
+            clock=self._clock,
             # Graph 500s carry error codes too (e.g. code 2, is_transient).
             accept_5xx_json=True,
         )

@@ -83,7 +83,7 @@ class FacebookPageSource:
         self._page_size = page_size
         self._concurrency = concurrency
         self._batcher = batcher
-        self._graph = GraphAccess(config)
+        self._graph = GraphAccess(config, session, clock)
         self._base = self._graph.base
         self._base_path = URL(self._base).raw_path.rstrip("/")
         self._token = self._graph.token
@@ -480,13 +480,7 @@ class FacebookPageSource:
             # Plain GET, also when Graph refused a batch: read the object on its own.
             state.plain_requests += 1
             async with state.limiter:
-                response = await self._graph.get(
-                    self._session,
-                    url,
-                    params,
-                    request_timeout=self._config.request_timeout,
-                    clock=self._clock,
-                )
+                response = await self._graph.get(url, params)
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)

@@ -69,7 +69,7 @@ class InstagramSource:
         self._clock = clock
         self._page_size = page_size
         self._concurrency = concurrency
-        self._graph = GraphAccess(config)
+        self._graph = GraphAccess(config, session, clock)
         self._base = self._graph.base
 
     @property
@@ -270,13 +270,7 @@ class InstagramSource:
         """One Graph call; a Graph error body becomes our error tree."""
         state.requests += 1
         async with state.limiter:
-            response = await self._graph.get(
-                self._session,
-                url,
-                params,
-                request_timeout=self._config.request_timeout,
-                clock=self._clock,
-            )
+            response = await self._graph.get(url, params)
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             state.usage_ratio = max(state.usage_ratio or 0.0, usage.ratio)

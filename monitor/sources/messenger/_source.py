@@ -68,7 +68,7 @@ class MessengerSource:
         self._clock = clock
         self._page_size = page_size
         self._limiter = asyncio.Semaphore(concurrency)
-        self._graph = GraphAccess(config)
+        self._graph = GraphAccess(config, session, clock)
         self._base = self._graph.base
         self._fields = f"participants,updated_time,messages.limit({page_size}){{{MESSAGE_FIELDS}}}"
 
@@ -218,13 +218,7 @@ class MessengerSource:
         """One Graph GET; Graph's errors mapped into our tree, usage headers noted."""
         read.requests += 1
         async with self._limiter:
-            response = await self._graph.get(
-                self._session,
-                url,
-                params,
-                request_timeout=self._config.request_timeout,
-                clock=self._clock,
-            )
+            response = await self._graph.get(url, params)
         usage = parse_usage(response.headers)
         if usage.ratio is not None:
             read.usage = max(read.usage or 0.0, usage.ratio)
