@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable, Collection
 from aiohttp import web
 
 from monitor.domain import Batch
-from monitor.sources.messenger import Conversations, MessengerSource
+from monitor.sources.facebook_webhook import PageChanges
+from monitor.sources.messenger import MessengerSource
 from monitor.web.keys import COORDINATOR
 
 # Stores one source's batch and re-reads the listed threads: the Page webhook's own path.
@@ -23,9 +24,7 @@ def messenger_pages(request: web.Request) -> dict[str, str]:
     }
 
 
-async def route_messaging(
-    request: web.Request, pages: dict[str, Conversations], store: Store
-) -> int:
+async def route_messaging(request: web.Request, pages: dict[str, PageChanges], store: Store) -> int:
     """Store each Page's Messenger events with its source; how many Pages had none."""
     known = messenger_pages(request)
     unknown = 0

@@ -4,12 +4,11 @@
 # name the person, never the conversation, so polls and deliveries meet on the same thread.
 
 from monitor.sources.messenger._source import MessengerSource
-from monitor.sources.messenger._webhook import Conversations, parse_messaging
+from monitor.sources.messenger._webhook import parse_messaging
 from monitor.sources.messenger._wire import MESSAGE_FIELDS, messenger_error
 
 __all__ = [
     "MESSAGE_FIELDS",
-    "Conversations",
     "MessengerSource",
     "messenger_error",
     "parse_messaging",

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from monitor.domain import Batch, Message
+from monitor.domain import Message
+from monitor.sources.facebook_webhook import PageChanges
 
 # Unix milliseconds inside this window (2004..2100); anything else is re-read by a poll.
 _EARLIEST_MS = 1_072_915_200_000
@@ -27,26 +27,7 @@ _LATEST_MS = 4_102_444_800_000
 _MAX_ID_CHARS = 200
 
 
-@dataclass(kw_only=True)
-class Conversations:
-    """What one delivery said about one Page's Messenger conversations."""
-
-    messages: dict[str, Message] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)
-    # People whose conversation a poll should read (an event we could not take at its word).
-    reconcile: set[str] = field(default_factory=set)
-
-    def batch(self, cursor: Mapping[str, Any]) -> Batch:
-        """The changes as a partial batch for the pipeline (the cursor stays where it is)."""
-        return Batch(
-            messages=tuple(self.messages.values()),
-            cursor=cursor,
-            removed=frozenset(self.removed),
-            partial=True,
-        )
-
-
-def parse_messaging(body: bytes) -> dict[str, Conversations]:
+def parse_messaging(body: bytes) -> dict[str, PageChanges]:
     """Messenger events of a Page delivery, per Page id; entries without `messaging` left out."""
     # The caller has checked the signature and parsed the feed part; bad JSON is theirs to
     # refuse, so it yields nothing here.
@@ -55,20 +36,20 @@ def parse_messaging(body: bytes) -> dict[str, Conversations]:
     except orjson.JSONDecodeError:
         return {}
     entries = document.get("entry") if isinstance(document, dict) else None
-    pages: dict[str, Conversations] = {}
+    pages: dict[str, PageChanges] = {}
     for entry in entries if isinstance(entries, list) else []:
         events = entry.get("messaging") if isinstance(entry, dict) else None
         page_id = _id(entry.get("id")) if isinstance(entry, dict) else None
         if not isinstance(events, list) or page_id is None:
             continue
-        found = pages.setdefault(page_id, Conversations())
+        found = pages.setdefault(page_id, PageChanges())
         for event in events:
             if isinstance(event, dict):
                 _apply(found, event, page_id)
     return pages
 
 
-def _apply(found: Conversations, event: Mapping[str, Any], page_id: str) -> None:
+def _apply(found: PageChanges, event: Mapping[str, Any], page_id: str) -> None:
     message = event.get("message")
     sender = _id(_get(event, "sender"))
     recipient = _id(_get(event, "recipient"))
