@@ -211,6 +211,49 @@ def busy_second(metrics: Metrics, sources: int, rng: random.Random) -> None:
         metrics.detection_lag.labels(ref.brand, ref.name).observe(5)
 
 
+# Per-source families a busy source has whatever we choose, under the labels docs/metrics.md
+# documents: each period of the SLA counters, each period x state of the open items, each
+# period x window of compliance and its counts (issue 17 part 3), and the poller's gauges.
+REQUIRED = frozenset(
+    {
+        "webcare_items_total",
+        "webcare_responses_total",
+        "webcare_sla_breaches_total",
+        "webcare_open_items",
+        "webcare_oldest_open_item_age_seconds",
+        "webcare_sla_compliance_ratio",
+        "webcare_sla_judged",
+        "webcare_sla_in_time",
+        "webcare_source_up",
+        "webcare_last_successful_poll_timestamp_seconds",
+        "webcare_api_usage_ratio",
+    }
+)
+
+
+def per_source_cost(body: bytes, sources: int) -> None:
+    """Print series and bytes per source of each per-source family, and the required floor."""
+    series: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for line in body.decode().splitlines():
+        if 'source="' in line and not line.startswith("#"):
+            name = line.split("{", 1)[0]
+            series[name] = series.get(name, 0) + 1
+            size[name] = size.get(name, 0) + len(line) + 1
+    print("per source, by family (* documented labels require it of a busy source):")
+    for name in sorted(size, key=lambda n: -size[n]):
+        mark = "*" if name in REQUIRED else " "
+        each = f"{series[name] / sources:5.1f} series {size[name] / sources:6.0f} B"
+        print(f"  {mark} {each}  {name}")
+    floor = sum(size[n] for n in REQUIRED if n in size)
+    floor_series = sum(series[n] for n in REQUIRED if n in series)
+    print(
+        f"required floor: {floor_series / sources:.1f} series, {floor / sources:.0f} B per source,"
+        f" {floor / 1e6:.2f} MB at {sources} sources (all per-source series:"
+        f" {sum(size.values()) / 1e6:.2f} MB; body {len(body) / 1e6:.2f} MB)"
+    )
+
+
 def samples_in(body: bytes) -> int:
     """Sample lines of an exposition."""
     return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
@@ -348,6 +391,7 @@ def main() -> None:
         f" smaller raw, {len(old_gz) / len(new_gz):.1f}x gzipped; render {old_s / cold_s:.0f}x"
         f" faster cold, {old_s / warm_s:.0f}x warm"
     )
+    per_source_cost(new_om, n)
     if not args.no_http:
         asyncio.run(served(metrics, scrapers=10, interval=0.25, seconds=3))
         asyncio.run(served(metrics, scrapers=1, interval=5.0, seconds=20))
