@@ -43,7 +43,7 @@ from monitor.metrics.messenger import MessengerFigures
 from monitor.metrics.moderators import ModeratorLabels
 from monitor.pipeline import Guard, SourceSettings
 from monitor.poller import Coordinator, PolledSource
-from monitor.poller.token_watch import TokenWatch
+from monitor.poller.token_watch import TokenWatch, graph_sources
 from monitor.privacy import purge_forever
 from monitor.sla.evaluate import SlaPolicy
 from monitor.sources.base import Source
@@ -397,12 +397,12 @@ def create_app(
         await service.stop()
 
     async def token_watch(app: web.Application) -> AsyncIterator[None]:
-        facebook = [s for s in config.sources if isinstance(s, FacebookPageConfig)]
-        if not facebook:
+        graph = graph_sources(config.sources)
+        if not graph:
             yield
             return
         watcher = TokenWatch(
-            sources=facebook, session=app[HTTP_SESSION], metrics=metrics, clock=app[CLOCK]
+            sources=graph, session=app[HTTP_SESSION], metrics=metrics, clock=app[CLOCK]
         )
         task = asyncio.create_task(watcher.run(), name="token-watch")
         yield

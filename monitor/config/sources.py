@@ -65,6 +65,10 @@ class InstagramConfig(_SourceCommon):
     app_secret: OptionalSecret = None
 
 
+# The sources that read the Graph API with a Page access token (one token check, one proof).
+GraphSourceConfig = FacebookPageConfig | MessengerConfig | InstagramConfig
+
+
 class _ForumCommon(_SourceCommon):
     base_url: HttpUrl
     # Who answers for the brand: "alice" (username), "id:42" (user id), "group:support"

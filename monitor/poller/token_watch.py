@@ -1,4 +1,4 @@
-"""Checks Facebook token expiry a few times a day; exports it and warns days ahead."""
+"""Checks the Graph sources' token expiry a few times a day; exports it and warns days ahead."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import aiohttp
 
 from monitor.clock import Clock
-from monitor.config import FacebookPageConfig
+from monitor.config import GraphSourceConfig, SourceConfig
 from monitor.logging import get_logger
 from monitor.metrics import Metrics
 from monitor.sources.base import SourceError
@@ -27,13 +27,18 @@ def needs_warning(expiry: TokenExpiry, now: datetime) -> bool:
     return not expiry.is_valid or (first is not None and first - now <= WARN_BEFORE)
 
 
+def graph_sources(sources: Sequence[SourceConfig]) -> list[GraphSourceConfig]:
+    """The sources whose Page access token can expire: Facebook Pages, Messenger, Instagram."""
+    return [s for s in sources if isinstance(s, GraphSourceConfig)]
+
+
 class TokenWatch:
-    """One periodic check per Facebook source; failures are logged and retried next round."""
+    """One periodic check per Graph token; failures are logged and retried next round."""
 
     def __init__(
         self,
         *,
-        sources: Sequence[FacebookPageConfig],
+        sources: Sequence[GraphSourceConfig],
         session: aiohttp.ClientSession,
         metrics: Metrics,
         clock: Clock,
@@ -45,7 +50,7 @@ class TokenWatch:
 
     async def check_all(self) -> None:
         """Check each distinct token once and export it for every source that uses it."""
-        by_token: dict[tuple[str, str], list[FacebookPageConfig]] = {}
+        by_token: dict[tuple[str, str], list[GraphSourceConfig]] = {}
         for source in self._sources:
             key = (source.api_base_url, source.access_token.get_secret_value())
             by_token.setdefault(key, []).append(source)
@@ -74,7 +79,7 @@ class TokenWatch:
             await self.check_all()
             await self._clock.sleep(CHECK_EVERY.total_seconds())
 
-    def _export(self, source: FacebookPageConfig, expiry: TokenExpiry) -> None:
+    def _export(self, source: GraphSourceConfig, expiry: TokenExpiry) -> None:
         gauge = self._metrics.token_expiry
         for kind, instant in (
             ("access", expiry.expires_at),

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from monitor.config import FacebookPageConfig, InstagramConfig, MessengerConfig
+from monitor.config import GraphSourceConfig
 from monitor.sources.base import AuthError, TransientError
 from monitor.sources.http import request_json
 
 
 def proof_params(
-    config: FacebookPageConfig | MessengerConfig | InstagramConfig,
+    config: GraphSourceConfig,
 ) -> dict[str, str]:
     """`appsecret_proof` for every Graph call of this page, when the app secret is known.
 
@@ -54,7 +54,7 @@ def _instant(value: object) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
-async def check_token(config: FacebookPageConfig, session: aiohttp.ClientSession) -> TokenExpiry:
+async def check_token(config: GraphSourceConfig, session: aiohttp.ClientSession) -> TokenExpiry:
     """Ask /debug_token about the source's own token (a token may inspect itself)."""
     token = config.access_token.get_secret_value()
     response = await request_json(

@@ -8,7 +8,7 @@ import aiohttp
 from yarl import URL
 
 from monitor.clock import Clock
-from monitor.config import FacebookPageConfig, InstagramConfig, MessengerConfig
+from monitor.config import GraphSourceConfig
 from monitor.sources.base import FatalError
 from monitor.sources.facebook_token import proof_params
 from monitor.sources.http import JsonResponse, request_json
@@ -19,7 +19,7 @@ class GraphAccess:
 
     def __init__(
         self,
-        config: FacebookPageConfig | MessengerConfig | InstagramConfig,
+        config: GraphSourceConfig,
         session: aiohttp.ClientSession,
         clock: Clock,
     ) -> None:
