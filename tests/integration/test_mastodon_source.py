@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,7 @@ async def test_an_edit_updates_the_text(
     assert result.changed_messages == 1
 
 
-async def test_deleted_statuses_delete_the_thread_or_leave_it(
+async def test_a_deleted_status_is_removed_and_its_thread_stays(
     fake: FakeMastodon, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     gone = fake.post(ANN, "@acme spam spam", at=at(-30))
@@ -246,9 +247,48 @@ async def test_deleted_statuses_delete_the_thread_or_leave_it(
     second = await source.fetch(
         FetchRequest(cursor=first.cursor, active_threads=frozenset({gone, kept}))
     )
-    assert second.deleted_threads == frozenset({gone})
+    # A deleted root is removed on its own; no conversation is ever deleted as a whole.
+    assert second.removed == frozenset({gone})
+    assert second.deleted_threads == frozenset()
+    assert gone not in second.complete_threads
     # The reply vanished from a thread read whole: the pipeline marks it deleted.
     assert second.complete_threads[kept] == frozenset({kept})
+
+
+async def test_questions_under_a_deleted_brand_post_still_wait_and_get_answered(
+    fake: FakeMastodon, http: aiohttp.ClientSession, clock: FakeClock, store: Store
+) -> None:
+    """Mastodon keeps the replies to a deleted status: deleting the brand's post (a campaign
+    that ended) must not dismiss the consumers' questions under it."""
+    # Each question is answered by a reply to it, so the two items tell apart.
+    settings = replace(SETTINGS, policy=replace(SETTINGS.policy, reply_match="parent"))
+    post = fake.post("acme", "Our #jobfair opens Monday!", at=at(-40))
+    ask = fake.post(ANN, "@acme can I bring my CV on paper?", at=at(-30), reply_to=post)
+    other = fake.post("bob", "@acme is there parking?", at=at(-25), reply_to=post)
+    source = make_source(fake, http, clock)
+    first = await source.fetch(EMPTY)
+    assert {by_id(first)[m].thread_id for m in (ask, other)} == {post}
+    await handle_batch(store, settings, first, NOW)
+
+    fake.delete(post)
+    await clock.advance(600)  # past the 5-minute pace of thread re-reads
+    active = await store.active_threads("acme-masto", active_since=NOW - timedelta(days=14))
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=active))
+    result = await handle_batch(store, settings, second, clock.now())
+    assert second.removed == frozenset({post})
+    assert not [e for e in result.events if e.item.state is ItemState.DISMISSED]
+    stored = {s.message.platform_id: s for s in await store.all_messages("acme-masto")}
+    assert stored[post].message.deleted
+    assert not stored[ask].message.deleted and not stored[other].message.deleted
+
+    answer = fake.post("mod", "Paper is fine", at=at(12), reply_to=ask)
+    await clock.advance(120)
+    third = await source.fetch(FetchRequest(cursor=second.cursor, active_threads=active))
+    assert by_id(third)[answer].thread_id == post
+    await handle_batch(store, settings, third, clock.now())
+    states = {i.message_id: i.state for i in await store.items_between(at(-90), at(30))}
+    assert states[stored[ask].id] is ItemState.ANSWERED_IN_TIME
+    assert states[stored[other].id] is ItemState.OPEN
 
 
 async def test_a_429_part_way_keeps_what_was_read_and_waits_for_the_reset(

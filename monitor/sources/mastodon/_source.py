@@ -67,7 +67,8 @@ class _Run(FetchRecord):
     answered: int = 0  # requests the server answered with a body we used
     statuses: dict[str, Status] = field(default_factory=dict)
     complete: dict[str, frozenset[str]] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)  # statuses the server no longer has
+    dropped: set[str] = field(default_factory=set)  # pending statuses that cannot be read
     pending: list[str] = field(default_factory=list)
     threads_from: str | None = None  # the first active thread left unread for lack of budget
 
@@ -168,18 +169,19 @@ class MastodonSource:
             raise run.stopped
         cursor: Mapping[str, Any] = request.cursor
         if request.include_feed:
-            unread = [p for p in pending if p not in run.statuses and p not in run.deleted]
+            unread = [p for p in pending if p not in run.statuses and p not in run.dropped]
             cursor = {
                 "streams": streams,
                 "pending": (unread + run.pending)[-_PENDING_KEPT:],
                 "threads_from": run.threads_from,
             }
-        batch = run.batch(cursor, self._messages(run, brand_ids), run.complete, run.deleted)
+        # No thread is ever deleted as a whole: a conversation outlives any of its statuses.
+        batch = run.batch(cursor, self._messages(run, brand_ids), run.complete, ())
         return Batch(
             messages=batch.messages,
             cursor=batch.cursor,
             complete_threads=batch.complete_threads,
-            deleted_threads=batch.deleted_threads,
+            removed=frozenset(run.removed),
             api_usage_ratio=self._client.usage_ratio,
             requests=batch.requests,
             wait_seconds=batch.wait_seconds,
@@ -368,12 +370,16 @@ class MastodonSource:
         return threads
 
     async def _read_thread(self, run: _Run, thread: str) -> None:
-        """An open thread re-read whole: the root and its context; 404 means deleted."""
+        """An open thread re-read whole: the root and its context; a 404 root is deleted."""
         try:
             root = await self._get(run, f"/api/v1/statuses/{thread}", None)
             context = await self._get(run, f"/api/v1/statuses/{thread}/context", None)
         except Gone:
-            run.deleted.add(thread)
+            # Only the root is gone: Mastodon keeps the replies to a deleted status (app/models/
+            # status.rb: has_many :replies ... dependent: nil), so the consumers' questions
+            # under a deleted brand post still wait. The thread can no longer be read whole,
+            # so it is not called complete; the brand's replies still come with its statuses.
+            run.removed.add(thread)
             return
         except FatalError as err:
             run.skipped[thread] = Skipped(reason="bad_request", detail=str(err))
@@ -397,7 +403,7 @@ class MastodonSource:
             try:
                 answer = await self._get(run, f"/api/v1/statuses/{status_id}", None)
             except (Gone, FatalError):
-                run.deleted.add(status_id)  # only to drop it from the pending list
+                run.dropped.add(status_id)
                 continue
             if isinstance(answer.body, dict):
                 self._keep(run, answer.body, status_id)
