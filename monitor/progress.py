@@ -19,6 +19,9 @@ LOG_EVERY_SECONDS = 10.0
 BAR_AFTER_SECONDS = 1.0
 BAR_EVERY_SECONDS = 0.25
 BAR_WIDTH = 24
+# No rate (nor time to go) before this much time has passed: a first page that covers most of
+# a backfill in milliseconds would say "a million days a second, done in 0 s".
+RATE_AFTER_SECONDS = 1.0
 
 
 class Progress:
@@ -69,9 +72,9 @@ class Progress:
             self._show(self._now(), final=True)
 
     def rate(self) -> float | None:
-        """Units per second so far (None before any time has passed)."""
+        """Units per second so far (None in the first second: too little to tell)."""
         elapsed = self._now() - self._started
-        return self.done / elapsed if elapsed > 0 else None
+        return self.done / elapsed if elapsed >= RATE_AFTER_SECONDS else None
 
     def eta_seconds(self) -> float | None:
         """Seconds still needed at the rate so far (None until there is a rate)."""

@@ -54,6 +54,18 @@ def test_log_lines_at_once_then_every_ten_seconds_with_rate_and_eta(
     assert logged[-1][0] == "backfill done" and logged[-1][1]["done"] == 365
 
 
+def test_no_rate_nor_eta_in_the_first_second(
+    logged: list[tuple[str, dict[str, object]]],
+) -> None:
+    ticks = Ticks()
+    work = Progress("backfill", "acme-fb", total=8, unit="days", now=ticks)
+    ticks.now += 0.002
+    work.update(7)  # a first page that covered 7 of 8 days in 2 ms
+    assert (logged[0][1]["rate_per_s"], logged[0][1]["eta_s"]) == (None, None)
+    ticks.now += 1
+    assert work.rate() == pytest.approx(7 / 1.002)
+
+
 def test_done_never_goes_back_and_a_resumed_smaller_total_keeps_the_first() -> None:
     work = Progress("backfill", "forum", total=200, unit="topics", now=Ticks())
     work.remaining(150, 200)
