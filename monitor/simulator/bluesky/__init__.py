@@ -1,4 +1,4 @@
-"""A fake Bluesky PDS (sessions, post search, notifications, threads) over real HTTP.
+"""A fake Bluesky PDS (sessions, post search, notifications, threads, author feeds) over HTTP.
 
 Wire formats follow bluesky-social/atproto's lexicons and servers, cited by tag in the code:
 [AUTH]   com.atproto.server.createSession {identifier, password} -> {accessJwt, refreshJwt,
@@ -23,6 +23,19 @@ Wire formats follow bluesky-social/atproto's lexicons and servers, cited by tag 
          "NotFound", "message": "Post not found: <uri>"}; a deleted parent is
          {"$type": "app.bsky.feed.defs#notFoundPost", uri, notFound: true}; at the depth limit
          `replies` is absent (packages/bsky/src/api/app/bsky/feed/getPostThread.ts).
+[AUTHOR] app.bsky.feed.getAuthorFeed actor (handle or DID), limit 1-100 (default 50), cursor,
+         filter (posts_with_replies, the default; posts_no_replies; posts_with_media;
+         posts_and_author_threads) -> {feed: [feedViewPost{post, reply?{root, parent},
+         reason?}], cursor?}, newest first. A repost is the reposted post with reason
+         {"$type": "app.bsky.feed.defs#reasonRepost", by, indexedAt}; reply root and parent
+         are a postView or a #notFoundPost once deleted (lexicons/app/bsky/feed/getAuthorFeed.json
+         and defs.json feedViewPost, replyRef). An unknown actor is 400 InvalidRequest
+         "Profile not found" (packages/bsky getAuthorFeed.ts).
+[DELETE] Deleting a post deletes its record only: replies stay, their records still name it in
+         reply.root / reply.parent, a thread view of a reply shows the parent as #notFoundPost,
+         and getPostThread of the deleted uri is 400 NotFound (bluesky-social/atproto#1103,
+         "deleted posts break thread navigation"; #374 on re-attaching orphaned replies;
+         social-app#3686, replies to a deleted root still listed on the author's profile).
 [VIEW]   app.bsky.feed.defs#postView: uri, cid, author (profileViewBasic), record, embed?,
          replyCount, repostCount, likeCount, quoteCount, indexedAt, viewer, labels.
 [FACET]  app.bsky.richtext.facet: {index: {byteStart, byteEnd} (UTF-8), features: [#mention

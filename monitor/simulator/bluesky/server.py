@@ -1,4 +1,4 @@
-"""The fake Bluesky PDS over HTTP: sessions, the three reads, rate limits, faults."""
+"""The fake Bluesky PDS over HTTP: sessions, the four reads, rate limits, faults."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ from monitor.simulator.bluesky.model import (
     cid_of,
     facets_of,
 )
-from monitor.simulator.bluesky.views import notifications, post_view, search, thread_view
+from monitor.simulator.bluesky.views import (
+    AUTHOR_FILTERS,
+    author_feed,
+    notifications,
+    post_view,
+    search,
+    thread_view,
+)
 from monitor.sources.wire import parse_time
 
 
@@ -147,7 +154,10 @@ class FakeBluesky(base.FakeServer[Fault]):
         return self._interact("like", author, uri, at)
 
     def delete(self, uri: str) -> None:
-        """The author deletes the post: it leaves search, notifications and threads."""
+        """The author deletes the post: it leaves search, notifications, feeds and threads.
+
+        Its replies stay ([DELETE]): their records still name it as root and parent.
+        """
         base.find(self.network.posts, uri, "post").deleted = True
 
     def expire_access_tokens(self) -> None:
@@ -194,6 +204,7 @@ class FakeBluesky(base.FakeServer[Fault]):
             "app.bsky.feed.searchPosts": self._search,
             "app.bsky.notification.listNotifications": self._notifications,
             "app.bsky.feed.getPostThread": self._thread,
+            "app.bsky.feed.getAuthorFeed": self._author_feed,
         }
         nsid = request.path.removeprefix("/xrpc/")
         table = procedures if request.method == "POST" else queries
@@ -376,6 +387,33 @@ class FakeBluesky(base.FakeServer[Fault]):
             raise _Answer(400, "NotFound", f"Post not found: {uri}")  # [THREAD]
         return {"thread": thread_view(post, self.network, depth, height)}
 
+    async def _author_feed(self, request: web.Request) -> dict[str, Any]:
+        self._viewer(request)
+        actor = request.query.get("actor")
+        if not actor:
+            raise _Answer(400, "InvalidRequest", 'Error: Params must have the property "actor"')
+        feed_filter = request.query.get("filter", "posts_with_replies")  # the default ([AUTHOR])
+        if feed_filter not in AUTHOR_FILTERS:
+            # The lexicon's values are "known", not closed; the fake refuses others so that a
+            # typo in our request shows in the tests.
+            raise _Answer(400, "InvalidRequest", f"Error: unknown filter {feed_filter!r}")
+        try:
+            did = self.network.account(actor).did
+        except KeyError as err:
+            raise _Answer(400, "InvalidRequest", "Profile not found") from err  # [AUTHOR]
+        limit = _limit(request, default=50)
+        # The AppView's cursor is the last entry's sort time (atproto#2616 shows one); the fake's
+        # adds the uri so that entries of the same millisecond are neither lost nor repeated.
+        items = [(_key(at, uri), e) for at, uri, e in author_feed(self.network, did, feed_filter)]
+        after = request.query.get("cursor")
+        if after is not None:
+            items = [(key, e) for key, e in items if key < after]
+        page = items[:limit]
+        body: dict[str, Any] = {"feed": [e for _, e in page]}
+        if len(items) > limit:
+            body["cursor"] = page[-1][0]
+        return body
+
     async def _unknown(self, request: web.Request) -> dict[str, Any]:
         raise _Answer(501, "MethodNotImplemented", "Method Not Implemented")
 
@@ -448,5 +486,9 @@ def _time_param(request: web.Request, name: str) -> datetime | None:
 
 
 def _keyset(at: datetime, entry: dict[str, Any]) -> str:
-    # Newest first by indexedAt, ties by uri: the cursor names the last one shown.
-    return f"{at.timestamp():020.6f}::{entry['uri']}"
+    return _key(at, entry["uri"])
+
+
+def _key(at: datetime, uri: str) -> str:
+    # Newest first by time, ties by uri: the cursor names the last one shown.
+    return f"{at.timestamp():020.6f}::{uri}"

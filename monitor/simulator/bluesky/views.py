@@ -17,6 +17,15 @@ from monitor.simulator.bluesky.model import (
 
 THREAD_VIEW = "app.bsky.feed.defs#threadViewPost"
 NOT_FOUND_POST = "app.bsky.feed.defs#notFoundPost"
+POST_VIEW = "app.bsky.feed.defs#postView"
+REASON_REPOST = "app.bsky.feed.defs#reasonRepost"
+# The `filter` values of getAuthorFeed the fake knows ([AUTHOR]).
+AUTHOR_FILTERS = (
+    "posts_with_replies",
+    "posts_no_replies",
+    "posts_with_media",
+    "posts_and_author_threads",
+)
 _TERM = re.compile(r'"([^"]+)"|(\S+)')
 
 
@@ -100,6 +109,33 @@ def notifications(network: Network, did: str) -> list[tuple[datetime, dict[str, 
     return [(at, entry) for at, _, entry in items]
 
 
+def author_feed(
+    network: Network, did: str, feed_filter: str
+) -> list[tuple[datetime, str, dict[str, Any]]]:
+    """An account's posts and reposts as feedViewPosts, newest first: (time, uri, entry)."""
+    items: list[tuple[datetime, str, dict[str, Any]]] = []
+    for post in network.posts.values():
+        if post.deleted or post.author.did != did or not _shown(post, did, feed_filter):
+            continue
+        items.append((post.sort_at, post.uri, _feed_post(post, network)))
+    if feed_filter != "posts_with_media":  # the fake has no media; reposts are not the author's
+        for done in network.interactions:
+            if done.reason != "repost" or done.author.did != did or done.subject is None:
+                continue
+            if done.subject.deleted:
+                continue
+            # A repost is the reposted post with a reason naming who reposted it ([AUTHOR]).
+            entry = _feed_post(done.subject, network)
+            entry["reason"] = {
+                "$type": REASON_REPOST,
+                "by": profile(done.author),
+                "indexedAt": wire_time(done.at),
+            }
+            items.append((done.at, done.uri, entry))
+    items.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return items
+
+
 def thread_view(post: FakePost, network: Network, depth: int, parent_height: int) -> dict[str, Any]:
     """app.bsky.feed.defs#threadViewPost: the post, its parents and replies to `depth`."""
     node: dict[str, Any] = {"$type": THREAD_VIEW, "post": post_view(post, network)}
@@ -110,6 +146,33 @@ def thread_view(post: FakePost, network: Network, depth: int, parent_height: int
             thread_view(reply, network, depth - 1, 0) for reply in network.replies_to(post)
         ]
     return node
+
+
+def _shown(post: FakePost, did: str, feed_filter: str) -> bool:
+    """Whether the author's own post is in its feed under `feed_filter` ([AUTHOR])."""
+    if feed_filter == "posts_no_replies":
+        return post.reply is None
+    if feed_filter == "posts_with_media":
+        return False  # the fake's posts carry no images or video
+    if feed_filter == "posts_and_author_threads":
+        return post.reply is None or post.reply[0].author.did == did
+    return True  # posts_with_replies: every post, replies too
+
+
+def _feed_post(post: FakePost, network: Network) -> dict[str, Any]:
+    """app.bsky.feed.defs#feedViewPost: the post and, for a reply, its root and parent."""
+    entry: dict[str, Any] = {"post": post_view(post, network)}
+    if post.reply is not None:
+        root, parent = post.reply
+        # replyRef: root and parent are a postView, or a notFoundPost once deleted ([AUTHOR]).
+        entry["reply"] = {"root": _ref_view(root, network), "parent": _ref_view(parent, network)}
+    return entry
+
+
+def _ref_view(post: FakePost, network: Network) -> dict[str, Any]:
+    if post.deleted:
+        return {"$type": NOT_FOUND_POST, "uri": post.uri, "notFound": True}
+    return {"$type": POST_VIEW, **post_view(post, network)}
 
 
 def _parent(post: FakePost, network: Network, height: int) -> dict[str, Any]:
