@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -268,9 +269,181 @@ async def test_deleted_post_and_deleted_reply(
         FetchRequest(cursor={}, active_threads=frozenset({gone, kept}), include_feed=False)
     )
 
-    assert batch.deleted_threads == frozenset({gone})
+    # A deleted root is removed on its own; no thread is ever deleted as a whole.
+    assert batch.removed == frozenset({gone})
+    assert batch.deleted_threads == frozenset()
+    assert gone not in batch.complete_threads
+    # The reply vanished from a thread read whole: the pipeline marks it deleted.
     assert batch.complete_threads == {kept: frozenset({kept})}
     assert [r.status for r in fake.requests if r.nsid.endswith("getPostThread")] == [400, 200]
+
+
+async def test_questions_under_a_deleted_brand_post_still_wait_and_get_answered(
+    fake: FakeBluesky, http: aiohttp.ClientSession, clock: FakeClock, store: Store
+) -> None:
+    """Bluesky keeps the replies to a deleted post: deleting the brand's campaign post must not
+    dismiss the consumers' questions under it, and a moderator's reply still answers one."""
+    # Each question is answered by a reply to it, so the two items tell apart.
+    settings = replace(SETTINGS, policy=replace(SETTINGS.policy, reply_match="direct"))
+    post = fake.post(BRAND, "#jobsweek opens Monday! Questions?", at=at(-40))
+    ask = fake.post("ann.bsky.social", "can I bring my CV on paper?", at=at(-30), reply_to=post)
+    other = fake.post("bob.bsky.social", "is there parking?", at=at(-25), reply_to=post)
+    source = make_source(fake, http, clock)
+    first = await source.fetch(EMPTY)
+    assert {by_id(first)[m].thread_id for m in (ask, other)} == {post}
+    await handle_batch(store, settings, first, NOW)
+
+    fake.delete(post)
+    await clock.advance(180)
+    active = await store.active_threads("acme-bsky", active_since=NOW - timedelta(days=14))
+    assert post in active
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=active))
+    result = await handle_batch(store, settings, second, clock.now())
+    assert second.removed == frozenset({post})
+    assert second.deleted_threads == frozenset() and post not in second.complete_threads
+    assert not [e for e in result.events if e.item.state is ItemState.DISMISSED]
+    stored = {s.message.platform_id: s for s in await store.all_messages("acme-bsky")}
+    assert stored[post].message.deleted
+    assert not stored[ask].message.deleted and not stored[other].message.deleted
+
+    # The moderator's reply names the deleted post as its root; only its feed shows it (it
+    # neither mentions nor replies to the brand, and the thread cannot be re-read).
+    answer = fake.post("mod.bsky.social", "Paper is fine", at=at(4), reply_to=ask)
+    await clock.advance(120)
+    third = await source.fetch(FetchRequest(cursor=second.cursor, active_threads=active))
+    assert by_id(third)[answer].thread_id == post and by_id(third)[answer].is_brand
+    await handle_batch(store, settings, third, clock.now())
+    states = {i.message_id: i.state for i in await store.items_between(at(-90), at(30))}
+    assert states[stored[ask].id] is ItemState.ANSWERED_IN_TIME
+    assert states[stored[other].id] is ItemState.OPEN
+
+
+async def test_a_deleted_question_under_a_live_root_is_still_dismissed(
+    fake: FakeBluesky, http: aiohttp.ClientSession, clock: FakeClock, store: Store
+) -> None:
+    post = fake.post(BRAND, "#jobsweek opens Monday! Questions?", at=at(-40))
+    ask = fake.post("ann.bsky.social", "can I bring my CV on paper?", at=at(-30), reply_to=post)
+    other = fake.post("bob.bsky.social", "is there parking?", at=at(-25), reply_to=post)
+    source = make_source(fake, http, clock)
+    first = await source.fetch(EMPTY)
+    await handle_batch(store, SETTINGS, first, NOW)
+
+    fake.delete(ask)
+    await clock.advance(180)
+    active = await store.active_threads("acme-bsky", active_since=NOW - timedelta(days=14))
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=active))
+    await handle_batch(store, SETTINGS, second, clock.now())
+
+    # The root exists, so the thread is read whole and the missing question is deleted.
+    assert second.complete_threads[post] == frozenset({post, other})
+    assert second.removed == frozenset()
+    stored = {s.message.platform_id: s for s in await store.all_messages("acme-bsky")}
+    assert stored[ask].message.deleted and not stored[other].message.deleted
+    states = {i.message_id: i.state for i in await store.items_between(at(-90), at(30))}
+    assert states[stored[ask].id] is ItemState.DISMISSED
+    assert states[stored[other].id] is ItemState.OPEN
+
+
+async def test_author_feeds_read_own_posts_not_reposts_and_page_forward(
+    fake: FakeBluesky, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    brand_did = fake.network.account(BRAND).did
+    ann = fake.post("ann.bsky.social", "lunch anyone?", at=at(-200))
+    fake.repost(BRAND, ann, at=at(-20))
+    own = [fake.post(BRAND, f"news {i}", at=at(-100 + 30 * i)) for i in range(3)]
+    mod = fake.post("mod.bsky.social", "@bob.bsky.social see you there", at=at(-15), reply_to=ann)
+    old = fake.post(BRAND, "last year's news", at=NOW - timedelta(days=8))
+    source = make_source(fake, http, clock, page_size=2)
+
+    first = await source.fetch(EMPTY)
+
+    messages = by_id(first)
+    assert set(own) | {mod} <= set(messages)
+    assert ann not in messages and old not in messages  # a repost is not the brand's post
+    assert messages[mod].is_brand and messages[mod].thread_id == ann
+    feeds = calls(fake, "app.bsky.feed.getAuthorFeed")
+    assert [(f["actor"], f.get("cursor") is not None) for f in feeds] == [
+        (brand_did, False),
+        (brand_did, True),
+        (brand_did, True),
+        ("mod.bsky.social", False),
+    ]
+    assert {f["filter"] for f in feeds} == {"posts_with_replies"}
+    assert first.cursor["authors"] == {
+        brand_did: "2026-03-09T11:20:00.000Z",
+        "mod.bsky.social": "2026-03-09T11:45:00.000Z",
+    }
+
+    # The next poll reads each feed back to its newest post less the overlap: the brand's
+    # first page holds the repost and news 2, its second starts with the older news 1.
+    await clock.advance(120)
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
+    assert len(calls(fake, "app.bsky.feed.getAuthorFeed")) == len(feeds) + 3
+    assert second.cursor["authors"] == first.cursor["authors"]
+
+
+async def test_throttle_on_an_author_feed_keeps_what_was_read_and_the_cursor(
+    fake: FakeBluesky, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    brand_did = fake.network.account(BRAND).did
+    fake.post(BRAND, "#jobsweek day one", at=at(-30))
+    fake.post("mod.bsky.social", "on duty today", at=at(-20))
+    source = make_source(fake, http, clock)
+    first = await source.fetch(EMPTY)
+    saved = dict(first.cursor["authors"])
+    assert set(saved) == {brand_did, "mod.bsky.social"}
+
+    await clock.advance(600)
+    brand_new = fake.post(BRAND, "day two", at=at(5))
+    mod_new = fake.post("mod.bsky.social", "still on duty", at=at(6))
+    fake.inject_every(RateLimit(wait_seconds=40), 2, path_contains="getAuthorFeed")
+    second = await source.fetch(FetchRequest(cursor=first.cursor, active_threads=frozenset()))
+
+    assert second.interrupted == "rate_limited"
+    assert second.wait_seconds == pytest.approx(40, abs=1)
+    assert brand_new in by_id(second) and mod_new not in by_id(second)
+    # The brand's feed was read whole and moves on; the moderator's keeps its saved time.
+    assert second.cursor["authors"] == {
+        brand_did: "2026-03-09T12:05:00.000Z",
+        **{"mod.bsky.social": saved["mod.bsky.social"]},
+    }
+
+    fake.clear_faults()
+    third = await source.fetch(FetchRequest(cursor=second.cursor, active_threads=frozenset()))
+    assert mod_new in by_id(third)
+    assert third.cursor["authors"]["mod.bsky.social"] == "2026-03-09T12:06:00.000Z"
+
+
+async def test_the_fake_keeps_the_replies_of_a_deleted_root(
+    fake: FakeBluesky, http: aiohttp.ClientSession
+) -> None:
+    root = fake.post(BRAND, "#jobsweek opens Monday!", at=at(-40))
+    ask = fake.post("ann.bsky.social", "can I bring my CV?", at=at(-30), reply_to=root)
+    fake.delete(root)
+    login = {"identifier": BRAND, "password": PASSWORD}
+    async with http.post(f"{fake.base_url}/xrpc/com.atproto.server.createSession", json=login) as r:
+        token = (await r.json())["accessJwt"]
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"{fake.base_url}/xrpc/app.bsky.feed"
+
+    async with http.get(f"{base}.getPostThread", params={"uri": root}, headers=auth) as resp:
+        assert resp.status == 400 and (await resp.json())["error"] == "NotFound"
+    async with http.get(f"{base}.getPostThread", params={"uri": ask}, headers=auth) as resp:
+        thread = (await resp.json())["thread"]
+    assert thread["parent"] == {
+        "$type": "app.bsky.feed.defs#notFoundPost",
+        "uri": root,
+        "notFound": True,
+    }
+    assert thread["post"]["record"]["reply"]["root"]["uri"] == root
+    params = {"actor": "ann.bsky.social", "filter": "posts_no_replies"}
+    async with http.get(f"{base}.getAuthorFeed", params=params, headers=auth) as resp:
+        assert (await resp.json())["feed"] == []
+    params["filter"] = "posts_with_replies"
+    async with http.get(f"{base}.getAuthorFeed", params=params, headers=auth) as resp:
+        (entry,) = (await resp.json())["feed"]
+    assert entry["post"]["uri"] == ask
+    assert entry["reply"]["root"]["$type"] == "app.bsky.feed.defs#notFoundPost"
 
 
 async def test_thread_deeper_than_read_is_not_complete(

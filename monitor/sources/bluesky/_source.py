@@ -1,4 +1,4 @@
-"""BlueskySource: watched hashtags and terms, the account's notifications, active threads."""
+"""BlueskySource: watched hashtags and terms, notifications, the brand's posts, active threads."""
 
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ from monitor.sources.wire import as_list, parse_time
 SEARCH = "app.bsky.feed.searchPosts"
 NOTIFICATIONS = "app.bsky.notification.listNotifications"
 THREAD = "app.bsky.feed.getPostThread"
+AUTHOR_FEED = "app.bsky.feed.getAuthorFeed"
 # Notifications that are posts addressed to the account. Likes, reposts and follows are not
 # posts: a repost is the same post again, never counted twice.
 POST_REASONS = ("mention", "reply", "quote")
-# Search and notifications are re-read this far back: a post reaches the search index a little
-# after its sortAt, and reading one twice costs nothing (its uri is its identity).
+# Search, notifications and author feeds are re-read this far back: a post reaches the search
+# index a little after its sortAt, and reading one twice costs nothing (its uri is its identity).
 OVERLAP = timedelta(minutes=10)
 
 
@@ -49,7 +50,7 @@ class _Run:
     posts: dict[str, PostView] = field(default_factory=dict)
     mentioned: set[str] = field(default_factory=set)  # uris a "mention" notification named
     complete: dict[str, frozenset[str]] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)  # thread roots that were deleted
 
     def add(self, view: PostView) -> None:
         """Keep a post; read again (by search and a notification) it is still one post."""
@@ -96,12 +97,14 @@ class BlueskySource:
         # Moderators are configured by handle (or DID); a reply names its parent by DID only,
         # so the DIDs of moderators are learned from the posts they write.
         self._moderator_dids = {m for m in map(account_key, config.moderators) if _is_did(m)}
+        # Whose own posts are read each poll: the brand's (by DID, see _authors) and these.
+        self._moderators = [m.strip().lstrip("@") for m in config.moderators if m.strip()]
         self._queries = [f"#{tag_key(t)}" for t in config.hashtags] + [
             t.strip() for t in config.terms if t.strip()
         ]
 
     async def fetch(self, request: FetchRequest) -> Batch:
-        """New posts in the watched searches and notifications, plus the active threads."""
+        """New posts of the searches, notifications and author feeds, plus the active threads."""
         run = _Run()
         # Signing in first: a refusal here (a wrong app password) is the source's failure.
         session = await self._xrpc.session(run.calls)
@@ -123,15 +126,17 @@ class BlueskySource:
                 )
                 if whole and seen is not None:
                     cursor["notifications"] = wire_time(seen)
+            cursor["authors"] = await self._authors(run, cursor.get("authors"), session.did)
         limiter = asyncio.Semaphore(self._concurrency)
         await asyncio.gather(
             *(self._thread(run, thread, limiter) for thread in sorted(request.active_threads))
         )
-        if run.calls.stopped is not None and not (run.posts or run.complete or run.deleted):
+        if run.calls.stopped is not None and not (run.posts or run.complete or run.removed):
             raise run.calls.stopped  # nothing gained: the cursor stays as it was
         messages = [self._message(view, session.did, run) for view in run.posts.values()]
-        batch = run.calls.batch(cursor, messages, run.complete, run.deleted)
-        return replace(batch, api_usage_ratio=run.calls.usage_ratio)
+        # No thread is deleted as a whole: on Bluesky the replies outlive a deleted root.
+        batch = run.calls.batch(cursor, messages, run.complete, ())
+        return replace(batch, api_usage_ratio=run.calls.usage_ratio, removed=frozenset(run.removed))
 
     def _since(self, saved: Any) -> datetime:
         moment = parse_time(saved)
@@ -214,6 +219,60 @@ class BlueskySource:
                 return False, newest
             pages.add(page)
 
+    async def _authors(self, run: _Run, saved: Any, brand_did: str) -> dict[str, Any]:
+        """Each answering account's feed read on from its saved time; the times to save."""
+        # The brand's and moderators' replies are read from their own posts, not only from
+        # thread re-reads: a thread whose root was deleted cannot be re-read, and the answers
+        # in it must still be seen. The brand is read by DID: it outlives a change of handle.
+        authored = dict(saved) if isinstance(saved, dict) else {}
+        for actor in [brand_did, *self._moderators]:
+            if run.calls.stopped is not None:
+                break  # throttled: the rest keep their times and are read next poll
+            whole, newest = await self._author_feed(run, actor, self._since(authored.get(actor)))
+            if whole and newest is not None:
+                authored[actor] = wire_time(newest)
+        return authored
+
+    async def _author_feed(
+        self, run: _Run, actor: str, since: datetime
+    ) -> tuple[bool, datetime | None]:
+        """The actor's posts and replies since `since`: (read to the end, the newest one's time)."""
+        params: list[tuple[str, str]] = [
+            ("actor", actor),
+            ("filter", "posts_with_replies"),
+            ("limit", str(self._page_size)),
+        ]
+        newest: datetime | None = None
+        page: str | None = None
+        pages: set[str] = set()
+        while True:
+            body = await self._page(run, AUTHOR_FEED, [*params, *_cursor(page)], f"author:{actor}")
+            if body is None:
+                return False, newest
+            items = [raw for raw in as_list(body.get("feed")) if isinstance(raw, dict)]
+            older = False
+            for item in items:
+                post = item.get("post")
+                # A repost (reason #reasonRepost) is someone else's post, and out of time order;
+                # pins (#reasonPin) are not asked for (no includePins) but would be the same.
+                if item.get("reason") is not None or not isinstance(post, dict):
+                    continue
+                view = self._view(run, post)
+                if view is None:
+                    continue
+                if view.created_at < since:
+                    older = True  # newest first: the rest was read by an earlier poll
+                    break
+                run.add(view)
+                newest = max(newest or view.created_at, view.created_at)
+            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+            if older or not items or not page:
+                return True, newest
+            if page in pages:
+                run.calls.stop(TransientError(f"GET {AUTHOR_FEED}: the cursor repeats itself"))
+                return False, newest
+            pages.add(page)
+
     async def _thread(self, run: _Run, thread: str, limiter: asyncio.Semaphore) -> None:
         """Every post of an active thread, to see the brand's answers and deletions."""
         params = [("uri", thread), ("depth", str(self._thread_depth)), ("parentHeight", "0")]
@@ -222,8 +281,8 @@ class BlueskySource:
                 if run.calls.stopped is not None:
                     return  # unread threads stay active: the next poll reads them
                 body = await self._xrpc.query(run.calls, THREAD, params)
-        except NotFound:
-            run.deleted.add(thread)  # 400 NotFound "Post not found: at://..."
+        except NotFound:  # 400 NotFound "Post not found: at://..."
+            self._root_gone(run, thread)
             return
         except (RateLimited, TransientError) as err:
             run.calls.stop(err)
@@ -234,7 +293,7 @@ class BlueskySource:
         root = body.get("thread")
         kind = root.get("$type") if isinstance(root, dict) else None
         if kind == NOT_FOUND_POST:
-            run.deleted.add(thread)
+            self._root_gone(run, thread)
             return
         if kind != THREAD_VIEW or not isinstance(root, dict):
             why = "forbidden" if kind == BLOCKED_POST else "malformed"
@@ -261,6 +320,14 @@ class BlueskySource:
             )
         if whole:
             run.complete[thread] = frozenset(seen)
+
+    def _root_gone(self, run: _Run, thread: str) -> None:
+        """A deleted root is removed on its own; the thread under it stays."""
+        # Bluesky deletes the root's record only: the replies stay, still naming it as root and
+        # parent (bluesky-social/atproto#1103), so the questions under a deleted brand post still
+        # wait. The thread can no longer be read whole, so it is not called complete (nothing in
+        # it is taken for deleted); the brand's answers in it come with its author feed.
+        run.removed.add(thread)
 
     async def _page(self, run: _Run, nsid: str, params: Params, what: str) -> Raw | None:
         """One page; a throttle or a failure stops the fetch (None), a refusal skips `what`."""
