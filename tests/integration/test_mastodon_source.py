@@ -261,7 +261,7 @@ async def test_questions_under_a_deleted_brand_post_still_wait_and_get_answered(
     """Mastodon keeps the replies to a deleted status: deleting the brand's post (a campaign
     that ended) must not dismiss the consumers' questions under it."""
     # Each question is answered by a reply to it, so the two items tell apart.
-    settings = replace(SETTINGS, policy=replace(SETTINGS.policy, reply_match="parent"))
+    settings = replace(SETTINGS, policy=replace(SETTINGS.policy, reply_match="direct"))
     post = fake.post("acme", "Our #jobfair opens Monday!", at=at(-40))
     ask = fake.post(ANN, "@acme can I bring my CV on paper?", at=at(-30), reply_to=post)
     other = fake.post("bob", "@acme is there parking?", at=at(-25), reply_to=post)
