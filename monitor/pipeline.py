@@ -234,8 +234,7 @@ async def handle_batch(
     async with store.transaction() as tx:
         if guard is not None:
             await guard(tx.conn)
-        state = await tx.ensure_source(settings.ref)
-        tracking_start = state.tracking_start or now
+        tracking_start = await tx.start_batch(settings.ref, cursor=batch.cursor, now=now)
         historic_before = tracking_start - timedelta(seconds=settings.max_target)
         new_ids, changed, thread_msgs, known = await _upsert(tx, source, batch, now)
         # Items belong to stored messages: a thread first seen in this batch has none yet.
@@ -285,9 +284,6 @@ async def handle_batch(
                     updated.append(after)
                     events.extend(_events_for(settings, before, after))
         await tx.update_items(updated)
-        await tx.save_source(
-            source, cursor=batch.cursor, tracking_start=tracking_start, success_at=now
-        )
     return BatchResult(
         events=events,
         new_messages=len(new_ids),

@@ -1,5 +1,6 @@
-"""Bulk inserts of plain tuples: the column types convert each value, SQLAlchemy's per-row
-parameter handling (which cost more than the database's own work) is left out."""
+"""Bulk inserts of plain tuples, and the few statements every batch runs, at driver level: the
+column types convert each value, SQLAlchemy's per-row parameter handling and per-statement
+overhead (which cost more than the database's own work) are left out."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import Dialect, Table, bindparam
+from sqlalchemy import Column, Dialect, Table, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -78,6 +79,46 @@ def _plan(table: Table, names: frozenset[str], dialect: Dialect) -> _Plan:
             i for i, n in enumerate(order) if isinstance(table.c[n].type, UTCDateTime)
         ),
     )
+
+
+def placeholders(dialect: Dialect, count: int, first: int = 1) -> str:
+    """`count` bind placeholders as the driver takes them ($n numbered from `first`)."""
+    if dialect.paramstyle == "qmark":
+        return ", ".join("?" * count)
+    if dialect.paramstyle == "numeric_dollar":
+        return ", ".join(f"${n}" for n in range(first, first + count))
+    raise NotImplementedError(f"placeholders for paramstyle {dialect.paramstyle}")
+
+
+def binder(column: Column[Any], dialect: Dialect) -> Convert:
+    """What the column's type makes of a bound value."""
+    convert = _converter(column.table, column.name, dialect)
+    return convert if convert is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@cache
+def _readers(columns: tuple[Column[Any], ...], dialect: Dialect) -> tuple[tuple[int, Convert], ...]:
+    processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    return tuple((i, p) for i, p in enumerate(processors) if p is not None)
+
+
+async def fetch(
+    conn: AsyncConnection, sql: str, params: Sequence[Any], columns: Sequence[Column[Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows of driver-level SQL that selects (or returns) `columns`, in that order, each value
+    converted by its column's type as SQLAlchemy's results convert it."""
+    rows = await _execute(conn, sql, tuple(params))
+    readers = _readers(tuple(columns), conn.dialect)
+    if not rows or not readers:
+        return rows
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, read in readers:
+        values[i] = list(map(read, values[i]))
+    return list(zip(*values, strict=True))
 
 
 def _renumber(row: str, offset: int) -> str:

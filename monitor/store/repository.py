@@ -34,7 +34,7 @@ from monitor.domain import (
     SourceRef,
     StoredMessage,
 )
-from monitor.store.bulk import insert_many, insert_returning
+from monitor.store.bulk import binder, fetch, insert_many, insert_returning, placeholders
 from monitor.store.tables import items, messages, sources
 
 UNANSWERED = [s.value for s in ItemState if s.is_unanswered]
@@ -44,6 +44,8 @@ _CHUNK = 1000
 _ITEM_FIELDS = tuple(Item.__dataclass_fields__)
 # Every column a StoredMessage needs (updated_at is bookkeeping: not read back).
 _MESSAGE_COLUMNS = tuple(c for c in messages.c if c.name != "updated_at")
+_MESSAGE_KEYS = tuple(c.name for c in _MESSAGE_COLUMNS)
+_MESSAGE_NAMES = ", ".join(_MESSAGE_KEYS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +66,10 @@ def chunked(values: Iterable[T]) -> Iterator[list[T]]:
 
 
 def _message_row(row: Row[Any]) -> StoredMessage:
-    m = row._mapping
+    return _stored_message(row._mapping)
+
+
+def _stored_message(m: Mapping[Any, Any]) -> StoredMessage:
     return StoredMessage(
         id=m["id"],
         source=m["source"],
@@ -141,6 +146,31 @@ class Tx:
             last_success_at=row.last_success_at,
         )
 
+    async def start_batch(
+        self, ref: SourceRef, *, cursor: Mapping[str, Any], now: datetime
+    ) -> datetime:
+        """Save a batch's source state (cursor, last success) in its transaction; the source's
+        tracking start (now on first sight). What ensure_source and save_source do, in one
+        statement while the source exists: the transaction makes its place in the batch moot."""
+        # At driver level (bulk.fetch), as messages_around.
+        c = sources.c
+        dialect = self.conn.dialect
+        marks = placeholders(dialect, 6).split(", ")
+        sql = (
+            f"UPDATE sources SET brand = {marks[0]}, platform = {marks[1]}, cursor = {marks[2]},"
+            f" tracking_start = COALESCE(tracking_start, {marks[3]}), last_success_at = {marks[4]}"
+            f" WHERE name = {marks[5]} RETURNING tracking_start"
+        )
+        instant = binder(c.tracking_start, dialect)(now)
+        params = (ref.brand, ref.platform, binder(c.cursor, dialect)(dict(cursor)), instant)
+        found = await fetch(self.conn, sql, (*params, instant, ref.name), [c.tracking_start])
+        tracking_start: datetime | None = found[0][0] if found else None
+        if tracking_start is None:
+            await self.ensure_source(ref)
+            await self.save_source(ref.name, cursor=cursor, tracking_start=now, success_at=now)
+            tracking_start = now
+        return tracking_start
+
     async def save_source(
         self,
         name: str,
@@ -162,17 +192,22 @@ class Tx:
         """Stored messages of a source with one of the platform ids or in one of the threads
         (one statement where a batch used to need two), in no particular order."""
         found: dict[int, StoredMessage] = {}
+        dialect = self.conn.dialect
         for ids, threads in zip_longest(chunked(platform_ids), chunked(thread_ids)):
             # The source inside each branch: so SQLite searches both unique/thread indexes
-            # (MULTI-INDEX OR) instead of walking all of the source's messages.
-            of_source = messages.c.source == source
-            either = [
-                *([and_(of_source, messages.c.platform_id.in_(ids))] if ids else []),
-                *([and_(of_source, messages.c.thread_id.in_(threads))] if threads else []),
-            ]
-            result = await self.conn.execute(select(*_MESSAGE_COLUMNS).where(or_(*either)))
-            for row in result:
-                stored = _message_row(row)
+            # (MULTI-INDEX OR) instead of walking all of the source's messages. Written at
+            # driver level (bulk.fetch): SQLAlchemy's statement cost more than SQLite's work.
+            either: list[str] = []
+            params: list[str] = []
+            for column, values in (("platform_id", ids), ("thread_id", threads)):
+                if values:
+                    mark = placeholders(dialect, 1, len(params) + 1)
+                    marks = placeholders(dialect, len(values), len(params) + 2)
+                    either.append(f"(source = {mark} AND {column} IN ({marks}))")
+                    params += [source, *values]
+            sql = f"SELECT {_MESSAGE_NAMES} FROM messages WHERE {' OR '.join(either)}"
+            for row in await fetch(self.conn, sql, params, _MESSAGE_COLUMNS):
+                stored = _stored_message(dict(zip(_MESSAGE_KEYS, row, strict=True)))
                 found[stored.id] = stored
         return list(found.values())
 

@@ -174,3 +174,73 @@ async def test_a_failed_bulk_insert_is_a_sqlalchemy_error_and_rolls_back(store: 
             await tx.insert_messages([{**rows[0], "platform_id": "a_2"}])
             await tx.insert_messages(rows)  # (source, platform_id) is taken
     assert await store.counts() == {"messages": 1, "items": 1}
+
+
+async def test_the_driver_level_read_equals_sqlalchemy_s(store: Store) -> None:
+    """messages_around (driver-level SQL, values converted by the column types) gives what a
+    SQLAlchemy select of the same rows gives, over more ids than one IN list takes."""
+    from sqlalchemy import or_, select, update
+
+    from monitor.store.repository import _CHUNK, _MESSAGE_COLUMNS, _message_row
+    from monitor.store.tables import messages
+
+    many = tuple(msg(f"t{n % 3}", n, 300 - n % 200) for n in range(_CHUNK + 20))
+    odd = (
+        msg("x", 1, 10, tags=("fiets", "e_bike"), kind="interaction"),
+        msg("x", 2, 9, brand=True, hidden=True, parent_id=None, permalink="https://e.x/2"),
+        msg("y", 3, 8, deleted=True, author_id=None, author_name=None),
+    )
+    await handle_batch(store, SETTINGS, Batch(messages=many + odd, cursor={}), NOW)
+    edit = Batch(messages=(replace_text(odd[0], "edited"),), cursor={})
+    await handle_batch(store, SETTINGS, edit, NOW)
+    async with store.transaction() as tx:
+        await tx.conn.execute(
+            update(messages).where(messages.c.platform_id == "y_3").values(redacted_at=NOW)
+        )
+    ids = [m.platform_id for m in many[: _CHUNK + 10]] + ["y_3", "missing"]
+    for platform_ids, thread_ids in ((ids, ["x"]), ([], ["t1", "x", "y"]), (["x_1"], [])):
+        async with store.transaction() as tx:
+            fast = await tx.messages_around(SOURCE, platform_ids, thread_ids)
+            either = [
+                messages.c.platform_id.in_(platform_ids),
+                messages.c.thread_id.in_(thread_ids),
+            ]
+            rows = await tx.conn.execute(
+                select(*_MESSAGE_COLUMNS).where(messages.c.source == SOURCE, or_(*either))
+            )
+            slow = [_message_row(row) for row in rows]
+        assert slow
+        assert sorted(fast, key=lambda s: s.id) == sorted(slow, key=lambda s: s.id)
+    found = {s.message.platform_id: s for s in fast + slow}
+    assert found["x_1"].edited and found["x_1"].message.tags == ("fiets", "e_bike")
+    assert found["x_1"].message.created_at.tzinfo is UTC
+
+
+async def test_start_batch_saves_what_ensure_source_and_save_source_saved(store: Store) -> None:
+    """One statement (start_batch) leaves a source as the read at a batch's start and the write
+    at its end left it: first sight, a later batch, the source moved to another brand."""
+    from sqlalchemy import select
+
+    from monitor.domain import SourceRef
+    from monitor.store.tables import sources
+
+    steps: list[tuple[dict[str, Any], datetime, str]] = [
+        ({"since": "1"}, NOW.astimezone(CEST), "b"),
+        ({"since": "2", "pages": [1, 2]}, NOW + timedelta(minutes=5), "b"),
+        ({}, NOW + timedelta(hours=1), "other brand"),
+    ]
+    for cursor, now, brand in steps:
+        old = SourceRef(name="old", brand=brand, platform="p")
+        async with store.transaction() as tx:
+            state = await tx.ensure_source(old)
+            before = state.tracking_start or now
+            await tx.save_source(old.name, cursor=cursor, tracking_start=before, success_at=now)
+        async with store.transaction() as tx:
+            after = await tx.start_batch(
+                SourceRef(name="new", brand=brand, platform="p"), cursor=cursor, now=now
+            )
+            rows = {r.name: r._asdict() for r in await tx.conn.execute(select(sources))}
+        assert after == before
+        assert rows["new"] == {**rows["old"], "name": "new"}
+        assert rows["new"]["cursor"] == cursor and rows["new"]["brand"] == brand
+        assert rows["new"]["last_success_at"] == now
