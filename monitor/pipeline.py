@@ -251,14 +251,14 @@ async def handle_batch(
                 # A redacted message without an item was never one (an ignored author's).
                 if stored.id in items or stored.redacted or not settings.is_item(message):
                     continue
-                item = settings.policy.new_item(
+                evaluated = settings.policy.first_item(
                     message_id=stored.id,
                     source=source,
                     message=message,
                     brand=settings.ref.brand,
+                    thread=replies[thread_id],
                     author_name=names.get(message.platform_id),
                 )
-                evaluated = settings.policy.evaluate(item, message, replies[thread_id])
                 created.append(evaluated)
                 historic = message.created_at < historic_before
                 events.append(

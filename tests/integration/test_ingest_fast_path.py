@@ -48,15 +48,21 @@ def msg(thread: str, n: int, minutes: int, *, brand: bool = False, **kw: Any) ->
 
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[StoredMessage, ...]]]:
-    """Every thread (its id, the messages handed over) handle_batch evaluates an item against."""
+    """Every thread (its id, the messages handed over) handle_batch evaluates an item against,
+    new (first_item) or stored (evaluate)."""
     threads: list[tuple[str, tuple[StoredMessage, ...]]] = []
-    evaluate = SlaPolicy.evaluate
+    evaluate, first_item = SlaPolicy.evaluate, SlaPolicy.first_item
 
     def spy(self: SlaPolicy, item: Item, message: Message, thread: Sequence[StoredMessage]) -> Item:
         threads.append((message.thread_id, tuple(thread)))
         return evaluate(self, item, message, thread)
 
+    def spy_first(self: SlaPolicy, **kw: Any) -> Item:
+        threads.append((kw["message"].thread_id, tuple(kw["thread"])))
+        return first_item(self, **kw)
+
     monkeypatch.setattr(SlaPolicy, "evaluate", spy)
+    monkeypatch.setattr(SlaPolicy, "first_item", spy_first)
     return threads
 
 

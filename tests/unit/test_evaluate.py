@@ -1,7 +1,9 @@
 """Response matching and item state transitions (pure code)."""
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.domain import Item, ItemState, Message, Period, StoredMessage
@@ -120,3 +122,45 @@ def test_hidden_brand_reply_still_counts() -> None:
     reply = msg("r2", 10, brand=True, seq=2, hidden=True, deleted=True)
     answered = evaluate(item_for(item_msg), item_msg.message, [item_msg, reply], "thread")
     assert answered.state is ItemState.ANSWERED_IN_TIME
+
+
+def test_first_item_equals_evaluating_a_new_item() -> None:
+    """first_item (one Item built) gives what evaluate(new_item(...)) gives, over random threads:
+    both matching rules and calendars, hidden and deleted items, late and early replies."""
+    rng = random.Random(7)
+    policies = [
+        SlaPolicy(office=OFFICE, coverage=coverage, targets=TARGETS, warn_at=0.5, reply_match=m)
+        for coverage in (ALWAYS, OFFICE)
+        for m in ("thread", "direct")
+    ]
+    checked = answered = 0
+    for n in range(400):
+        thread = [
+            msg(
+                f"m{k}",
+                rng.randrange(-3000, 3000),
+                brand=rng.random() < 0.4,
+                parent=rng.choice(("post", "m0", "m1", "m2")),
+                seq=rng.randrange(3),
+                hidden=rng.random() < 0.1,
+                deleted=rng.random() < 0.1,
+            )
+            for k in range(rng.randrange(1, 8))
+        ]
+        replies = [s for s in thread if s.message.is_brand]
+        for stored in thread:
+            if stored.message.is_brand:
+                continue
+            policy = policies[n % len(policies)]
+            common: dict[str, Any] = {
+                "message_id": stored.id,
+                "source": "s",
+                "message": stored.message,
+                "brand": "b",
+                "author_name": rng.choice((None, "Ann")),
+            }
+            slow = policy.evaluate(policy.new_item(**common), stored.message, replies)
+            assert policy.first_item(**common, thread=replies) == slow
+            checked += 1
+            answered += slow.response_message_id is not None
+    assert checked > 500 and 100 < answered < checked
