@@ -250,3 +250,27 @@ async def test_start_batch_saves_what_ensure_source_and_save_source_saved(store:
         assert rows["new"] == {**rows["old"], "name": "new"}
         assert rows["new"]["cursor"] == cursor and rows["new"]["brand"] == brand
         assert rows["new"]["last_success_at"] == now
+
+
+async def test_new_message_ids_are_the_ids_the_rows_got(store: Store) -> None:
+    """insert_messages' ids (SQLite: an executemany and a read of the ids; PostgreSQL: INSERT ...
+    RETURNING) are the stored rows' ids, as INSERT ... RETURNING gives them, over more rows than
+    one statement or IN list takes; another source's same platform ids are not taken for them."""
+    from sqlalchemy import select
+
+    from monitor.pipeline import _row
+    from monitor.store.bulk import insert_returning
+    from monitor.store.tables import messages
+
+    made = [msg(f"t{n // 40}", n, 600 - n % 500) for n in range(MAX_PARAMETERS // 16 + 7)]
+    async with store.transaction() as tx:
+        await tx.start_batch(SETTINGS.ref, cursor={}, now=NOW)
+        other = [_row("other", m, NOW) for m in made]
+        returned = await insert_returning(tx.conn, messages, other, "id, platform_id")
+        ids = await tx.insert_messages([_row(SOURCE, m, NOW) for m in reversed(made)])
+        query = select(messages.c.source, messages.c.platform_id, messages.c.id)
+        stored = {(r.source, r.platform_id): r.id for r in await tx.conn.execute(query)}
+    assert ids == {m.platform_id: stored[SOURCE, m.platform_id] for m in made}
+    assert {p: i for i, p in returned} == {
+        m.platform_id: stored["other", m.platform_id] for m in made
+    }
