@@ -13,13 +13,6 @@ from monitor.sla.calendar import WeeklyCalendar
 ReplyMatch = Literal["thread", "direct"]
 
 
-def _after(candidate: Message, item: Message) -> bool:
-    """Later in platform order: created_at first, then the platform's sequence."""
-    if candidate.created_at < item.created_at:
-        return False
-    return (candidate.created_at, candidate.seq) > (item.created_at, item.seq)
-
-
 def find_response(
     item: Message, thread: Sequence[StoredMessage], reply_match: ReplyMatch
 ) -> StoredMessage | None:
@@ -27,16 +20,21 @@ def find_response(
 
     Hidden or deleted brand replies still count: the consumer did get an answer.
     """
-    candidates = [
-        s
-        for s in thread
-        if s.message.is_brand
-        and _after(s.message, item)
-        and (reply_match == "thread" or s.message.parent_id == item.platform_id)
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda s: (s.message.created_at, s.message.seq, s.id))
+    # One pass, no list or key function: a batch looks up thousands of items' responses.
+    at, seq = item.created_at, item.seq
+    best: StoredMessage | None = None
+    best_key: tuple[datetime, int, int] | None = None
+    for stored in thread:
+        m = stored.message
+        # Only brand messages later in platform order (created_at, then the platform's seq).
+        if not m.is_brand or m.created_at < at or (m.created_at == at and m.seq <= seq):
+            continue
+        if reply_match != "thread" and m.parent_id != item.platform_id:
+            continue
+        key = (m.created_at, m.seq, stored.id)
+        if best_key is None or key < best_key:
+            best, best_key = stored, key
+    return best
 
 
 def dismissal_reason(message: Message) -> str | None:

@@ -164,3 +164,39 @@ def test_first_item_equals_evaluating_a_new_item() -> None:
             checked += 1
             answered += slow.response_message_id is not None
     assert checked > 500 and 100 < answered < checked
+
+
+def test_find_response_equals_the_first_of_the_later_brand_messages() -> None:
+    """The one-pass find_response picks what filtering and min() picked (its former code), on
+    unsorted random threads with equal instants and sequences, in both matching rules."""
+
+    def reference(item: Message, thread: list[StoredMessage], rule: str) -> StoredMessage | None:
+        candidates = [
+            s
+            for s in thread
+            if s.message.is_brand
+            and (s.message.created_at, s.message.seq) > (item.created_at, item.seq)
+            and (rule == "thread" or s.message.parent_id == item.platform_id)
+        ]
+        key = lambda s: (s.message.created_at, s.message.seq, s.id)  # noqa: E731
+        return min(candidates, key=key) if candidates else None
+
+    rng = random.Random(11)
+    found = 0
+    for _ in range(2000):
+        thread = [
+            msg(
+                f"m{k}",
+                rng.randrange(4),
+                brand=rng.random() < 0.5,
+                parent=rng.choice(("post", "m0", "m1")),
+                seq=rng.randrange(3),
+            )
+            for k in range(rng.randrange(1, 9))
+        ]
+        item = rng.choice(thread).message
+        for rule in ("thread", "direct"):
+            expected = reference(item, thread, rule)
+            assert find_response(item, thread, rule) is expected
+            found += expected is not None
+    assert 500 < found < 3500
