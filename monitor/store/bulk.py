@@ -41,13 +41,27 @@ class _Plan:
     instants: frozenset[int]  # positions of instants: a batch repeats its detection time
 
 
+# SQLite texts of recent UTC instants: an item's creation and response are its message's and
+# its reply's, written a moment before; the text depends on the instant alone. Only UTC keys:
+# equal wall times of another zone may be different instants (fold).
+_TEXTS: dict[datetime, str] = {}
+_TEXTS_LIMIT = 10_000
+
+
 def _sqlite_instant(slow: Convert) -> Convert:
     """UTCDateTime's SQLite text, written by isoformat (C) instead of %-formatting a dict."""
 
     def convert(value: datetime) -> Any:
-        if value.tzinfo is None:
-            return slow(value)  # refused the way the type refuses it
-        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        if value.tzinfo is not UTC:
+            if value.tzinfo is None:
+                return slow(value)  # refused the way the type refuses it
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        text = _TEXTS.get(value)
+        if text is None:
+            if len(_TEXTS) >= _TEXTS_LIMIT:
+                _TEXTS.clear()
+            text = _TEXTS[value] = value.isoformat(" ", "microseconds")[:26]
+        return text
 
     # Used only while it writes exactly what the type writes.
     return convert if all(convert(s) == slow(s) for s in _SAMPLES) else slow

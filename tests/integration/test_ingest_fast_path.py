@@ -274,3 +274,34 @@ async def test_new_message_ids_are_the_ids_the_rows_got(store: Store) -> None:
     assert {p: i for i, p in returned} == {
         m.platform_id: stored["other", m.platform_id] for m in made
     }
+
+
+def test_remembered_instant_texts_are_what_the_column_type_writes() -> None:
+    """The SQLite instant converter remembers recent UTC instants' texts: every answer, first or
+    remembered, past the memo's limit, for UTC and other zones' equal wall times (the autumn
+    hour twice), is what the type writes."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.dialects.sqlite.aiosqlite import dialect
+
+    from monitor.store import bulk
+    from monitor.store.tables import items
+
+    sqlite = dialect()
+    fast = bulk._converter(items, "due_at", sqlite)
+    slow = items.c.due_at.type.dialect_impl(sqlite).bind_processor(sqlite)
+    assert fast is not None and slow is not None
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    rng = random.Random(3)
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 local, twice
+    moments = [start + timedelta(microseconds=rng.randrange(10**11)) for _ in range(2000)]
+    moments += [start, start + timedelta(hours=1)]
+    for fold in (0, 1):
+        moments.append(datetime(2026, 10, 25, 2, 30, fold=fold, tzinfo=amsterdam))
+    for moment in moments * 2 + moments[::-1]:
+        for form in (moment, moment.astimezone(UTC), moment.astimezone(amsterdam)):
+            assert fast(form) == slow(form)
+    filled = [start + timedelta(seconds=n) for n in range(bulk._TEXTS_LIMIT + 10)]
+    assert [fast(m) for m in filled] == [slow(m) for m in filled]
+    assert len(bulk._TEXTS) <= bulk._TEXTS_LIMIT
