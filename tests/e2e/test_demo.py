@@ -133,7 +133,7 @@ def test_demo_serves_populated_metrics_within_30_seconds(tmp_path: Path) -> None
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
         demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=20)
+        demo.wait(timeout=60)  # a loaded CI machine stops it slower than the 0.5 s by hand
     output = log.read_text()
     assert "webcare-monitor demo is running" in output
     assert "fake Discourse forum" in output
