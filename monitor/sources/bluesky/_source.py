@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -159,13 +161,8 @@ class BlueskySource:
         total = max((self._clock.now() - since).total_seconds(), 0.0) / 86400
         # Only a post seen moves the cursor: `since` itself is the saved one less the overlap.
         newest: datetime | None = None
-        page: str | None = None
-        pages: set[str] = set()
-        while True:
-            body = await self._page(run, SEARCH, [*params, *_cursor(page)], f"search:{query}")
-            if body is None:
-                return False, newest
-            posts = [raw for raw in as_list(body.get("posts")) if isinstance(raw, dict)]
+        what = f"search:{query}"
+        async for posts in self._pages(run, SEARCH, params, what, "posts"):
             for raw in posts:
                 view = self._view(run, raw)
                 if view is None or view.created_at < since:
@@ -174,13 +171,7 @@ class BlueskySource:
                 newest = max(newest or view.created_at, view.created_at)
                 left = (view.created_at - since).total_seconds() / 86400
                 request.progress(max(left, 0.0), total, "days")
-            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-            if not posts or not page:
-                return True, newest
-            if page in pages:
-                run.calls.stop(TransientError(f"GET {SEARCH}: the cursor repeats itself"))
-                return False, newest
-            pages.add(page)
+        return _whole(run, what), newest
 
     async def _notifications(self, run: _Run, since: datetime) -> tuple[bool, datetime | None]:
         """Mentions, replies and quotes since `since`: (read to the end, the newest one's time)."""
@@ -189,35 +180,28 @@ class BlueskySource:
         params: list[tuple[str, str]] = [("limit", str(self._page_size))]
         params += [("reasons", reason) for reason in POST_REASONS]
         newest: datetime | None = None
-        page: str | None = None
-        pages: set[str] = set()
-        while True:
-            body = await self._page(run, NOTIFICATIONS, [*params, *_cursor(page)], "notifications")
-            if body is None:
-                return False, newest
-            items = [raw for raw in as_list(body.get("notifications")) if isinstance(raw, dict)]
-            older = False
-            for raw in items:
-                indexed = parse_time(raw.get("indexedAt"))
-                if indexed is not None and indexed < since:
-                    older = True  # newest first: the rest was read by an earlier poll
+        async with aclosing(
+            self._pages(run, NOTIFICATIONS, params, "notifications", "notifications")
+        ) as pages:
+            async for items in pages:
+                older = False
+                for raw in items:
+                    indexed = parse_time(raw.get("indexedAt"))
+                    if indexed is not None and indexed < since:
+                        older = True  # newest first: the rest was read by an earlier poll
+                        break
+                    if indexed is not None:
+                        newest = max(newest or indexed, indexed)
+                    if raw.get("reason") not in POST_REASONS:
+                        continue
+                    view = self._view(run, raw)
+                    if view is not None:
+                        run.add(view)
+                        if raw.get("reason") == "mention":
+                            run.mentioned.add(view.uri)
+                if older:
                     break
-                if indexed is not None:
-                    newest = max(newest or indexed, indexed)
-                if raw.get("reason") not in POST_REASONS:
-                    continue
-                view = self._view(run, raw)
-                if view is not None:
-                    run.add(view)
-                    if raw.get("reason") == "mention":
-                        run.mentioned.add(view.uri)
-            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-            if older or not items or not page:
-                return True, newest
-            if page in pages:
-                run.calls.stop(TransientError(f"GET {NOTIFICATIONS}: the cursor repeats itself"))
-                return False, newest
-            pages.add(page)
+        return _whole(run, "notifications"), newest
 
     async def _authors(self, run: _Run, saved: Any, brand_did: str) -> dict[str, Any]:
         """Each answering account's feed read on from its saved time; the times to save."""
@@ -243,35 +227,28 @@ class BlueskySource:
             ("limit", str(self._page_size)),
         ]
         newest: datetime | None = None
-        page: str | None = None
-        pages: set[str] = set()
-        while True:
-            body = await self._page(run, AUTHOR_FEED, [*params, *_cursor(page)], f"author:{actor}")
-            if body is None:
-                return False, newest
-            items = [raw for raw in as_list(body.get("feed")) if isinstance(raw, dict)]
-            older = False
-            for item in items:
-                post = item.get("post")
-                # A repost (reason #reasonRepost) is someone else's post, and out of time order;
-                # pins (#reasonPin) are not asked for (no includePins) but would be the same.
-                if item.get("reason") is not None or not isinstance(post, dict):
-                    continue
-                view = self._view(run, post)
-                if view is None:
-                    continue
-                if view.created_at < since:
-                    older = True  # newest first: the rest was read by an earlier poll
+        what = f"author:{actor}"
+        async with aclosing(self._pages(run, AUTHOR_FEED, params, what, "feed")) as pages:
+            async for items in pages:
+                older = False
+                for item in items:
+                    post = item.get("post")
+                    # A repost (reason #reasonRepost) is someone else's post, and out of time
+                    # order; pins (#reasonPin) are not asked for (no includePins) but would be
+                    # the same.
+                    if item.get("reason") is not None or not isinstance(post, dict):
+                        continue
+                    view = self._view(run, post)
+                    if view is None:
+                        continue
+                    if view.created_at < since:
+                        older = True  # newest first: the rest was read by an earlier poll
+                        break
+                    run.add(view)
+                    newest = max(newest or view.created_at, view.created_at)
+                if older:
                     break
-                run.add(view)
-                newest = max(newest or view.created_at, view.created_at)
-            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-            if older or not items or not page:
-                return True, newest
-            if page in pages:
-                run.calls.stop(TransientError(f"GET {AUTHOR_FEED}: the cursor repeats itself"))
-                return False, newest
-            pages.add(page)
+        return _whole(run, what), newest
 
     async def _thread(self, run: _Run, thread: str, limiter: asyncio.Semaphore) -> None:
         """Every post of an active thread, to see the brand's answers and deletions."""
@@ -329,6 +306,27 @@ class BlueskySource:
         # it is taken for deleted); the brand's answers in it come with its author feed.
         run.removed.add(thread)
 
+    async def _pages(
+        self, run: _Run, nsid: str, params: Params, what: str, key: str
+    ) -> AsyncGenerator[list[Raw], None]:
+        """The `key` list of each page in turn, to the last page; it ends early when a page
+        fails (the fetch stops, or `what` is skipped) or the cursor comes round again."""
+        page: str | None = None
+        seen: set[str] = set()
+        while True:
+            body = await self._page(run, nsid, [*params, *_cursor(page)], what)
+            if body is None:
+                return
+            items: list[Raw] = [raw for raw in as_list(body.get(key)) if isinstance(raw, dict)]
+            yield items
+            page = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+            if not items or not page:
+                return
+            if page in seen:
+                run.calls.stop(TransientError(f"GET {nsid}: the cursor repeats itself"))
+                return
+            seen.add(page)
+
     async def _page(self, run: _Run, nsid: str, params: Params, what: str) -> Raw | None:
         """One page; a throttle or a failure stops the fetch (None), a refusal skips `what`."""
         try:
@@ -385,6 +383,11 @@ class BlueskySource:
         if account_key(view.did) in self._rule.brand_accounts | self._rule.partners:
             return view.did
         return view.handle or view.did
+
+
+def _whole(run: _Run, what: str) -> bool:
+    """Whether a paged read ended at its last page (or at posts read before), not cut short."""
+    return run.calls.stopped is None and what not in run.calls.skipped
 
 
 def _cursor(page: str | None) -> list[tuple[str, str]]:
