@@ -16,7 +16,7 @@ newest page only and leave a gap when more than a page arrived between polls.)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -177,16 +177,8 @@ class MastodonSource:
             }
         # No thread is ever deleted as a whole: a conversation outlives any of its statuses.
         batch = run.batch(cursor, self._messages(run, brand_ids), run.complete, ())
-        return Batch(
-            messages=batch.messages,
-            cursor=batch.cursor,
-            complete_threads=batch.complete_threads,
-            removed=frozenset(run.removed),
-            api_usage_ratio=self._client.usage_ratio,
-            requests=batch.requests,
-            wait_seconds=batch.wait_seconds,
-            interrupted=batch.interrupted,
-            skipped=batch.skipped,
+        return replace(
+            batch, removed=frozenset(run.removed), api_usage_ratio=self._client.usage_ratio
         )
 
     # --- accounts -----------------------------------------------------------------------------
