@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from monitor.domain import Batch, Item, ItemState, Message, SourceRef, StoredMessage
 from monitor.domain.events import Event, ItemAnswered, ItemCreated, ItemDismissed, ItemReopened
 from monitor.sla.evaluate import SlaPolicy
+from monitor.store.identities import mask_known, names_people
 from monitor.store.pseudonyms import MessagePrivacy
 from monitor.store.repository import Store, Tx
 
@@ -21,7 +22,7 @@ Guard = Callable[[AsyncConnection], Awaitable[None]]
 
 _MUTABLE = ("text", "hidden", "deleted", "author_name", "permalink", "parent_id", "kind", "tags")
 # What a purge or an erasure removed is not written back by a later poll of the thread.
-_REDACTED = frozenset({"text", "author_name"})
+_REDACTED = frozenset({"text", "author_name", "permalink"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,13 +228,23 @@ async def handle_batch(
     """
     source = settings.ref.name
     events: list[Event] = []
-    # The queue page shows a waiting item's author by name: kept on the item, not the message.
-    names = {m.platform_id: m.author_name for m in batch.messages if not m.is_brand}
+    given = batch.messages
     if settings.privacy is not None:
         batch = replace(batch, messages=tuple(map(settings.privacy.apply, batch.messages)))
     async with store.transaction() as tx:
         if guard is not None:
             await guard(tx.conn)
+        if settings.privacy is not None and names_people(settings.ref.platform):
+            batch = await mask_known(
+                tx.conn, source, settings.ref.platform, batch, settings.privacy.pseudonyms
+            )
+        # The queue page shows a waiting item's author by name: kept on the item, not the
+        # message (under the id as stored: masking keeps the order of the messages).
+        names = {
+            m.platform_id: g.author_name
+            for g, m in zip(given, batch.messages, strict=True)
+            if not g.is_brand
+        }
         tracking_start = await tx.start_batch(settings.ref, cursor=batch.cursor, now=now)
         historic_before = tracking_start - timedelta(seconds=settings.max_target)
         new_ids, changed, thread_msgs, known = await _upsert(tx, source, batch, now)

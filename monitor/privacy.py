@@ -29,7 +29,7 @@ def cutoffs(config: Config, now: datetime) -> dict[str, datetime]:
 
 async def purge_now(store: Store, config: Config, now: datetime) -> Redacted:
     """One purge of everything past its source's retention."""
-    done = await purge(store, cutoffs(config, now), now)
+    done = await purge(store, cutoffs(config, now), now, await pseudonyms_of(store, config))
     if done.messages or done.alerts:
         # Counts only: a log line never names a consumer or quotes their text.
         log.info("purged", messages=done.messages, items=done.items, alerts=done.alerts)
@@ -73,5 +73,5 @@ async def export_author(store: Store, config: Config, author: str) -> dict[str, 
 
 async def erase_author(store: Store, config: Config, author: str, now: datetime) -> Redacted:
     """Remove a person's text and identity everywhere; the timing of their items stays."""
-    values = author_values(await pseudonyms_of(store, config), author)
-    return await erase(store, values, now)
+    pseudonyms = await pseudonyms_of(store, config)
+    return await erase(store, author_values(pseudonyms, author), now, pseudonyms)

@@ -25,6 +25,7 @@ from monitor.poller.skips import SkipList
 from monitor.progress import Progress
 from monitor.sources.base import FetchRequest, Listens, RateLimited, Source, SourceError
 from monitor.store import FencedOut, Store
+from monitor.store.identities import has_pseudonym
 
 log = get_logger("monitor.poller")
 
@@ -324,6 +325,8 @@ class Coordinator:
                 )
             # A thread that could not be read last time waits for its (slower) retry.
             active -= entry.skips.resting(now)
+            # A thread stored under a pseudonym (its person erased) cannot be asked for.
+            active = frozenset(t for t in active if not has_pseudonym(t))
             # Until a first poll completes, it is the backfill: sources say how far it is.
             on_progress = self._backfill_progress(entry) if entry.last_success is None else None
             batch = await entry.source.fetch(

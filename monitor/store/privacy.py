@@ -10,8 +10,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, delete, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.store.identities import (
+    PERSON_THREADS,
+    has_pseudonym,
+    mask_people,
+    names_people,
+    person_in,
+)
+from monitor.store.pseudonyms import Pseudonyms
 from monitor.store.repository import UNANSWERED, Store, chunked
-from monitor.store.tables import alert_outbox, items, messages, privacy_keys
+from monitor.store.tables import alert_outbox, items, messages, privacy_keys, sources
 
 # Before this instant every outbox row of a purged source was scrubbed (a later purge starts
 # there instead of reading the whole outbox again).
@@ -65,10 +73,56 @@ async def _scrub_outbox(
     return changed
 
 
-async def purge(store: Store, cutoffs: Mapping[str, datetime], now: datetime) -> Redacted:
+async def _platforms(conn: AsyncConnection, names: Collection[str]) -> dict[str, str]:
+    query = select(sources.c.name, sources.c.platform).where(sources.c.name.in_(sorted(names)))
+    return {row.name: row.platform for row in await conn.execute(query)}
+
+
+async def _mask_purged_threads(
+    conn: AsyncConnection, source: str, now: datetime, pseudonyms: Pseudonyms
+) -> None:
+    """Mask the people named by the ids of the threads this purge left with nothing unpurged
+    (a younger message keeps its thread readable, so the ids stay until it is purged too)."""
+    platform = (await _platforms(conn, [source])).get(source)
+    if platform is None or not names_people(platform):
+        return
+    touched = select(messages.c.thread_id).where(
+        messages.c.source == source, messages.c.redacted_at == now
+    )
+    threads = {t for (t,) in await conn.execute(touched.distinct()) if not has_pseudonym(t)}
+    for chunk in chunked(sorted(threads)):
+        kept = select(messages.c.thread_id).where(
+            messages.c.source == source,
+            messages.c.thread_id.in_(chunk),
+            messages.c.redacted_at.is_(None),
+        )
+        threads -= {t for (t,) in await conn.execute(kept)}
+    people: set[str] = set()
+    for chunk in chunked(sorted(threads)):
+        rows = select(messages.c.platform_id, messages.c.thread_id, messages.c.is_brand).where(
+            messages.c.source == source, messages.c.thread_id.in_(chunk)
+        )
+        for row in await conn.execute(rows):
+            people |= _people_of(platform, row.platform_id, row.thread_id, row.is_brand)
+    await mask_people(conn, source, platform, people, pseudonyms, threads=threads)
+
+
+def _people_of(platform: str, platform_id: str, thread_id: str, is_brand: bool) -> set[str]:
+    """Whom a message names in its ids: its conversation's person, or (a consumer's) its author."""
+    if platform in PERSON_THREADS:
+        person = person_in(platform, "thread_id", thread_id)
+    else:
+        person = None if is_brand else person_in(platform, "platform_id", platform_id)
+    return {person} if person else set()
+
+
+async def purge(
+    store: Store, cutoffs: Mapping[str, datetime], now: datetime, pseudonyms: Pseudonyms
+) -> Redacted:
     """Purge text and consumer identity of messages created before their source's cutoff, and
     the excerpts of alerts about them; items (the timing every figure needs) stay whole.
-    Messages of items still waiting are kept until answered or dismissed."""
+    Messages of items still waiting are kept until answered or dismissed; ids that name a
+    person are masked once their whole thread is purged."""
     if not cutoffs:
         return Redacted(messages=0, items=0, alerts=0)
     waiting = select(items.c.message_id).where(items.c.state.in_(UNANSWERED))
@@ -103,6 +157,7 @@ async def purge(store: Store, cutoffs: Mapping[str, datetime], now: datetime) ->
                 .values(author_name=None)
             )
             n_items += result.rowcount
+            await _mask_purged_threads(conn, source, now, pseudonyms)
         mark = (
             await conn.execute(
                 select(privacy_keys.c.value).where(privacy_keys.c.name == _OUTBOX_MARK)
@@ -142,11 +197,36 @@ async def _outbox_naming(conn: AsyncConnection, item_ids: Collection[int]) -> li
     ]
 
 
-async def erase(store: Store, values: Collection[str], now: datetime) -> Redacted:
+async def _mask_people_of(
+    conn: AsyncConnection, message_ids: Collection[int], pseudonyms: Pseudonyms
+) -> None:
+    """Mask, in every id of their sources, the people these messages' ids name."""
+    rows_of: dict[str, set[tuple[str, str, bool]]] = {}
+    for chunk in chunked(sorted(message_ids)):
+        query = select(
+            messages.c.source, messages.c.platform_id, messages.c.thread_id, messages.c.is_brand
+        ).where(messages.c.id.in_(chunk))
+        for row in await conn.execute(query):
+            rows_of.setdefault(row.source, set()).add(
+                (row.platform_id, row.thread_id, row.is_brand)
+            )
+    platforms = await _platforms(conn, rows_of)
+    for source, rows in sorted(rows_of.items()):
+        platform = platforms.get(source, "")
+        if names_people(platform):
+            named = set().union(*(_people_of(platform, *row) for row in rows))
+            await mask_people(conn, source, platform, named, pseudonyms)
+
+
+async def erase(
+    store: Store, values: Collection[str], now: datetime, pseudonyms: Pseudonyms
+) -> Redacted:
     """Remove the text and identity of everything the author (by any of `values`: id, name,
-    pseudonym) wrote, from messages, items and the alert outbox; the timing stays."""
+    pseudonym) wrote, from messages, items and the alert outbox, and mask the ids that name
+    them (a Messenger conversation, a Bluesky post's address); the timing stays."""
     async with store.engine.begin() as conn:
         ids = await _their_message_ids(conn, values)
+        await _mask_people_of(conn, ids, pseudonyms)
         n_messages = n_items = 0
         for chunk in chunked(ids):
             result = await conn.execute(
