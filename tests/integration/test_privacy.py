@@ -233,3 +233,5 @@ def test_a_later_poll_does_not_write_purged_text_back(database_url: str, tmp_pat
     asyncio.run(_ingest(config, messages, alert=False))  # read again, text and all
     values = asyncio.run(_every_value(database_url))
     assert not any(ANN[2] in v for v in values)
+    # Nor her posts' links (on the open networks a link names its author).
+    assert not any(v.endswith("/c_1_1") for v in values)
