@@ -1,4 +1,5 @@
-"""The audit trail on SQLite and PostgreSQL: append, filters, visibility by brand, order."""
+"""The audit trail on SQLite and PostgreSQL: append, filters, visibility by brand, order, and
+the database refusing to change or delete an entry."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DBAPIError
 
 from monitor.audit import AuditLog
 from monitor.store import Store, create_engine, upgrade
+from monitor.store.engine import _alembic_config
+from monitor.store.tables import audit_log
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
@@ -78,3 +84,41 @@ async def test_unknown_action_or_via_is_refused(audit: AuditLog) -> None:
         await audit.record(at=T0, actor="anna", via="cli", action="delete_everything")
     with pytest.raises(ValueError, match="unknown audit via"):
         await audit.record(at=T0, actor="anna", via="email", action="ack")
+
+
+async def test_the_database_refuses_to_update_or_delete_an_entry(audit: AuditLog) -> None:
+    await audit.record(at=T0, actor="anna", via="token", action="dismiss", item_id=7, reason="spam")
+    engine = audit._store.engine
+    refused = [
+        update(audit_log).values(actor="mallory", reason="no_reply_needed"),
+        update(audit_log).where(audit_log.c.item_id == 7).values(at=T0 + timedelta(days=1)),
+        delete(audit_log).where(audit_log.c.actor == "anna"),
+        delete(audit_log),
+    ]
+    if engine.dialect.name == "postgresql":
+        refused.append(text("TRUNCATE audit_log"))
+    for statement in refused:
+        with pytest.raises(DBAPIError, match="audit_log is append-only"):
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+    # The entry is as it was written, and appending still works.
+    (entry,) = await audit.entries()
+    assert (entry.actor, entry.reason, entry.item_id, entry.at) == ("anna", "spam", 7, T0)
+    await audit.record(at=T0 + timedelta(minutes=1), actor="ben", via="cli", action="export")
+    assert [e.actor for e in await audit.entries()] == ["ben", "anna"]
+
+
+async def test_downgrading_drops_the_triggers_and_upgrading_restores_them(
+    audit: AuditLog,
+) -> None:
+    engine = audit._store.engine
+    await audit.record(at=T0, actor="anna", via="token", action="ack", item_id=1)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0008"))
+    async with engine.begin() as conn:
+        await conn.execute(update(audit_log).values(actor="changed"))
+    assert [e.actor for e in await audit.entries()] == ["changed"]
+    await upgrade(engine)
+    with pytest.raises(DBAPIError, match="audit_log is append-only"):
+        async with engine.begin() as conn:
+            await conn.execute(delete(audit_log))
