@@ -2,6 +2,7 @@
 
 from monitor.audit.export import to_csv, to_json
 from monitor.audit.log import ACTIONS, VIAS, Actor, AuditEntry, AuditLog
+from monitor.audit.privacy import privacy_counts, record_privacy
 from monitor.audit.tokens import (
     ALL_BRANDS,
     SCOPES,
@@ -24,6 +25,8 @@ __all__ = [
     "TokenRecord",
     "Tokens",
     "check_scopes",
+    "privacy_counts",
+    "record_privacy",
     "to_csv",
     "to_json",
     "token_hash",

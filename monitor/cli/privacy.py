@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.cli.common import load_or_exit
 
 if TYPE_CHECKING:
+    from monitor.audit import Actor
     from monitor.cli.common import SubParsers
     from monitor.config import Config
     from monitor.store import Store
@@ -33,19 +34,11 @@ def _run(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
-async def _audit(store: Store, action: str, detail: dict[str, Any], now: datetime) -> None:
-    from monitor.audit import AuditLog
+def _operator() -> Actor:
+    from monitor.audit import Actor
     from monitor.cli.tokens import operator
 
-    # Counts only: the audit must not keep the name or id of the person erased.
-    await AuditLog(store).record(
-        at=now,
-        actor=operator(),
-        via="cli",
-        action=action,
-        origin=socket.gethostname(),
-        detail=detail,
-    )
+    return Actor(name=operator(), via="cli", origin=socket.gethostname())
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -60,6 +53,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`privacy export -c CONFIG --author ID_OR_NAME`: what we hold on a person, as JSON."""
+    from monitor.audit import record_privacy
     from monitor.privacy import export_author
 
     config = load_or_exit(args.config)
@@ -67,8 +61,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Store) -> dict[str, Any]:
         now = datetime.now(UTC)
         found = await export_author(store, config, args.author)
-        counts = {k: len(found[k]) for k in ("messages", "items", "alerts")}
-        await _audit(store, "export", counts, now)
+        await record_privacy(store, "export", found, actor=_operator(), at=now)
         return found
 
     found = _run(config, work)
@@ -79,6 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     """`privacy erase -c CONFIG --author ID_OR_NAME`: text and identity gone everywhere."""
+    from monitor.audit import record_privacy
     from monitor.privacy import erase_author
 
     config = load_or_exit(args.config)
@@ -86,8 +80,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     async def work(store: Store) -> Any:
         now = datetime.now(UTC)
         done = await erase_author(store, config, args.author, now)
-        counts = {"messages": done.messages, "items": done.items, "alerts": done.alerts}
-        await _audit(store, "erase", counts, now)
+        await record_privacy(store, "erase", done, actor=_operator(), at=now)
         return done
 
     done = _run(config, work)

@@ -25,6 +25,7 @@ from monitor.web.edge import form as read_form
 from monitor.web.edge import item_id as parse_item_id
 from monitor.web.edge import json_object, text_field
 from monitor.web.keys import ALERTS, CLOCK, CONFIG, STORE
+from monitor.web.privacy_api import add_privacy_routes
 
 # The /items window when none is given: everything ever stored (the query leaves it open).
 OPEN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -294,10 +295,12 @@ async def dismiss_item(request: web.Request) -> web.Response:
 
 
 def add_api_routes(app: web.Application) -> None:
-    """Register /api/v1/report, /api/v1/items, the item actions and /api/v1/audit."""
+    """Register /api/v1/report, /api/v1/items, the item actions, /api/v1/audit and
+    /api/v1/privacy/{export,erase}."""
     app.router.add_get("/api/v1/report", report)
     app.router.add_get("/api/v1/campaign", campaign)
     app.router.add_get("/api/v1/items", items)
     app.router.add_post("/api/v1/items/{item_id}/ack", ack_item)
     app.router.add_post("/api/v1/items/{item_id}/dismiss", dismiss_item)
     add_audit_routes(app)
+    add_privacy_routes(app)

@@ -1,0 +1,47 @@
+"""The audit entry of a consumer's export or erasure, the same from the CLI and the API.
+
+Counts only: the entry says who asked, how, from where and how much was found or erased,
+never the name or id of the person concerned (docs/data-protection.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from monitor.audit.log import Actor, AuditLog
+from monitor.store import Store
+from monitor.store.privacy import Redacted
+
+# What an export found and an erasure changed, counted in the entry's detail.
+COUNTED = ("messages", "items", "alerts")
+
+
+def privacy_counts(held: Mapping[str, Any] | Redacted) -> dict[str, int]:
+    """How many messages, items and alerts an export holds or an erasure changed."""
+    if isinstance(held, Redacted):
+        return {name: int(getattr(held, name)) for name in COUNTED}
+    return {name: len(held[name]) for name in COUNTED}
+
+
+async def record_privacy(
+    store: Store,
+    action: Literal["export", "erase"],
+    held: Mapping[str, Any] | Redacted,
+    *,
+    actor: Actor,
+    at: datetime,
+) -> dict[str, int]:
+    """Append the one entry of an export (`held`: its JSON) or erasure (its Redacted); the
+    counts recorded are returned."""
+    counts = privacy_counts(held)
+    await AuditLog(store).record(
+        at=at,
+        actor=actor.name,
+        via=actor.via,
+        action=action,
+        origin=actor.origin,
+        detail=counts,
+    )
+    return counts
