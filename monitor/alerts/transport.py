@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from yarl import URL
 from monitor.alerts.apprise_channel import send_apprise
 from monitor.alerts.channels import alertmanager_payload, mattermost_payload, teams_payload
 from monitor.alerts.formats import SCHEMA, clean_text, console_line, generic_payload, slack_payload
-from monitor.alerts.models import Notification
+from monitor.alerts.models import AlertItem, Notification
 from monitor.alerts.signing import (
     DELIVERY_HEADER,
     SCHEMA_HEADER,
@@ -30,6 +31,11 @@ _ERROR_BODY_BYTES = 512
 _ERROR_BODY_CHARS = 120
 # Any URL left in an error text after redaction: it may be another form of a secret hook URL.
 _ANY_URL = re.compile(r"https?://\S+")
+# Words of a consumer's name, text or link (one character identifies nobody).
+_WORD = re.compile(r"\w{2,}")
+# \u00eb in a JSON answer written with ensure_ascii (Python's json default).
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+CONSUMER_DATA = "…"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +75,7 @@ async def send(
         )
         if sent.ok:
             return SendResult(ok=True, retryable=False)
-        what = sent.error or "not accepted"
+        what = without_consumer_data(sent.error or "not accepted", n.items)
         return _failed(receiver, what, retryable=not sent.unusable, permanent=sent.unusable)
     if receiver.url is None:  # the config validator requires a url; this keeps mypy honest
         return _failed(receiver, "has no url", retryable=False, permanent=True)
@@ -95,7 +101,7 @@ async def send(
         body = orjson.dumps(mattermost_payload(n))
     else:
         body = orjson.dumps(slack_payload(n))
-    return await _post(receiver, receiver.url.get_secret_value(), body, headers, session, now)
+    return await _post(receiver, receiver.url.get_secret_value(), body, headers, session, now, n)
 
 
 async def _post(
@@ -105,6 +111,7 @@ async def _post(
     headers: dict[str, str],
     session: aiohttp.ClientSession,
     now: datetime,
+    n: Notification,
 ) -> SendResult:
     try:
         async with session.post(
@@ -131,7 +138,7 @@ async def _post(
 
     if 200 <= status < 300:
         return SendResult(ok=True, retryable=False, status=status)
-    text = f"HTTP {status}" + _body_hint(receiver, detail)
+    text = f"HTTP {status}" + _body_hint(receiver, detail, n.items)
     if status == 429:
         return _failed(receiver, text, retryable=True, status=status, retry_after=retry_after)
     if status >= 500 or status == 408:
@@ -178,6 +185,39 @@ def _describe(receiver: ReceiverConfig, err: BaseException) -> str:
     return f"{type(err).__name__}: {_redact(receiver, str(err)) or 'no details'}"
 
 
-def _body_hint(receiver: ReceiverConfig, raw: bytes) -> str:
-    text = clean_text(_redact(receiver, raw.decode("utf-8", "replace")), _ERROR_BODY_CHARS)
+def _body_hint(receiver: ReceiverConfig, raw: bytes, items: Iterable[AlertItem]) -> str:
+    text = _redact(receiver, raw.decode("utf-8", "replace"))
+    # A refusal may quote what it refused ({"error": ..., "item": {"author": ...}}), and this
+    # text goes to the log and to the outbox row's last_error, which an erasure does not
+    # scrub: logs and error columns hold no consumer data (docs/data-protection.md).
+    text = without_consumer_data(text, items)
+    text = clean_text(text, _ERROR_BODY_CHARS)
     return f": {text}" if text else ""
+
+
+def without_consumer_data(text: str, items: Iterable[AlertItem]) -> str:
+    """`text` (a receiver's or a library's error) with every word of the items' author,
+    excerpt and link replaced by "…": what a receiver quotes of a notification, whole or in
+    part, in another case, JSON-escaped or cut off mid-word, never reaches a log line."""
+    words: set[str] = set()
+    for item in items:
+        for value in (item.author, item.excerpt, item.permalink):
+            words.update(w.casefold() for w in _WORD.findall(value or ""))
+    if not words:
+        return text
+    text = _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)), text)
+
+    def mask(m: re.Match[str]) -> str:
+        word = m[0].casefold()
+        if word in words:
+            return CONSUMER_DATA
+        # Where the text was cut (read up to a byte limit, shortened with "…"), a word may be
+        # the start or the end of one of theirs.
+        before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+        if after in ("", CONSUMER_DATA) and any(w.startswith(word) for w in words):
+            return CONSUMER_DATA
+        if before in ("", CONSUMER_DATA) and any(w.endswith(word) for w in words):
+            return CONSUMER_DATA
+        return m[0]
+
+    return _WORD.sub(mask, text)

@@ -177,7 +177,9 @@ async def _execute(
             return []
         return [tuple(row) for row in await driver.execute_fetchall(sql, params)]
     except sqlite3.Error as err:
-        raise DBAPIError.instance(sql, params, err, sqlite3.Error) from err
+        # Parameters hidden as the engine hides them (create_engine): they are the consumer's
+        # text and name, and this error's text reaches log lines.
+        raise DBAPIError.instance(sql, params, err, sqlite3.Error, hide_parameters=True) from err
 
 
 async def insert_many(

@@ -63,8 +63,12 @@ def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
 
     `pool_size` (PostgreSQL): connections kept, none beyond (default: SQLAlchemy's 5 + 10).
     """
+    # hide_parameters: a failed statement's error text would otherwise end in
+    # "[parameters: (...)]", the consumer's text and name of an insert, and that text reaches
+    # log lines ("source down", tracebacks), which hold no consumer data
+    # (docs/data-protection.md). The SQL itself is still shown.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -78,9 +82,14 @@ def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
         return engine
     if pool_size is not None:
         return create_async_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=10
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=10,
+            hide_parameters=True,
         )
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
