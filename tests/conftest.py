@@ -254,6 +254,7 @@ WALL_CLOCK_HEAVY = (
     "tests/e2e/test_escalation.py",
     "tests/e2e/test_handover.py",
     "tests/e2e/test_deadlines.py",
+    "tests/e2e/test_privacy_logs.py",
 )
 
 

@@ -32,7 +32,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
 
 from monitor.simulator.graph_api import FakeGraphApi
@@ -55,9 +54,8 @@ NEEDLES = (
     "0612345678",
     "Vrijheidslaan",
 )
-# Real deadlines and escalations on the wall clock: one after another with the other such
-# tests, as tests/conftest.py's WALL_CLOCK_HEAVY groups them.
-pytestmark = pytest.mark.xdist_group("wall_clock_heavy")
+# Real deadlines and escalations on the wall clock: tests/conftest.py's WALL_CLOCK_HEAVY runs
+# it one after another with the other such tests.
 
 APP_SECRET = "privacy-logs-app-secret-5150"
 TARGET_S = 3
