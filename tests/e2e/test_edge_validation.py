@@ -52,6 +52,7 @@ verify_token = "{VERIFY}"
 [[http.api_tokens]]
 token = "{TOKEN}"
 name = "edge-tests"
+scopes = ["read", "act", "admin"]  # admin: the privacy endpoints' checks are reached too
 """
 BEARER = f"Bearer {TOKEN}".encode()
 COOKIE = f"webcare_token={TOKEN}".encode()
@@ -513,6 +514,10 @@ ENDPOINTS: dict[str, list[tuple[str, str, list[str]]]] = {
         ("GET", "/api/v1/items", ["since", "until", "brand", "state"]),
     ],
     "api_actions": [("POST", "/api/v1/items/{id}/{action}", ["by", "reason"])],
+    "privacy": [
+        ("POST", "/api/v1/privacy/export", ["author"]),
+        ("POST", "/api/v1/privacy/erase", ["author"]),
+    ],
     "queue": [
         ("GET", "/", ["token"]),
         ("POST", "/login", ["token"]),
@@ -552,8 +557,9 @@ def _requests(
     content_type, body = draw(_body())
     if content_type is not None:
         headers[b"Content-Type"] = content_type
-    if group in ("queue", "signed_links") and draw(st.booleans()):
+    if group in ("queue", "signed_links", "privacy") and draw(st.booleans()):
         fields = {"csrf": csrf_token(TOKEN), "reason": draw(_TEXT), "token": draw(_TEXT)}
+        fields["author"] = draw(_TEXT)
         body = urlencode(fields).encode()
         headers[b"Content-Type"] = b"application/x-www-form-urlencoded"
     return method, path, headers, body
