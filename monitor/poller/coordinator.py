@@ -25,7 +25,7 @@ from monitor.poller.skips import SkipList
 from monitor.progress import Progress
 from monitor.sources.base import FetchRequest, Listens, RateLimited, Source, SourceError
 from monitor.store import FencedOut, Store
-from monitor.store.identities import has_pseudonym
+from monitor.store.identities import readable
 
 log = get_logger("monitor.poller")
 
@@ -283,6 +283,9 @@ class Coordinator:
         if not self.holds(name) and self._forward is not None:
             await self._forward(name, thread_ids)
             return
+        thread_ids = readable(thread_ids)
+        if not thread_ids:
+            return
         entry = self.sources[name]
         async with entry.lock:
             request = FetchRequest(
@@ -324,9 +327,7 @@ class Coordinator:
                     entry.name, active_since=now - timedelta(days=settings.active_days)
                 )
             # A thread that could not be read last time waits for its (slower) retry.
-            active -= entry.skips.resting(now)
-            # A thread stored under a pseudonym (its person erased) cannot be asked for.
-            active = frozenset(t for t in active if not has_pseudonym(t))
+            active = readable(active - entry.skips.resting(now))
             # Until a first poll completes, it is the backfill: sources say how far it is.
             on_progress = self._backfill_progress(entry) if entry.last_success is None else None
             batch = await entry.source.fetch(

@@ -63,6 +63,12 @@ def has_pseudonym(value: str) -> bool:
     return value.startswith(_AT) and is_pseudonym(value[len(_AT) :].split("/", 1)[0])
 
 
+def readable(thread_ids: frozenset[str]) -> frozenset[str]:
+    """The threads a platform can be asked for: not those stored under a pseudonym (their
+    person erased, or their conversation purged), which no platform knows."""
+    return frozenset(t for t in thread_ids if not has_pseudonym(t))
+
+
 async def mask_people(
     conn: AsyncConnection,
     source: str,

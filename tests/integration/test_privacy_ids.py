@@ -17,7 +17,7 @@ from monitor.domain import Batch, Message
 from monitor.pipeline import handle_batch
 from monitor.privacy import erase_author, pseudonyms_of, purge_now
 from monitor.store import Store, create_engine, upgrade
-from monitor.store.identities import has_pseudonym, mask_known
+from monitor.store.identities import has_pseudonym, mask_known, readable
 from monitor.store.tables import items, messages, metadata
 
 PAGE = "900100"
@@ -198,6 +198,7 @@ def test_erasing_a_messenger_person_masks_their_conversation(
     threads = asyncio.run(_with_store(config, active))
     assert BOB_PSID in threads and len(threads) == 2
     assert [has_pseudonym(t) for t in sorted(threads)] == [False, True]
+    assert readable(threads) == {BOB_PSID}  # what the poll and a re-read before a breach ask
 
 
 def _thread(start: datetime) -> list[Message]:
