@@ -47,6 +47,15 @@ def person_in(platform: str, field: str, value: str | None) -> str | None:
     return None
 
 
+def people_named_by(platform: str, platform_id: str, thread_id: str, is_brand: bool) -> set[str]:
+    """Whom a message names in its ids: its conversation's person, or (a consumer's) its author."""
+    if platform in PERSON_THREADS:
+        person = person_in(platform, "thread_id", thread_id)
+    else:
+        person = None if is_brand else person_in(platform, "platform_id", platform_id)
+    return {person} if person else set()
+
+
 def masked(platform: str, field: str, value: str | None, person: str, pseudonym: str) -> str | None:
     """The id with `person` replaced by its pseudonym (unchanged when it does not name them)."""
     if value is None or person_in(platform, field, value) != person:

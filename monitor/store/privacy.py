@@ -10,13 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, delete, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.store.identities import (
-    PERSON_THREADS,
-    has_pseudonym,
-    mask_people,
-    names_people,
-    person_in,
-)
+from monitor.store.identities import has_pseudonym, mask_people, names_people, people_named_by
 from monitor.store.pseudonyms import Pseudonyms
 from monitor.store.repository import UNANSWERED, Store, chunked
 from monitor.store.tables import alert_outbox, items, messages, privacy_keys, sources
@@ -103,17 +97,8 @@ async def _mask_purged_threads(
             messages.c.source == source, messages.c.thread_id.in_(chunk)
         )
         for row in await conn.execute(rows):
-            people |= _people_of(platform, row.platform_id, row.thread_id, row.is_brand)
+            people |= people_named_by(platform, row.platform_id, row.thread_id, row.is_brand)
     await mask_people(conn, source, platform, people, pseudonyms, threads=threads)
-
-
-def _people_of(platform: str, platform_id: str, thread_id: str, is_brand: bool) -> set[str]:
-    """Whom a message names in its ids: its conversation's person, or (a consumer's) its author."""
-    if platform in PERSON_THREADS:
-        person = person_in(platform, "thread_id", thread_id)
-    else:
-        person = None if is_brand else person_in(platform, "platform_id", platform_id)
-    return {person} if person else set()
 
 
 async def purge(
@@ -214,7 +199,7 @@ async def _mask_people_of(
     for source, rows in sorted(rows_of.items()):
         platform = platforms.get(source, "")
         if names_people(platform):
-            named = set().union(*(_people_of(platform, *row) for row in rows))
+            named = set().union(*(people_named_by(platform, *row) for row in rows))
             await mask_people(conn, source, platform, named, pseudonyms)
 
 
