@@ -11,7 +11,7 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.logging import get_logger
 from monitor.store import Store
-from monitor.store.privacy import Redacted, erase, export, purge
+from monitor.store.privacy import Recorder, Redacted, erase, export, purge
 from monitor.store.pseudonyms import Pseudonyms, load_pseudonyms
 
 log = get_logger("monitor.privacy")
@@ -71,7 +71,9 @@ async def export_author(store: Store, config: Config, author: str) -> dict[str, 
     return {"author": author, "matched_as": values, **await export(store, values)}
 
 
-async def erase_author(store: Store, config: Config, author: str, now: datetime) -> Redacted:
+async def erase_author(
+    store: Store, config: Config, author: str, now: datetime, then: Recorder | None = None
+) -> Redacted:
     """Remove a person's text and identity everywhere; the timing of their items stays."""
     pseudonyms = await pseudonyms_of(store, config)
-    return await erase(store, author_values(pseudonyms, author), now, pseudonyms)
+    return await erase(store, author_values(pseudonyms, author), now, pseudonyms, then)

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from monitor.audit.log import Actor, AuditLog
 from monitor.store import Store
 from monitor.store.privacy import Redacted
@@ -35,8 +37,23 @@ async def record_privacy(
 ) -> dict[str, int]:
     """Append the one entry of an export (`held`: its JSON) or erasure (its Redacted); the
     counts recorded are returned."""
+    async with store.engine.begin() as conn:
+        return await record_privacy_in(conn, store, action, held, actor=actor, at=at)
+
+
+async def record_privacy_in(
+    conn: AsyncConnection,
+    store: Store,
+    action: Literal["export", "erase"],
+    held: Mapping[str, Any] | Redacted,
+    *,
+    actor: Actor,
+    at: datetime,
+) -> dict[str, int]:
+    """`record_privacy` inside the caller's transaction (an erasure's: it commits with it)."""
     counts = privacy_counts(held)
-    await AuditLog(store).record(
+    await AuditLog(store).record_in(
+        conn,
         at=at,
         actor=actor.name,
         via=actor.via,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,10 @@ class Redacted:
     messages: int
     items: int
     alerts: int
+
+
+# Runs inside an erasure's transaction with what it changed (writes its audit entry).
+Recorder = Callable[[AsyncConnection, Redacted], Awaitable[object]]
 
 
 def _consumer_only(column: Any) -> ColumnElement[Any]:
@@ -204,11 +208,16 @@ async def _mask_people_of(
 
 
 async def erase(
-    store: Store, values: Collection[str], now: datetime, pseudonyms: Pseudonyms
+    store: Store,
+    values: Collection[str],
+    now: datetime,
+    pseudonyms: Pseudonyms,
+    then: Recorder | None = None,
 ) -> Redacted:
     """Remove the text and identity of everything the author (by any of `values`: id, name,
     pseudonym) wrote, from messages, items and the alert outbox, and mask the ids that name
-    them (a Messenger conversation, a Bluesky post's address); the timing stays."""
+    them (a Messenger conversation, a Bluesky post's address); the timing stays. `then` runs
+    in the same transaction (the audit entry: no erasure without its record)."""
     async with store.engine.begin() as conn:
         ids = await _their_message_ids(conn, values)
         await _mask_people_of(conn, ids, pseudonyms)
@@ -228,7 +237,10 @@ async def erase(
             n_items += result.rowcount
         rows = await _outbox_naming(conn, ids)
         n_alerts = await _scrub_outbox(conn, rows, None, set(ids))
-    return Redacted(messages=n_messages, items=n_items, alerts=n_alerts)
+        done = Redacted(messages=n_messages, items=n_items, alerts=n_alerts)
+        if then is not None:
+            await then(conn, done)
+    return done
 
 
 def _time(value: datetime | None) -> str | None:

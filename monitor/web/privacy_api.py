@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.audit import record_privacy
+from monitor.audit import privacy_counts, record_privacy, record_privacy_in
 from monitor.privacy import erase_author, export_author
 from monitor.web.access import Principal, authenticate
 from monitor.web.edge import Refusal, json_object, text_field
@@ -79,9 +79,16 @@ async def erase(request: web.Request) -> web.Response:
     author = await _author(request)
     app = request.app
     now = app[CLOCK].now()
-    done = await erase_author(app[STORE], app[CONFIG], author, now)
-    counts = await record_privacy(app[STORE], "erase", done, actor=token.actor(request), at=now)
-    return web.json_response(counts, headers=_NO_STORE)
+    store, actor = app[STORE], token.actor(request)
+    # The entry commits with the erasure: there is no erasure without its record.
+    done = await erase_author(
+        store,
+        app[CONFIG],
+        author,
+        now,
+        lambda conn, done: record_privacy_in(conn, store, "erase", done, actor=actor, at=now),
+    )
+    return web.json_response(privacy_counts(done), headers=_NO_STORE)
 
 
 def add_privacy_routes(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import JSON, String, Text, func, select
 
 from monitor.app import source_settings
@@ -282,3 +283,22 @@ def test_ids_of_people_never_masked_pass_unchanged(database_url: str, tmp_path: 
 
     batch = asyncio.run(_with_store(config, mask))
     assert batch.messages == tuple(posts) and batch.removed == {posts[1].platform_id}
+
+
+def test_an_erasure_whose_audit_entry_fails_changes_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, database_url)
+    asyncio.run(_store(config, "acme-msg", _conversations(_now() - timedelta(hours=3))))
+
+    async def refused(_conn: Any, _done: Any) -> None:
+        raise RuntimeError("the audit entry could not be written")
+
+    async def erase(store: Store) -> None:
+        await erase_author(store, config, ANN_PSID, _now(), refused)
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(_with_store(config, erase))
+    values = asyncio.run(_every_value(config))
+    # One transaction: without its record, the erasure did not happen either.
+    assert _holds(values, ANN_PSID) and _holds(values, ANN_TEXT)
