@@ -91,8 +91,7 @@ async def mask_people(
     `threads`, when given); returns the messages changed."""
     changed = 0
     for person in sorted(people):
-        pseudonym = pseudonyms.of(person)
-        assert pseudonym is not None
+        pseudonym = pseudonyms.of(person) or person
         named = or_(*(messages.c[f].contains(person, autoescape=True) for f in ID_FIELDS))
         query = select(messages.c.id, *(messages.c[f] for f in ID_FIELDS)).where(
             messages.c.source == source, named
@@ -128,12 +127,15 @@ async def mask_known(
     posts = {v for m in batch.messages for v in (m.platform_id, m.parent_id) if v}
     posts |= {*batch.removed, *batch.hidden_changes}
     posts |= {v for values in batch.complete_threads.values() for v in values}
+    of: dict[str, str] = {}  # one keyed hash per person, however many posts they wrote
     forms: dict[str, str] = {}
     for field, values in (("thread_id", threads), ("platform_id", posts)):
         for value in values:
             person = person_in(platform, field, value)
             if person is not None:
-                form = masked(platform, field, value, person, pseudonyms.of(person) or person)
+                if person not in of:
+                    of[person] = pseudonyms.of(person) or person
+                form = masked(platform, field, value, person, of[person])
                 if form is not None and form != value:
                     forms[value] = form
     if not forms:
