@@ -302,3 +302,35 @@ def test_an_erasure_whose_audit_entry_fails_changes_nothing(
     values = asyncio.run(_every_value(config))
     # One transaction: without its record, the erasure did not happen either.
     assert _holds(values, ANN_PSID) and _holds(values, ANN_TEXT)
+
+
+def test_a_purged_bluesky_thread_is_masked_and_a_younger_one_is_not(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, database_url)
+    m = timedelta(minutes=1)
+    old, young = _now() - timedelta(days=40), _now() - timedelta(days=2)
+    root, recent = _uri(BRAND_DID, "r1"), _uri(BRAND_DID, "r2")
+    posts = [
+        # The brand's old post, Ann's question under it, its answer: all past retention.
+        _post(BRAND_DID, "r1", root, None, old, 1),
+        _post(ANN_DID, "a1", root, root, old + m, 2),
+        _post(BRAND_DID, "b1", root, _uri(ANN_DID, "a1"), old + 4 * m, 3),
+        # Bob asked long ago (answered) and again in a younger thread, which stays as it is.
+        _post(BOB_DID, "c1", root, root, old + 5 * m, 4),
+        _post(BRAND_DID, "b3", root, _uri(BOB_DID, "c1"), old + 8 * m, 5),
+        _post(BRAND_DID, "r2", recent, None, young, 6),
+        _post(BOB_DID, "c2", recent, recent, young + m, 7),
+    ]
+    asyncio.run(_store(config, "acme-bsky", posts))
+    asyncio.run(_with_store(config, lambda s: purge_now(s, config, _now())))
+    values = asyncio.run(_every_value(config))
+    assert not _holds(values, ANN_DID) and not _holds(values, ANN_TEXT)
+    assert not _holds(values, _uri(BOB_DID, "c1"))  # masked in the purged thread
+    assert _holds(values, _uri(BOB_DID, "c2"))  # his younger post keeps its address
+    assert _holds(values, root)  # the brand's own address is nobody's personal data
+
+    rows = asyncio.run(_count(config, messages))
+    asyncio.run(_store(config, "acme-bsky", posts))  # a later poll reads both threads again
+    assert asyncio.run(_count(config, messages)) == rows
+    assert not _holds(asyncio.run(_every_value(config)), ANN_DID)
