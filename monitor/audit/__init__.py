@@ -2,7 +2,7 @@
 
 from monitor.audit.export import to_csv, to_json
 from monitor.audit.log import ACTIONS, VIAS, Actor, AuditEntry, AuditLog
-from monitor.audit.privacy import privacy_counts, record_privacy, record_privacy_in
+from monitor.audit.privacy import erasure_entry, privacy_counts, record_privacy
 from monitor.audit.tokens import (
     ALL_BRANDS,
     SCOPES,
@@ -25,9 +25,9 @@ __all__ = [
     "TokenRecord",
     "Tokens",
     "check_scopes",
+    "erasure_entry",
     "privacy_counts",
     "record_privacy",
-    "record_privacy_in",
     "to_csv",
     "to_json",
     "token_hash",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.audit.log import Actor, AuditLog
 from monitor.store import Store
-from monitor.store.privacy import Redacted
+from monitor.store.privacy import Recorder, Redacted
 
 # What an export found and an erasure changed, counted in the entry's detail.
 COUNTED = ("messages", "items", "alerts")
@@ -41,6 +41,16 @@ async def record_privacy(
         return await record_privacy_in(conn, store, action, held, actor=actor, at=at)
 
 
+def erasure_entry(store: Store, *, actor: Actor, at: datetime) -> Recorder:
+    """What an erasure runs in its own transaction: its entry commits with it (there is no
+    erasure without its record)."""
+
+    async def record(conn: AsyncConnection, done: Redacted) -> dict[str, int]:
+        return await record_privacy_in(conn, store, "erase", done, actor=actor, at=at)
+
+    return record
+
+
 async def record_privacy_in(
     conn: AsyncConnection,
     store: Store,
@@ -50,7 +60,7 @@ async def record_privacy_in(
     actor: Actor,
     at: datetime,
 ) -> dict[str, int]:
-    """`record_privacy` inside the caller's transaction (an erasure's: it commits with it)."""
+    """`record_privacy` inside the caller's transaction."""
     counts = privacy_counts(held)
     await AuditLog(store).record_in(
         conn,

@@ -72,22 +72,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     """`privacy erase -c CONFIG --author ID_OR_NAME`: text and identity gone everywhere."""
-    from monitor.audit import record_privacy_in
+    from monitor.audit import erasure_entry
     from monitor.privacy import erase_author
 
     config = load_or_exit(args.config)
 
     async def work(store: Store) -> Any:
         now = datetime.now(UTC)
-        actor = _operator()
-        # The entry commits with the erasure: there is no erasure without its record.
-        return await erase_author(
-            store,
-            config,
-            args.author,
-            now,
-            lambda conn, done: record_privacy_in(conn, store, "erase", done, actor=actor, at=now),
-        )
+        entry = erasure_entry(store, actor=_operator(), at=now)
+        return await erase_author(store, config, args.author, now, entry)
 
     done = _run(config, work)
     print(

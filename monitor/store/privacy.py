@@ -77,13 +77,10 @@ async def _platforms(conn: AsyncConnection, names: Collection[str]) -> dict[str,
 
 
 async def _mask_purged_threads(
-    conn: AsyncConnection, source: str, now: datetime, pseudonyms: Pseudonyms
+    conn: AsyncConnection, source: str, platform: str, now: datetime, pseudonyms: Pseudonyms
 ) -> None:
     """Mask the people named by the ids of the threads this purge left with nothing unpurged
     (a younger message keeps its thread readable, so the ids stay until it is purged too)."""
-    platform = (await _platforms(conn, [source])).get(source)
-    if platform is None or not names_people(platform):
-        return
     touched = select(messages.c.thread_id).where(
         messages.c.source == source, messages.c.redacted_at == now
     )
@@ -117,6 +114,7 @@ async def purge(
     waiting = select(items.c.message_id).where(items.c.state.in_(UNANSWERED))
     n_messages = n_items = 0
     async with store.engine.begin() as conn:
+        platforms = await _platforms(conn, cutoffs)
         for source, cutoff in sorted(cutoffs.items()):
             result = await conn.execute(
                 update(messages)
@@ -146,7 +144,9 @@ async def purge(
                 .values(author_name=None)
             )
             n_items += result.rowcount
-            await _mask_purged_threads(conn, source, now, pseudonyms)
+            platform = platforms.get(source, "")
+            if names_people(platform):
+                await _mask_purged_threads(conn, source, platform, now, pseudonyms)
         mark = (
             await conn.execute(
                 select(privacy_keys.c.value).where(privacy_keys.c.name == _OUTBOX_MARK)

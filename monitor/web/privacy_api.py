@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.audit import privacy_counts, record_privacy, record_privacy_in
+from monitor.audit import erasure_entry, privacy_counts, record_privacy
 from monitor.privacy import erase_author, export_author
 from monitor.web.access import Principal, authenticate
 from monitor.web.edge import Refusal, json_object, text_field
@@ -79,15 +79,8 @@ async def erase(request: web.Request) -> web.Response:
     author = await _author(request)
     app = request.app
     now = app[CLOCK].now()
-    store, actor = app[STORE], token.actor(request)
-    # The entry commits with the erasure: there is no erasure without its record.
-    done = await erase_author(
-        store,
-        app[CONFIG],
-        author,
-        now,
-        lambda conn, done: record_privacy_in(conn, store, "erase", done, actor=actor, at=now),
-    )
+    entry = erasure_entry(app[STORE], actor=token.actor(request), at=now)
+    done = await erase_author(app[STORE], app[CONFIG], author, now, entry)
     return web.json_response(privacy_counts(done), headers=_NO_STORE)
 
 
